@@ -1,0 +1,304 @@
+//! Confirmed publishing that survives reconnects.
+//!
+//! Every publish is `mandatory` and waits for the broker's confirm, so `Ok` means the broker
+//! has taken responsibility for the message (for a quorum queue: a majority wrote it). A
+//! message the broker returns as unroutable is an error, not a silent drop. If the connection
+//! dies before the confirm, the publish is repeated on the next connection, until the
+//! publish deadline; a repeat can duplicate the message, which consumers tolerate because
+//! delivery is at-least-once everywhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::{BasicProperties, Channel, Confirmation, ErrorKind};
+use serde::Serialize;
+use steadfast_events::Envelope;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+use crate::error::PublishError;
+use crate::headers;
+use crate::topology::{self, short};
+
+/// A confirmed publisher on its own channel; clones share the channel.
+#[derive(Clone)]
+pub struct Publisher {
+    broker: Broker,
+    channel: Arc<Mutex<Option<(u64, Channel)>>>,
+}
+
+impl Publisher {
+    pub fn new(broker: Broker) -> Self {
+        Self {
+            broker,
+            channel: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Publishes `event` to `exchange` with `routing_key` and waits for the confirm.
+    /// `message_type` becomes the `message-type` header.
+    pub async fn publish<T: Serialize>(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        event: &Envelope<T>,
+        message_type: Option<&str>,
+    ) -> Result<(), PublishError> {
+        let body = event.to_json()?;
+        let meta = event.amqp_metadata(&self.broker.config().app_id, message_type);
+        self.publish_raw(
+            exchange,
+            routing_key,
+            &body,
+            headers::properties_from(&meta),
+        )
+        .await
+    }
+
+    /// Publishes `event` so that it reaches queue `target` no earlier than `delay` from now.
+    ///
+    /// The message waits in `target.delay.<delay>`, a TTL queue that dead-letters into
+    /// `target`. The queue is re-declared on every call, which also restarts its `x-expires`
+    /// clock, so an idle delay queue disappears but never while a message waits in it.
+    pub async fn publish_delayed<T: Serialize>(
+        &self,
+        target: &str,
+        event: &Envelope<T>,
+        delay: Duration,
+        message_type: Option<&str>,
+    ) -> Result<(), PublishError> {
+        if delay.is_zero() {
+            return Err(PublishError::InvalidName(
+                "a delay must be greater than zero".into(),
+            ));
+        }
+        let body = event.to_json()?;
+        let meta = event.amqp_metadata(&self.broker.config().app_id, message_type);
+        let queue = topology::delay_queue_name(target, delay);
+        let deadline = Instant::now() + self.broker.config().publish_timeout;
+        // Declare on the publishing channel so a missing connection is handled by one loop.
+        loop {
+            let (_, channel) = self.channel(deadline).await?;
+            match topology::declare_delay_queue(&channel, target, delay).await {
+                Ok(_) => break,
+                Err(crate::error::MessagingError::Declare { source, .. }) => {
+                    self.forget(&channel).await;
+                    if let Some(refusal) = refusal(&source) {
+                        return Err(PublishError::Refused {
+                            exchange: String::new(),
+                            reason: format!("declaring `{queue}`: {refusal}"),
+                        });
+                    }
+                }
+                Err(other) => return Err(PublishError::InvalidName(other.to_string())),
+            }
+        }
+        let props = headers::properties_from(&meta);
+        self.publish_until("", &queue, &body, props, deadline)
+            .await?;
+        self.broker
+            .metrics()
+            .delayed
+            .with_label_values(&[target])
+            .inc();
+        Ok(())
+    }
+
+    /// Publishes pre-encoded bytes with explicit properties (used for retries, parking and
+    /// replay, which must keep the original properties).
+    pub async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let deadline = Instant::now() + self.broker.config().publish_timeout;
+        self.publish_until(exchange, routing_key, body, properties, deadline)
+            .await
+    }
+
+    async fn publish_until(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Instant,
+    ) -> Result<(), PublishError> {
+        let metrics = self.broker.metrics();
+        let result = self
+            .try_publish_until(exchange, routing_key, body, properties, deadline)
+            .await;
+        match &result {
+            Ok(()) => metrics.published.with_label_values(&[exchange]).inc(),
+            Err(error) => metrics
+                .publish_failures
+                .with_label_values(&[failure_label(error)])
+                .inc(),
+        }
+        result
+    }
+
+    async fn try_publish_until(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Instant,
+    ) -> Result<(), PublishError> {
+        let exchange_name =
+            short(exchange).map_err(|e| PublishError::InvalidName(e.to_string()))?;
+        let key = short(routing_key).map_err(|e| PublishError::InvalidName(e.to_string()))?;
+        let timeout = self.broker.config().publish_timeout;
+        loop {
+            let (_, channel) = self.channel(deadline).await?;
+            let started = Instant::now();
+            let sent = channel
+                .basic_publish(
+                    exchange_name.clone(),
+                    key.clone(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
+                    body,
+                    properties.clone(),
+                )
+                .await;
+            let confirmed = match sent {
+                Ok(confirm) => match tokio::time::timeout_at(deadline, confirm).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(PublishError::Timeout(timeout)),
+                },
+                Err(error) => Err(error),
+            };
+            match confirmed {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
+                    self.broker
+                        .metrics()
+                        .confirm_latency
+                        .observe(started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
+                Ok(Confirmation::Ack(Some(returned))) => {
+                    return Err(PublishError::Unroutable {
+                        exchange: exchange.to_owned(),
+                        routing_key: routing_key.to_owned(),
+                        reply: format!("{} {}", returned.reply_code, returned.reply_text),
+                    });
+                }
+                Ok(Confirmation::Nack(_)) => {
+                    return Err(PublishError::Nacked {
+                        exchange: exchange.to_owned(),
+                    });
+                }
+                Err(error) => {
+                    self.forget(&channel).await;
+                    if let Some(reason) = refusal(&error) {
+                        return Err(PublishError::Refused {
+                            exchange: exchange.to_owned(),
+                            reason,
+                        });
+                    }
+                    tracing::debug!(%error, "publish interrupted; repeating on the next channel");
+                    if Instant::now() >= deadline {
+                        return Err(PublishError::Timeout(timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The publishing channel for the live connection, opened (in confirm mode) on first use
+    /// and after every reconnect.
+    async fn channel(&self, deadline: Instant) -> Result<(u64, Channel), PublishError> {
+        let timeout = self.broker.config().publish_timeout;
+        let mut seen = 0;
+        loop {
+            let mut slot = self.channel.lock().await;
+            if let Some((generation, channel)) = slot.as_ref()
+                && channel.status().connected()
+                && self.broker.current().is_some_and(|(g, _)| g == *generation)
+            {
+                return Ok((*generation, channel.clone()));
+            }
+            *slot = None;
+            if let Some((generation, conn)) = self.broker.current() {
+                match open_confirm_channel(&conn).await {
+                    Ok(channel) => {
+                        *slot = Some((generation, channel.clone()));
+                        return Ok((generation, channel));
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot open a publishing channel yet");
+                        seen = generation;
+                    }
+                }
+            }
+            drop(slot);
+            if self.broker.shutdown_token().is_cancelled() {
+                return Err(PublishError::Closed);
+            }
+            if self.broker.connection_after(seen, deadline).await.is_none() {
+                return Err(if self.broker.shutdown_token().is_cancelled() {
+                    PublishError::Closed
+                } else {
+                    PublishError::Timeout(timeout)
+                });
+            }
+        }
+    }
+
+    /// Drops the cached channel if it is `channel`, so the next publish opens a new one.
+    async fn forget(&self, channel: &Channel) {
+        let mut slot = self.channel.lock().await;
+        if slot.as_ref().is_some_and(|(_, c)| c.id() == channel.id()) {
+            *slot = None;
+        }
+    }
+}
+
+async fn open_confirm_channel(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// The broker's reason when it refused the operation for good (a channel-level soft error such
+/// as a missing exchange or access refused); `None` for connection trouble worth retrying.
+fn refusal(error: &lapin::Error) -> Option<String> {
+    match error.kind() {
+        ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Soft(
+                AMQPSoftError::NOTFOUND
+                | AMQPSoftError::ACCESSREFUSED
+                | AMQPSoftError::PRECONDITIONFAILED
+                | AMQPSoftError::RESOURCELOCKED,
+            ) => Some(amqp.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn failure_label(error: &PublishError) -> &'static str {
+    match error {
+        PublishError::Unroutable { .. } => "unroutable",
+        PublishError::Nacked { .. } => "nacked",
+        PublishError::Refused { .. } => "refused",
+        PublishError::Timeout(_) => "timeout",
+        PublishError::Encode(_) | PublishError::InvalidName(_) => "invalid",
+        PublishError::Closed => "closed",
+    }
+}

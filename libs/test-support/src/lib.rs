@@ -1,0 +1,135 @@
+//! Test-only helpers (a dev-dependency of every crate, never a normal one).
+//!
+//! Tests talk to the real RabbitMQ, Redis and PostgreSQL on loopback. Each test isolates
+//! itself: its own broker namespace ([`TestBroker`]), its own database ([`TestDatabase`]), its
+//! own Redis key and channel prefix ([`unique_name`]). Nothing waits with a bare sleep:
+//! [`eventually`] polls a condition until a deadline and fails with a message that says what
+//! was awaited.
+//!
+//! The fakes of systems outside the project (GitLab, the Kubernetes API, Webex) are real HTTP
+//! servers, so the code under test runs its real clients against them.
+
+mod broker;
+mod database;
+mod wait;
+
+pub use broker::{TestBroker, amqp_url};
+pub use database::{TestDatabase, database_url};
+pub use wait::{eventually, eventually_async};
+
+/// A name no other test uses: `<prefix>-<12 hex digits>`. For Redis keys and channels, too.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// Redis URL of the local test server (`REDIS_URL`, default `redis://127.0.0.1:6379/`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// Spawns an axum router on an ephemeral loopback port and returns its base URL.
+pub async fn spawn_http(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("fake server");
+    });
+    format!("http://{addr}")
+}
+
+/// A message handler made from a closure, for tests of consumers.
+pub struct FnHandler<F>(pub F);
+
+impl<F, Fut> steadfast_messaging::Handler for FnHandler<F>
+where
+    F: Fn(steadfast_messaging::Incoming<serde_json::Value>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = steadfast_messaging::Outcome> + Send,
+{
+    type Data = serde_json::Value;
+
+    fn handle(
+        &self,
+        message: steadfast_messaging::Incoming<serde_json::Value>,
+    ) -> impl std::future::Future<Output = steadfast_messaging::Outcome> + Send {
+        (self.0)(message)
+    }
+}
+
+/// Closes the broker connections whose name contains `needle` (through the management API),
+/// as `rabbitmqctl close_all_connections` would, but only for the test's own components so
+/// parallel tests are unaffected. The management API lists a new connection only after its
+/// next statistics tick, so this first waits until `expected` matching connections are listed.
+/// Returns how many were closed.
+pub async fn close_broker_connections(needle: &str, expected: usize) -> usize {
+    let base = std::env::var("RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:15672".into());
+    let client = reqwest::Client::new();
+    let listed = eventually_async(
+        &format!("{expected} broker connections named like `{needle}`"),
+        std::time::Duration::from_secs(20),
+        || async {
+            let connections: Vec<serde_json::Value> = client
+                .get(format!(
+                    "{base}/api/connections?columns=name,client_properties"
+                ))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let names: Vec<String> = connections
+                .iter()
+                .filter(|c| {
+                    c["client_properties"]["connection_name"]
+                        .as_str()
+                        .is_some_and(|n| n.contains(needle))
+                })
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect();
+            (names.len() >= expected).then_some(names)
+        },
+    )
+    .await;
+    let mut closed = 0;
+    for name in listed {
+        let response = client
+            .delete(management_path(&base, &["api", "connections", &name]))
+            .basic_auth("guest", Some("guest"))
+            .header("X-Reason", "test: simulated broker connection loss")
+            .send()
+            .await
+            .expect("close connection");
+        if response.status().is_success() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Logs of the code under test, on stderr, when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+pub fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// `base` + path segments, each percent-encoded (connection names contain spaces and `>`).
+pub(crate) fn management_path(base: &str, segments: &[&str]) -> url::Url {
+    let mut url = url::Url::parse(base).expect("valid management URL");
+    url.path_segments_mut()
+        .expect("base URL")
+        .pop_if_empty()
+        .extend(segments);
+    url
+}
