@@ -101,6 +101,20 @@ impl Broker {
             .is_some_and(|c| c.status().connected())
     }
 
+    /// For a readiness check: whether connected, and a detail for `/readyz`.
+    pub fn health(&self) -> (bool, String) {
+        if self.is_connected() {
+            (
+                true,
+                format!("connected (connection #{})", self.generation()),
+            )
+        } else if self.inner.shutdown.is_cancelled() {
+            (false, "closed".into())
+        } else {
+            (false, "disconnected; reconnecting".into())
+        }
+    }
+
     /// How many connections have been established so far (1 after the first connect).
     pub fn generation(&self) -> u64 {
         self.inner.link.borrow().generation

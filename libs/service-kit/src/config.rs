@@ -1,0 +1,209 @@
+//! Loading YAML configuration files, and Go-style durations.
+//!
+//! Errors name the file and, for parse errors, the line, column and offending field, because
+//! `--check-config` output is read by someone editing that file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads and deserialises a YAML file.
+pub fn load_yaml_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_yaml(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Deserialises YAML text; the error text carries line and column.
+pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_norway::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Parses a Go-style duration: `300ms`, `5s`, `1.5m`, `1h30m`, `2h`, `10us`. A bare number is
+/// seconds. Negative durations are refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(seconds) = s.parse::<f64>() {
+        return seconds_to_duration(seconds, text);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("`{text}`: missing unit (ms, s, m or h)"))?;
+        if number_len == 0 {
+            return Err(format!(
+                "`{text}` is not a duration like 500ms, 30s, 5m or 1h30m"
+            ));
+        }
+        let value: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("`{text}`: bad number `{}`", &rest[..number_len]))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+                ));
+            }
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    seconds_to_duration(total, text)
+}
+
+fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, String> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` must be a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// clap value parser for duration flags.
+pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+/// Serde: a duration as a Go-style string or a number of seconds.
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Seconds(f64),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Text(text) => parse_duration(&text).map_err(D::Error::custom),
+        Raw::Seconds(seconds) => {
+            seconds_to_duration(seconds, &seconds.to_string()).map_err(D::Error::custom)
+        }
+    }
+}
+
+/// Serde: an optional duration.
+pub fn deserialize_optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "deserialize_duration")] Duration);
+    Ok(Option::<Wrap>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+/// Serde: a list of durations.
+pub fn deserialize_durations<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Duration>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "deserialize_duration")] Duration);
+    Ok(Vec::<Wrap>::deserialize(deserializer)?
+        .into_iter()
+        .map(|w| w.0)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_durations() {
+        for (text, expected) in [
+            ("300ms", Duration::from_millis(300)),
+            ("5s", Duration::from_secs(5)),
+            ("1.5m", Duration::from_secs(90)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("2h", Duration::from_secs(7200)),
+            ("10", Duration::from_secs(10)),
+            ("0.5", Duration::from_millis(500)),
+            ("1m0.5s", Duration::from_millis(60_500)),
+        ] {
+            assert_eq!(parse_duration(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_durations_with_the_reason() {
+        assert_eq!(parse_duration("").unwrap_err(), "empty duration");
+        assert!(
+            parse_duration("5 minutes")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_duration("-5s")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
+        assert!(parse_duration("-5").unwrap_err().contains("non-negative"));
+        assert!(
+            parse_duration("5d")
+                .unwrap_err()
+                .contains("unknown unit `d`")
+        );
+    }
+
+    #[test]
+    fn yaml_errors_name_file_line_and_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Conf {
+            name: String,
+            #[serde(deserialize_with = "deserialize_duration")]
+            interval: Duration,
+        }
+        let dir = std::env::temp_dir().join(format!("steadfast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("conf.yaml");
+        std::fs::write(&path, "name: x\ninterval: 5s\nextra: 1\n").unwrap();
+        let err = load_yaml_file::<Conf>(&path).unwrap_err().to_string();
+        assert!(err.contains("conf.yaml"), "{err}");
+        assert!(err.contains("unknown field `extra`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        std::fs::write(&path, "name: x\ninterval: soon\n").unwrap();
+        let err = load_yaml_file::<Conf>(&path).unwrap_err().to_string();
+        assert!(err.contains("`soon` is not a duration"), "{err}");
+        let err = load_yaml_file::<Conf>(&dir.join("missing.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cannot read config file"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
