@@ -11,6 +11,7 @@
 
 mod broker;
 mod database;
+pub mod fakes;
 mod wait;
 
 pub use broker::{TestBroker, amqp_url};
@@ -132,4 +133,24 @@ pub(crate) fn management_path(base: &str, segments: &[&str]) -> url::Url {
         .pop_if_empty()
         .extend(segments);
     url
+}
+
+/// The `shared/` directory beside the repository (HyperFleet's OpenAPI spec, Sentinel configs,
+/// Adapter cases), or `STEADFAST_SHARED_DIR`. Panics with a clear message when it is absent:
+/// those files are read in place, never copied into the project.
+pub fn shared_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("STEADFAST_SHARED_DIR") {
+        return dir.into();
+    }
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for ancestor in manifest.ancestors() {
+        let candidate = ancestor.join("shared");
+        if candidate.join("peer-cases").is_dir() {
+            return candidate;
+        }
+    }
+    panic!(
+        "../shared (with peer-cases/) not found beside the repository; set STEADFAST_SHARED_DIR \
+         to the directory holding HyperFleet's peer cases"
+    );
 }

@@ -1,0 +1,1 @@
+//! Fake gitlab API (to be written).

@@ -1,0 +1,1 @@
+//! Fake kube API (to be written).

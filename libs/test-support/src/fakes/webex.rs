@@ -1,0 +1,1 @@
+//! Fake webex API (to be written).

@@ -1,0 +1,3 @@
+-- One database per stateful service, created when the compose PostgreSQL starts empty.
+-- Each service runs its own migrations at start.
+CREATE DATABASE receiver;

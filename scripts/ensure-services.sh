@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Makes sure RabbitMQ (with the management plugin), Redis and PostgreSQL answer on loopback.
+# Starts whichever is down, installing it from Debian packages when it is missing, and waits
+# until each is ready. Safe to run any number of times; CI and scripts/dev-up.sh call it.
+set -euo pipefail
+
+log() { printf '[ensure-services] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT_UPDATED=""
+
+apt_install() {
+  command -v apt-get >/dev/null || die "$* is missing and apt-get is not available; install it by hand"
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# wait_for NAME SECONDS COMMAND...: polls COMMAND until it succeeds or the deadline passes.
+wait_for() {
+  local name=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$name did not become ready within ${seconds}s"
+    sleep 0.5
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! command -v pg_isready >/dev/null || ! pg_ready; then
+  fresh_install=""
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+    fresh_install=1
+  fi
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  if [ -n "$fresh_install" ]; then
+    # The project's tests connect as postgres over TCP without a password, as on the CI machine.
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    $SUDO sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  fi
+  log "starting PostgreSQL $version"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for PostgreSQL 60 pg_ready
+fi
+
+# --- Redis -----------------------------------------------------------------------------------
+redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+if ! command -v redis-cli >/dev/null || ! redis_ready; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis"
+  $SUDO mkdir -p /var/lib/redis /var/log/redis
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis 30 redis_ready
+fi
+
+# --- RabbitMQ --------------------------------------------------------------------------------
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  log "starting RabbitMQ"
+  $SUDO rabbitmq-server -detached || true
+  wait_for RabbitMQ 120 port_open 5672
+  $SUDO rabbitmqctl await_startup >/dev/null 2>&1 || true
+fi
+# steadfastctl and the tests' clean-up read queue lists from the management API.
+if ! port_open 15672; then
+  log "enabling the RabbitMQ management plugin"
+  $SUDO rabbitmq-plugins enable rabbitmq_management >/dev/null
+  wait_for "RabbitMQ management API" 60 port_open 15672
+fi
+
+log "PostgreSQL, Redis and RabbitMQ are ready"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace: the README's test command, and what CI runs.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    skip clippy and the deployment checks (inner loop)
+#
+# Tests talk to the real local RabbitMQ, Redis and PostgreSQL (started here if down). Tests
+# that take the whole broker down (names containing `outage_`) run last, one at a time, so
+# they never disturb the others.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=""
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "services"
+scripts/ensure-services.sh
+
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/}"
+
+if [ -z "$quick" ]; then
+  step "format"
+  cargo fmt --all -- --check
+
+  step "clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+
+  step "deployment manifests"
+  scripts/check-deploy.sh
+fi
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/outage_/)'
+  step "broker outage tests (serial)"
+  cargo nextest run --workspace --locked --no-fail-fast -E 'test(/outage_/)' --test-threads 1 --no-tests pass
+else
+  cargo test --workspace --locked --no-fail-fast -- --skip outage_
+  step "broker outage tests (serial)"
+  cargo test --workspace --locked --no-fail-fast -- outage_ --test-threads 1
+fi
+
+step "all green"
