@@ -27,14 +27,16 @@ use crate::topology::{self, short};
 #[derive(Clone)]
 pub struct Publisher {
     broker: Broker,
-    channel: Arc<Mutex<Option<(u64, Channel)>>>,
+    channel: Arc<std::sync::Mutex<Option<(u64, Channel)>>>,
+    opening: Arc<Mutex<()>>,
 }
 
 impl Publisher {
     pub fn new(broker: Broker) -> Self {
         Self {
             broker,
-            channel: Arc::new(Mutex::new(None)),
+            channel: Arc::new(std::sync::Mutex::new(None)),
+            opening: Arc::new(Mutex::new(())),
         }
     }
 
@@ -89,7 +91,7 @@ impl Publisher {
             match topology::declare_delay_queue(&channel, target, delay).await {
                 Ok(_) => break,
                 Err(crate::error::MessagingError::Declare { source, .. }) => {
-                    self.forget(&channel).await;
+                    self.forget(&channel);
                     if let Some(refusal) = refusal(&source) {
                         return Err(PublishError::Refused {
                             exchange: String::new(),
@@ -202,7 +204,7 @@ impl Publisher {
                     });
                 }
                 Err(error) => {
-                    self.forget(&channel).await;
+                    self.forget(&channel);
                     if let Some(reason) = refusal(&error) {
                         return Err(PublishError::Refused {
                             exchange: exchange.to_owned(),
@@ -220,31 +222,36 @@ impl Publisher {
 
     /// The publishing channel for the live connection, opened (in confirm mode) on first use
     /// and after every reconnect.
+    ///
+    /// The fast path is a short synchronous lock on the cached channel; only opening a channel
+    /// goes through the async `opening` lock, so concurrent publishers do not queue behind one
+    /// another on every message.
     async fn channel(&self, deadline: Instant) -> Result<(u64, Channel), PublishError> {
         let timeout = self.broker.config().publish_timeout;
         let mut seen = 0;
         loop {
-            let mut slot = self.channel.lock().await;
-            if let Some((generation, channel)) = slot.as_ref()
-                && channel.status().connected()
-                && self.broker.current().is_some_and(|(g, _)| g == *generation)
-            {
-                return Ok((*generation, channel.clone()));
+            if let Some(cached) = self.cached() {
+                return Ok(cached);
             }
-            *slot = None;
-            if let Some((generation, conn)) = self.broker.current() {
-                match open_confirm_channel(&conn).await {
-                    Ok(channel) => {
-                        *slot = Some((generation, channel.clone()));
-                        return Ok((generation, channel));
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "cannot open a publishing channel yet");
-                        seen = generation;
+            {
+                let _opening = self.opening.lock().await;
+                // Another task may have opened it while we waited.
+                if let Some(cached) = self.cached() {
+                    return Ok(cached);
+                }
+                if let Some((generation, conn)) = self.broker.current() {
+                    match open_confirm_channel(&conn).await {
+                        Ok(channel) => {
+                            *lock(&self.channel) = Some((generation, channel.clone()));
+                            return Ok((generation, channel));
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "cannot open a publishing channel yet");
+                            seen = generation;
+                        }
                     }
                 }
             }
-            drop(slot);
             if self.broker.shutdown_token().is_cancelled() {
                 return Err(PublishError::Closed);
             }
@@ -258,13 +265,35 @@ impl Publisher {
         }
     }
 
+    /// The cached channel if it is still usable on the current connection.
+    fn cached(&self) -> Option<(u64, Channel)> {
+        let mut slot = lock(&self.channel);
+        let usable = slot.as_ref().is_some_and(|(generation, channel)| {
+            channel.status().connected()
+                && self.broker.generation() == *generation
+                && self.broker.is_connected()
+        });
+        if usable {
+            slot.clone()
+        } else {
+            *slot = None;
+            None
+        }
+    }
+
     /// Drops the cached channel if it is `channel`, so the next publish opens a new one.
-    async fn forget(&self, channel: &Channel) {
-        let mut slot = self.channel.lock().await;
+    fn forget(&self, channel: &Channel) {
+        let mut slot = lock(&self.channel);
         if slot.as_ref().is_some_and(|(_, c)| c.id() == channel.id()) {
             *slot = None;
         }
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn open_confirm_channel(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {
