@@ -609,3 +609,38 @@ async fn every_component_declares_the_same_topology_without_clashing() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dead_node_in_the_host_list_is_skipped_and_readiness_reflects_the_link() {
+    // Port 1 on loopback refuses connections: a cluster node that is down.
+    let dead = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let mut only_dead = steadfast_messaging::BrokerConfig::new(dead, "readiness-test").unwrap();
+    only_dead.reconnect_min = ms(20);
+    only_dead.reconnect_max = ms(50);
+    let broker = steadfast_messaging::Broker::start(
+        only_dead,
+        steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
+    );
+    let err = broker.wait_connected(ms(500)).await.unwrap_err();
+    assert_eq!(err.to_string(), "not connected to the broker within 500ms");
+    assert_eq!(
+        broker.health(),
+        (false, "disconnected; reconnecting".to_owned())
+    );
+    broker.close().await;
+
+    let list = format!("{dead} {}", steadfast_test_support::amqp_url());
+    let mut config = steadfast_messaging::BrokerConfig::new(&list, "host-list-test").unwrap();
+    config.reconnect_min = ms(20);
+    config.reconnect_max = ms(50);
+    let broker = steadfast_messaging::Broker::start(
+        config,
+        steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
+    );
+    broker.wait_connected(WAIT).await.unwrap();
+    let (ready, detail) = broker.health();
+    assert!(ready, "{detail}");
+    assert!(detail.starts_with("connected"), "{detail}");
+    broker.close().await;
+    assert_eq!(broker.health(), (false, "closed".to_owned()));
+}

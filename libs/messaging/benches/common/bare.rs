@@ -140,15 +140,21 @@ pub async fn consume(conn: &Connection, queue: &str, count: usize, prefetch: u16
         .await
         .unwrap();
     let started = Instant::now();
+    let mut acks = Vec::with_capacity(count);
     for _ in 0..count {
         let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next())
             .await
             .expect("a message within 30 s")
             .expect("stream open")
             .expect("delivery");
-        tokio::spawn(async move { delivery.ack(BasicAckOptions::default()).await.unwrap() });
+        acks.push(tokio::spawn(async move {
+            delivery.ack(BasicAckOptions::default()).await
+        }));
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
+    for ack in acks {
+        ack.await.unwrap().unwrap();
+    }
     let _ = ch.close(200, "done".into()).await;
     rate
 }
