@@ -31,6 +31,8 @@ if [ -z "$quick" ]; then
 
   step "deployment manifests"
   scripts/check-deploy.sh
+  step "fleet-api against HyperFleet's OpenAPI spec (schemathesis)"
+  scripts/schemathesis.sh
 fi
 
 step "tests"

@@ -5,6 +5,8 @@
 //!
 //! Prints `bare_publish rate=<messages per second>`.
 
+// Shared with the throughput bench, which also uses the consuming half.
+#[allow(dead_code)]
 #[path = "../benches/common/bare.rs"]
 mod bare;
 

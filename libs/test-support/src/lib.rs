@@ -6,16 +6,21 @@
 //! [`eventually`] polls a condition until a deadline and fails with a message that says what
 //! was awaited.
 //!
+//! [`FaultProxy`] sits between one component and the broker to cut or stall its connection, so
+//! outage behaviour is tested without stopping the shared broker.
+//!
 //! The fakes of systems outside the project (GitLab, the Kubernetes API, Webex) are real HTTP
 //! servers, so the code under test runs its real clients against them.
 
 mod broker;
 mod database;
 pub mod fakes;
+mod proxy;
 mod wait;
 
-pub use broker::{TestBroker, amqp_url};
+pub use broker::{Probe, TestBroker, amqp_url};
 pub use database::{TestDatabase, database_url};
+pub use proxy::FaultProxy;
 pub use wait::{eventually, eventually_async};
 
 /// A name no other test uses: `<prefix>-<12 hex digits>`. For Redis keys and channels, too.

@@ -121,10 +121,7 @@ impl ManagementApi {
                 url.path()
             );
         }
-        Ok(response
-            .json()
-            .await
-            .context("unexpected management API answer")?)
+        response.json().await.context("unexpected management API answer")
     }
 }
 

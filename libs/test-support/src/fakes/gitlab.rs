@@ -1,1 +1,776 @@
-//! Fake gitlab API (to be written).
+//! A fake GitLab REST API (v4): the jobs, traces, retry and pipelines endpoints the
+//! pipeline-herder uses, with in-memory state and a record of every request.
+//!
+//! Tests seed projects, pipelines and jobs (with their traces), script failures
+//! ([`FakeGitLab::fail_next`] answers the next calls of one endpoint with given statuses, e.g.
+//! 500 then the real answer), and assert on [`FakeGitLab::requests`]. The local dev stack runs
+//! the same server as the `fake-gitlab` binary, seeded with a demo project; its `/fake/*`
+//! endpoints let a developer add jobs and read the request log with curl.
+//!
+//! Like GitLab, a project is addressed by numeric id or by its URL-encoded path
+//! (`group%2Fproject`), job ids are global, a retry creates a new job (a new id) and marks the
+//! old one retried, and lists are paginated with `page` / `per_page`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A job as the fake stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FakeJob {
+    pub id: u64,
+    pub project_id: u64,
+    /// `group/project`.
+    pub project_path: String,
+    pub pipeline_id: u64,
+    pub name: String,
+    #[serde(default = "default_stage")]
+    pub stage: String,
+    #[serde(default = "default_status")]
+    pub status: String,
+    #[serde(rename = "ref", default = "default_ref")]
+    pub git_ref: String,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub allow_failure: bool,
+    /// Set when the job was retried (GitLab hides such jobs unless `include_retried=true`).
+    #[serde(default)]
+    pub retried: bool,
+    /// The log, served by `GET .../trace`.
+    #[serde(default, with = "lossy_text")]
+    pub trace: Vec<u8>,
+}
+
+fn default_stage() -> String {
+    "test".into()
+}
+fn default_status() -> String {
+    "failed".into()
+}
+fn default_ref() -> String {
+    "main".into()
+}
+
+impl FakeJob {
+    /// A failed job of `pipeline_id` in project `project_id` (`project_path`) on ref `main`.
+    pub fn failed(
+        id: u64,
+        project_id: u64,
+        project_path: &str,
+        pipeline_id: u64,
+        name: &str,
+        trace: &str,
+    ) -> Self {
+        Self {
+            id,
+            project_id,
+            project_path: project_path.into(),
+            pipeline_id,
+            name: name.into(),
+            stage: default_stage(),
+            status: default_status(),
+            git_ref: default_ref(),
+            failure_reason: Some("script_failure".into()),
+            allow_failure: false,
+            retried: false,
+            trace: trace.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// A pipeline as the fake stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FakePipeline {
+    pub id: u64,
+    pub project_id: u64,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    #[serde(default = "default_pipeline_status")]
+    pub status: String,
+}
+
+fn default_pipeline_status() -> String {
+    "failed".into()
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path as sent (still percent-encoded), e.g. `/api/v4/projects/7/jobs/3/retry`.
+    pub path: String,
+    pub query: Option<String>,
+    /// The `PRIVATE-TOKEN` header, or the bearer token.
+    pub token: Option<String>,
+    /// The status the fake answered.
+    pub status: u16,
+    #[serde(skip)]
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct FakeState {
+    token: Option<String>,
+    web_base: String,
+    jobs: HashMap<u64, FakeJob>,
+    pipelines: HashMap<u64, FakePipeline>,
+    next_job_id: u64,
+    /// `(method, path)` → statuses to answer before behaving normally.
+    scripted: HashMap<(String, String), VecDeque<u16>>,
+    requests: Vec<RecordedRequest>,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, FakeState> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Options of a fake GitLab.
+#[derive(Debug, Clone, Default)]
+pub struct FakeGitLabOptions {
+    /// When set, every API request must carry it (`PRIVATE-TOKEN` or bearer), else 401.
+    pub token: Option<String>,
+    /// The base of `web_url`s (e.g. `https://gitlab.test`); the fake's own URL by default.
+    pub web_base: Option<String>,
+}
+
+/// A running fake GitLab; clones share its state.
+#[derive(Clone)]
+pub struct FakeGitLab {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    state: Shared,
+}
+
+impl FakeGitLab {
+    /// Starts an empty fake on an ephemeral loopback port, without a token.
+    pub async fn start() -> Self {
+        Self::start_with(FakeGitLabOptions::default()).await
+    }
+
+    pub async fn start_with(options: FakeGitLabOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let fake = Self::new(options, &base_url);
+        let router = fake.router();
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("fake GitLab");
+        });
+        fake
+    }
+
+    /// The fake's state without a server, for a binary that serves [`FakeGitLab::router`]
+    /// itself; `base_url` is where it will listen.
+    pub fn new(options: FakeGitLabOptions, base_url: &str) -> Self {
+        let state = FakeState {
+            token: options.token,
+            web_base: options
+                .web_base
+                .unwrap_or_else(|| base_url.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            next_job_id: 1_000_000,
+            ..FakeState::default()
+        };
+        Self {
+            base_url: base_url.to_owned(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// `<base_url>/api/v4`, the `api_url` to configure.
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v4", self.base_url)
+    }
+
+    /// The `web_url` of a job, as GitLab shows it.
+    pub fn job_web_url(&self, project_path: &str, job_id: u64) -> String {
+        format!(
+            "{}/{project_path}/-/jobs/{job_id}",
+            lock(&self.state).web_base
+        )
+    }
+
+    pub fn add_pipeline(&self, pipeline: FakePipeline) {
+        lock(&self.state).pipelines.insert(pipeline.id, pipeline);
+    }
+
+    /// Adds (or replaces) a job; its pipeline is created on ref `job.ref` if missing.
+    pub fn add_job(&self, job: FakeJob) {
+        let mut state = lock(&self.state);
+        state
+            .pipelines
+            .entry(job.pipeline_id)
+            .or_insert_with(|| FakePipeline {
+                id: job.pipeline_id,
+                project_id: job.project_id,
+                git_ref: job.git_ref.clone(),
+                status: default_pipeline_status(),
+            });
+        state.jobs.insert(job.id, job);
+    }
+
+    pub fn job(&self, id: u64) -> Option<FakeJob> {
+        lock(&self.state).jobs.get(&id).cloned()
+    }
+
+    /// The next `statuses.len()` requests `method path` (path under `/api/v4`, e.g.
+    /// `/projects/7/jobs/3/retry`) are answered with these statuses and a GitLab-style error
+    /// body; later ones behave normally.
+    pub fn fail_next(&self, method: &str, path: &str, statuses: &[u16]) {
+        lock(&self.state)
+            .scripted
+            .entry((method.to_ascii_uppercase(), format!("/api/v4{path}")))
+            .or_default()
+            .extend(statuses);
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// The requests `method path` (path under `/api/v4`) so far.
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<RecordedRequest> {
+        let full = format!("/api/v4{path}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path == full)
+            .collect()
+    }
+
+    /// The router: the API under `/api/v4`, and `/fake/*` for seeding and inspection.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/v4/projects/{project}/jobs/{job}", get(get_job))
+            .route(
+                "/api/v4/projects/{project}/jobs/{job}/trace",
+                get(get_trace),
+            )
+            .route(
+                "/api/v4/projects/{project}/jobs/{job}/retry",
+                post(retry_job),
+            )
+            .route("/api/v4/projects/{project}/pipelines", get(list_pipelines))
+            .route(
+                "/api/v4/projects/{project}/pipelines/{pipeline}",
+                get(get_pipeline),
+            )
+            .route(
+                "/api/v4/projects/{project}/pipelines/{pipeline}/jobs",
+                get(list_pipeline_jobs),
+            )
+            .route("/fake/jobs", post(seed_job))
+            .route("/fake/pipelines", post(seed_pipeline))
+            .route("/fake/requests", get(list_requests))
+            .route("/fake/fail", post(seed_failure))
+            .fallback(not_found)
+            .with_state(self.state.clone())
+    }
+}
+
+// --- the API -----------------------------------------------------------------------------
+
+/// Records the request and decides whether it is answered by a script or an auth failure.
+fn admit(
+    state: &mut FakeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let token = headers
+        .get("private-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned)
+        });
+    let mut answer = None;
+    if state.token.is_some() && token != state.token {
+        answer = Some(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
+    } else if let Some(queue) = state
+        .scripted
+        .get_mut(&(method.to_string(), uri.path().to_owned()))
+        && let Some(status) = queue.pop_front()
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        answer = Some(error(status, &status.to_string()));
+    }
+    state.requests.push(RecordedRequest {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        token,
+        status: answer.as_ref().map_or(0, |r| r.status().as_u16()),
+        at: Instant::now(),
+    });
+    answer
+}
+
+/// Sets the recorded status of the last request once the handler has answered.
+fn answered(state: &mut FakeState, response: Response) -> Response {
+    if let Some(last) = state.requests.last_mut()
+        && last.status == 0
+    {
+        last.status = response.status().as_u16();
+    }
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "message": message }))).into_response()
+}
+
+fn not_found_message(what: &str) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("404 {what} Not Found"))
+}
+
+/// Resolves `:id` — a numeric id or a URL-encoded path (axum has decoded it already).
+fn project_id(state: &FakeState, project: &str) -> Option<u64> {
+    if let Ok(id) = project.parse::<u64>() {
+        return Some(id);
+    }
+    state
+        .jobs
+        .values()
+        .find(|j| j.project_path == project)
+        .map(|j| j.project_id)
+}
+
+fn project_path(state: &FakeState, project_id: u64) -> String {
+    state
+        .jobs
+        .values()
+        .find(|j| j.project_id == project_id)
+        .map(|j| j.project_path.clone())
+        .unwrap_or_else(|| format!("project-{project_id}"))
+}
+
+fn pipeline_json(state: &FakeState, p: &FakePipeline) -> Value {
+    json!({
+        "id": p.id,
+        "iid": p.id,
+        "project_id": p.project_id,
+        "ref": p.git_ref,
+        "sha": format!("{:040x}", p.id),
+        "status": p.status,
+        "source": "push",
+        "web_url": format!("{}/{}/-/pipelines/{}", state.web_base, project_path(state, p.project_id), p.id),
+    })
+}
+
+fn job_json(state: &FakeState, job: &FakeJob) -> Value {
+    let pipeline = state
+        .pipelines
+        .get(&job.pipeline_id)
+        .map(|p| pipeline_json(state, p))
+        .unwrap_or_else(
+            || json!({"id": job.pipeline_id, "project_id": job.project_id, "ref": job.git_ref}),
+        );
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "stage": job.stage,
+        "status": job.status,
+        "ref": job.git_ref,
+        "tag": false,
+        "allow_failure": job.allow_failure,
+        "failure_reason": job.failure_reason,
+        "retried": job.retried,
+        "web_url": format!("{}/{}/-/jobs/{}", state.web_base, job.project_path, job.id),
+        "pipeline": pipeline,
+        "project": {"id": job.project_id, "path_with_namespace": job.project_path},
+    })
+}
+
+fn find_job<'a>(state: &'a FakeState, project: &str, job: u64) -> Option<&'a FakeJob> {
+    let project = project_id(state, project)?;
+    state.jobs.get(&job).filter(|j| j.project_id == project)
+}
+
+async fn get_job(
+    State(state): State<Shared>,
+    Path((project, job)): Path<(String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let response = match find_job(&state, &project, job) {
+        Some(found) => Json(job_json(&state, found)).into_response(),
+        None => not_found_message("Job"),
+    };
+    answered(&mut state, response)
+}
+
+async fn get_trace(
+    State(state): State<Shared>,
+    Path((project, job)): Path<(String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let response = match find_job(&state, &project, job) {
+        Some(found) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            found.trace.clone(),
+        )
+            .into_response(),
+        None => not_found_message("Job"),
+    };
+    answered(&mut state, response)
+}
+
+async fn retry_job(
+    State(state): State<Shared>,
+    Path((project, job)): Path<(String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let Some(old) = find_job(&state, &project, job).cloned() else {
+        let response = not_found_message("Job");
+        return answered(&mut state, response);
+    };
+    state.next_job_id += 1;
+    let new = FakeJob {
+        id: state.next_job_id,
+        status: "pending".into(),
+        failure_reason: None,
+        retried: false,
+        trace: Vec::new(),
+        ..old.clone()
+    };
+    if let Some(stored) = state.jobs.get_mut(&old.id) {
+        stored.retried = true;
+    }
+    let body = job_json(&state, &new);
+    state.jobs.insert(new.id, new);
+    let response = (StatusCode::CREATED, Json(body)).into_response();
+    answered(&mut state, response)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    sort: Option<String>,
+    #[serde(default)]
+    include_retried: bool,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+/// GitLab's pagination: `page` from 1, `per_page` up to 100 (default 20).
+fn paginate(items: Vec<Value>, query: &ListQuery) -> Response {
+    let per_page = query.per_page.unwrap_or(20).clamp(1, 100);
+    let page = query.page.unwrap_or(1).max(1);
+    let total = items.len();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut response = Json(slice).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total", total.into());
+    headers.insert("x-page", page.into());
+    headers.insert("x-per-page", per_page.into());
+    if page * per_page < total {
+        headers.insert("x-next-page", (page + 1).into());
+    }
+    response
+}
+
+async fn list_pipelines(
+    State(state): State<Shared>,
+    Path(project): Path<String>,
+    Query(query): Query<ListQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let Some(project) = project_id(&state, &project) else {
+        let response = not_found_message("Project");
+        return answered(&mut state, response);
+    };
+    let mut pipelines: Vec<&FakePipeline> = state
+        .pipelines
+        .values()
+        .filter(|p| p.project_id == project)
+        .filter(|p| query.git_ref.as_ref().is_none_or(|r| &p.git_ref == r))
+        .collect();
+    pipelines.sort_by_key(|p| std::cmp::Reverse(p.id));
+    if query.sort.as_deref() == Some("asc") {
+        pipelines.reverse();
+    }
+    let items = pipelines.iter().map(|p| pipeline_json(&state, p)).collect();
+    let response = paginate(items, &query);
+    answered(&mut state, response)
+}
+
+async fn get_pipeline(
+    State(state): State<Shared>,
+    Path((project, pipeline)): Path<(String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let project = project_id(&state, &project);
+    let response = match state
+        .pipelines
+        .get(&pipeline)
+        .filter(|p| Some(p.project_id) == project)
+    {
+        Some(p) => Json(pipeline_json(&state, p)).into_response(),
+        None => not_found_message("Pipeline"),
+    };
+    answered(&mut state, response)
+}
+
+async fn list_pipeline_jobs(
+    State(state): State<Shared>,
+    Path((project, pipeline)): Path<(String, u64)>,
+    Query(query): Query<ListQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let project = project_id(&state, &project);
+    if state
+        .pipelines
+        .get(&pipeline)
+        .is_none_or(|p| Some(p.project_id) != project)
+    {
+        let response = not_found_message("Pipeline");
+        return answered(&mut state, response);
+    }
+    let mut jobs: Vec<&FakeJob> = state
+        .jobs
+        .values()
+        .filter(|j| j.pipeline_id == pipeline && (query.include_retried || !j.retried))
+        .collect();
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+    let items = jobs.iter().map(|j| job_json(&state, j)).collect();
+    let response = paginate(items, &query);
+    answered(&mut state, response)
+}
+
+async fn not_found(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
+        return response;
+    }
+    let response = error(StatusCode::NOT_FOUND, "404 Not Found");
+    answered(&mut state, response)
+}
+
+// --- seeding and inspection (dev stack) ----------------------------------------------------
+
+async fn seed_job(State(state): State<Shared>, Json(job): Json<FakeJob>) -> Response {
+    let fake = FakeGitLab {
+        base_url: String::new(),
+        state,
+    };
+    fake.add_job(job.clone());
+    let body = job_json(&lock(&fake.state), &job);
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+async fn seed_pipeline(
+    State(state): State<Shared>,
+    Json(pipeline): Json<FakePipeline>,
+) -> Response {
+    let mut state = lock(&state);
+    let body = pipeline_json(&state, &pipeline);
+    state.pipelines.insert(pipeline.id, pipeline);
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct FailureScript {
+    method: String,
+    /// Under `/api/v4`, e.g. `/projects/1/jobs/1001/retry`.
+    path: String,
+    statuses: Vec<u16>,
+}
+
+async fn seed_failure(State(state): State<Shared>, Json(script): Json<FailureScript>) -> Response {
+    let fake = FakeGitLab {
+        base_url: String::new(),
+        state,
+    };
+    fake.fail_next(&script.method, &script.path, &script.statuses);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_requests(State(state): State<Shared>) -> Response {
+    Json(lock(&state).requests.clone()).into_response()
+}
+
+/// Traces are bytes; in seeding JSON they are text.
+mod lossy_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&String::from_utf8_lossy(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        Ok(String::deserialize(deserializer)?.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_jobs_traces_pipelines_and_retries_with_a_record() {
+        let fake = FakeGitLab::start_with(FakeGitLabOptions {
+            token: Some("secret".into()),
+            web_base: Some("https://gitlab.test".into()),
+        })
+        .await;
+        fake.add_job(FakeJob::failed(
+            10,
+            7,
+            "group/project",
+            100,
+            "build",
+            "log line\n",
+        ));
+        fake.add_pipeline(FakePipeline {
+            id: 101,
+            project_id: 7,
+            git_ref: "main".into(),
+            status: "running".into(),
+        });
+        let client = reqwest::Client::new();
+        let api = fake.api_url();
+        let get = |path: &str| {
+            client
+                .get(format!("{api}{path}"))
+                .header("PRIVATE-TOKEN", "secret")
+                .send()
+        };
+
+        let job: Value = get("/projects/group%2Fproject/jobs/10")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            job["web_url"],
+            "https://gitlab.test/group/project/-/jobs/10"
+        );
+        assert_eq!(job["pipeline"]["id"], 100);
+        let trace = get("/projects/7/jobs/10/trace")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(trace, "log line\n");
+        let newest: Value = get("/projects/7/pipelines?ref=main&per_page=1")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(newest[0]["id"], 101);
+
+        let unauthorised = client
+            .get(format!("{api}/projects/7/jobs/10"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthorised.status(), 401);
+
+        fake.fail_next("POST", "/projects/7/jobs/10/retry", &[500]);
+        let post = || {
+            client
+                .post(format!("{api}/projects/7/jobs/10/retry"))
+                .header("PRIVATE-TOKEN", "secret")
+                .send()
+        };
+        assert_eq!(post().await.unwrap().status(), 500);
+        let retried = post().await.unwrap();
+        assert_eq!(retried.status(), 201);
+        let new: Value = retried.json().await.unwrap();
+        assert_ne!(new["id"], 10);
+        assert_eq!(new["status"], "pending");
+        assert!(fake.job(10).unwrap().retried);
+
+        let jobs: Value = get("/projects/7/pipelines/100/jobs")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jobs.as_array().unwrap().len(), 1, "retried jobs are hidden");
+        let all: Value = get("/projects/7/pipelines/100/jobs?include_retried=true")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 2);
+
+        let retries = fake.requests_to("POST", "/projects/7/jobs/10/retry");
+        assert_eq!(
+            retries.iter().map(|r| r.status).collect::<Vec<_>>(),
+            vec![500, 201]
+        );
+        assert_eq!(fake.requests()[1].status, 200);
+        assert_eq!(fake.requests()[3].status, 401);
+    }
+}

@@ -1,0 +1,213 @@
+//! The running service: HyperFleet's start-up order (configs → health and metrics servers →
+//! API client → Kubernetes client → executor → subscription → ready), our consumer with retry
+//! tiers, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use prometheus::Registry;
+use steadfast_messaging::{
+    Broker, BrokerConfig, Consumer, ConsumerSettings, MessagingMetrics, QueueSpec, RetryPolicy,
+};
+use steadfast_service_kit::probes::{Check, Probes};
+use steadfast_service_kit::{server, shutdown};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::handler::EventHandler;
+use crate::hyperfleet_api::ApiClient;
+use crate::metrics::Metrics;
+use crate::pipeline::Executor;
+use crate::transport::Transport;
+use crate::transport::kube_cluster::{KubeCluster, KubeSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bind(#[from] server::BindError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] steadfast_messaging::MessagingError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::transport::kube_cluster::ClientError),
+    #[error("failed to create the HyperFleet API client: {0}")]
+    Api(#[from] crate::hyperfleet_api::ApiError),
+    #[error("{0}")]
+    Config(String),
+}
+
+pub struct App {
+    config: Config,
+    probes: Probes,
+    metrics: Metrics,
+    broker: Broker,
+    executor: Arc<Executor>,
+    http: TcpListener,
+    metrics_listener: TcpListener,
+    registry: Registry,
+    queue: QueueSpec,
+}
+
+impl App {
+    /// Connects and binds everything; the subscription starts in [`App::run`].
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let loaded = &config.loaded;
+        let adapter = &loaded.adapter;
+        let broker_settings = &adapter.clients.broker;
+        let (Some(queue), Some(topic)) = (adapter.queue_name(), broker_settings.topic.clone())
+        else {
+            return Err(StartError::Config(
+                "Missing required broker configuration: subscription_id and topic".into(),
+            ));
+        };
+        let registry = Registry::new();
+        let metrics = Metrics::register(&registry, &adapter.adapter.name, &topic)?;
+        let messaging_metrics = MessagingMetrics::register(&registry)?;
+        let probes = Probes::new();
+        probes.readiness("config", || Check::ok("adapter and task configs loaded"));
+
+        let http = server::bind(config.service.http_listen).await?;
+        let metrics_listener = server::bind(config.service.metrics_listen).await?;
+
+        let api = Arc::new(ApiClient::http(&adapter.clients.hyperfleet_api)?);
+        let kubernetes = &adapter.clients.kubernetes;
+        let cluster = KubeCluster::connect(&KubeSettings {
+            kubeconfig: kubernetes
+                .kube_config_path
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            qps: kubernetes.qps,
+            burst: kubernetes.burst,
+            timeout: kubernetes.timeout,
+        })
+        .await?;
+        let executor = Arc::new(Executor::new(
+            Arc::new(loaded.clone()),
+            api,
+            Arc::new(Transport::Kube(cluster)),
+            &config.environment,
+            Some(metrics.clone()),
+        ));
+
+        let broker_config = BrokerConfig::new(
+            &config.service.amqp_url,
+            format!("adapter-{}", adapter.adapter.name),
+        )?;
+        let broker = Broker::start(broker_config, messaging_metrics);
+        let health = broker.clone();
+        probes.readiness("broker", move || health.health().into());
+        // HyperFleet's queue `<topic>-<subscription_id>`, bound with an empty key to the
+        // topic exchange the sentinel publishes to.
+        let queue = QueueSpec::new(queue)
+            .bind(topic, "")
+            .with_retry(RetryPolicy {
+                delays: broker_settings.retry_delays.clone(),
+                max_attempts: broker_settings.max_attempts,
+            });
+        metrics.up.set(1.0);
+        Ok(Self {
+            config,
+            probes,
+            metrics,
+            broker,
+            executor,
+            http,
+            metrics_listener,
+            registry,
+            queue,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener")
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener.local_addr().expect("bound listener")
+    }
+
+    pub fn probes(&self) -> Probes {
+        self.probes.clone()
+    }
+
+    /// Serves and consumes until `shutdown`; then not ready → stop intake → drain → close.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let Self {
+            config,
+            probes,
+            metrics,
+            broker,
+            executor,
+            http,
+            metrics_listener,
+            registry,
+            queue,
+        } = self;
+        let loaded = &config.loaded;
+        let mut router = steadfast_service_kit::probes::router(probes.clone());
+        if loaded.adapter.debug_config {
+            let document = serde_json::json!({"adapter_config": loaded.config_json, "task_config": loaded.task_json});
+            router = router.merge(
+                Router::new().route("/config", get(move || async move { axum::Json(document) })),
+            );
+        }
+        let stop_servers = CancellationToken::new();
+        let http_server = tokio::spawn(server::serve(http, router, stop_servers.clone()));
+        let metrics_server = tokio::spawn(server::serve(
+            metrics_listener,
+            steadfast_service_kit::probes::metrics_router(registry),
+            stop_servers.clone(),
+        ));
+
+        let broker_settings = &loaded.adapter.clients.broker;
+        let settings = ConsumerSettings {
+            prefetch: broker_settings.prefetch_count,
+            concurrency: broker_settings.parallelism,
+            handler_timeout: broker_settings.handler_timeout,
+            drain_timeout: config.service.shutdown_timeout,
+            ..ConsumerSettings::default()
+        };
+        let handler = EventHandler {
+            executor,
+            metrics: metrics.clone(),
+            max_attempts: broker_settings.max_attempts,
+        };
+        tracing::info!(queue = %queue.name, exchange = %queue.bindings[0].0, adapter = %loaded.adapter.adapter.name, "subscribing");
+        let consumer = Consumer::new(broker.clone(), queue, settings, handler);
+        let mut consuming = tokio::spawn(consumer.run(shutdown.clone()));
+
+        let finished = tokio::select! {
+            () = shutdown.cancelled() => None,
+            ended = &mut consuming => Some(ended),
+        };
+        tracing::info!("shutting down: not ready, stopping intake, draining in-flight events");
+        probes.begin_shutdown();
+        metrics.up.set(0.0);
+        let ended = match finished {
+            Some(ended) => ended,
+            None => consuming.await,
+        };
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "Fatal subscription error, shutting down"),
+            Err(error) => tracing::error!(%error, "consumer task failed"),
+        }
+        broker.close().await;
+        stop_servers.cancel();
+        let deadline = std::time::Duration::from_secs(5);
+        shutdown::drain("http server", deadline, async {
+            let _ = http_server.await;
+        })
+        .await;
+        shutdown::drain("metrics server", deadline, async {
+            let _ = metrics_server.await;
+        })
+        .await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

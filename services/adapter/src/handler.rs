@@ -1,0 +1,94 @@
+//! From an execution to a message outcome — where we part ways with HyperFleet, whose adapter
+//! acks every failure and waits for the sentinel's next event:
+//!
+//! | execution | outcome |
+//! |---|---|
+//! | success, preconditions not met, resource gone | ack |
+//! | transient failure (API 408/429/5xx/network, Kubernetes retryable) | retry tier; status not reported yet |
+//! | transient failure on the last allowed attempt | status reported (`Health=False`), then parked |
+//! | permanent failure (invalid manifest, forbidden, bad CEL data) | status reported, then parked |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use steadfast_messaging::{Handler, Incoming, Outcome};
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Executor, RunOptions, Verdict};
+
+pub struct EventHandler {
+    pub executor: Arc<Executor>,
+    pub metrics: Metrics,
+    /// The retry policy's attempt budget: the last attempt reports instead of deferring.
+    pub max_attempts: Option<u32>,
+}
+
+impl Handler for EventHandler {
+    type Data = Value;
+
+    async fn handle(&self, message: Incoming<Value>) -> Outcome {
+        let event = &message.event;
+        tracing::info!(
+            event_type = %event.event_type,
+            source = %event.source,
+            time = ?event.time,
+            attempt = message.attempt,
+            "processing event"
+        );
+        let last_attempt = self.max_attempts.is_some_and(|max| message.attempt >= max);
+        let started = Instant::now();
+        let result = self
+            .executor
+            .execute(
+                &event.data,
+                RunOptions {
+                    report_transient: last_attempt,
+                },
+            )
+            .await;
+        self.metrics.event(&result, started.elapsed());
+        let outcome = match (result.verdict, &result.failure) {
+            (Verdict::Success, _) => {
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "event processed"
+                );
+                Outcome::Done
+            }
+            (Verdict::Skipped, _) => {
+                tracing::info!(
+                    reason = result.skip_reason.as_deref().unwrap_or_default(),
+                    "event processed: resources skipped"
+                );
+                Outcome::Done
+            }
+            (Verdict::Failed, Some(failure)) if failure.transient => {
+                let reason = format!(
+                    "{} [{}]: {}",
+                    failure.phase.as_str(),
+                    failure.step,
+                    failure.message
+                );
+                tracing::warn!(deferred = result.deferred, error = %reason, "event failed transiently; retrying through a retry tier");
+                Outcome::Retry(reason)
+            }
+            (Verdict::Failed, failure) => {
+                let reason = failure.as_ref().map_or_else(
+                    || "failed".to_owned(),
+                    |f| format!("{} [{}]: {}", f.phase.as_str(), f.step, f.message),
+                );
+                tracing::error!(error = %reason, "event failed permanently; parking it");
+                Outcome::Park(reason)
+            }
+        };
+        self.metrics.outcome(match &outcome {
+            Outcome::Done => "ack",
+            // The consumer parks a retry that has used up its attempts.
+            Outcome::Retry(_) if last_attempt => "park",
+            Outcome::Retry(_) => "retry",
+            Outcome::Park(_) => "park",
+        });
+        outcome
+    }
+}

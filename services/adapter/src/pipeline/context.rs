@@ -1,0 +1,187 @@
+//! The state of one execution: params, the adapter's own status (`adapter.*` in CEL) and the
+//! discovered resources (`resources.*`), and evaluating CEL and templates over them.
+
+use serde_json::{Map, Value, json};
+use steadfast_rules::Evaluator;
+
+use super::result::Phase;
+use crate::config::Compiled;
+
+/// `adapter.*` in CEL: HyperFleet's execution metadata.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterStatus {
+    pub failed: bool,
+    pub resources_skipped: bool,
+    pub skip_reason: String,
+    pub error_reason: String,
+    pub error_message: String,
+    pub execution_error: Option<(Phase, String, String)>,
+    pub resource_errors: Map<String, Value>,
+}
+
+pub struct Context {
+    /// Params, captures and payloads, plus the builtins `adapter` (name, version), `config`,
+    /// `env`, `event`, and `resources`: the data templates render against.
+    data: Value,
+    pub adapter: AdapterStatus,
+    adapter_name: String,
+    adapter_version: String,
+}
+
+/// The names that are not params.
+pub const BUILTINS: [&str; 5] = ["adapter", "config", "env", "event", "resources"];
+
+impl Context {
+    pub fn new(event: Value, config: Value, env: Value, name: &str, version: &str) -> Self {
+        let mut data = Map::new();
+        data.insert("adapter".into(), json!({"name": name, "version": version}));
+        data.insert("config".into(), config);
+        data.insert("env".into(), env);
+        data.insert("event".into(), event);
+        data.insert("resources".into(), Value::Object(Map::new()));
+        Self {
+            data: Value::Object(data),
+            adapter: AdapterStatus::default(),
+            adapter_name: name.to_owned(),
+            adapter_version: version.to_owned(),
+        }
+    }
+
+    fn map(&self) -> &Map<String, Value> {
+        self.data.as_object().expect("always an object")
+    }
+
+    fn map_mut(&mut self) -> &mut Map<String, Value> {
+        self.data.as_object_mut().expect("always an object")
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map().get(name)
+    }
+
+    pub fn set(&mut self, name: &str, value: Value) {
+        self.map_mut().insert(name.to_owned(), value);
+    }
+
+    pub fn event(&self) -> &Value {
+        &self.map()["event"]
+    }
+
+    /// What templates render against.
+    pub fn template_data(&self) -> &Value {
+        &self.data
+    }
+
+    /// The params without the builtins (for traces).
+    pub fn params(&self) -> Map<String, Value> {
+        self.map()
+            .iter()
+            .filter(|(k, _)| !BUILTINS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn resources(&self) -> &Map<String, Value> {
+        self.map()["resources"].as_object().expect("object")
+    }
+
+    pub fn set_resource(&mut self, name: &str, object: Option<Value>) {
+        let resources = self.map_mut()["resources"].as_object_mut().expect("object");
+        match object {
+            Some(object) => {
+                resources.insert(name.to_owned(), object);
+            }
+            // Absent from CEL: `resources.?x.hasValue()` is false once it is deleted.
+            None => {
+                resources.remove(name);
+            }
+        }
+    }
+
+    /// Records the first failure (later ones do not overwrite it), as HyperFleet does.
+    pub fn fail(&mut self, phase: Phase, step: &str, message: &str) {
+        self.adapter.failed = true;
+        if self.adapter.execution_error.is_none() {
+            self.adapter.execution_error = Some((phase, step.to_owned(), message.to_owned()));
+            self.adapter.error_reason = phase.as_str().to_owned();
+            self.adapter.error_message = message.to_owned();
+        }
+    }
+
+    pub fn skip(&mut self, reason: &str) {
+        self.adapter.resources_skipped = true;
+        if self.adapter.skip_reason.is_empty() {
+            self.adapter.skip_reason = reason.to_owned();
+        }
+    }
+
+    /// `adapter` as CEL sees it: name and version, and the execution metadata.
+    fn adapter_json(&self) -> Value {
+        let error = self.adapter.execution_error.as_ref().map_or(Value::Null, |(phase, step, message)| {
+            json!({"phase": phase.as_str(), "step": step, "message": message})
+        });
+        json!({
+            "name": self.adapter_name,
+            "version": self.adapter_version,
+            "executionStatus": if self.adapter.failed { "failed" } else { "success" },
+            "resourcesSkipped": self.adapter.resources_skipped,
+            "skipReason": self.adapter.skip_reason,
+            "errorReason": self.adapter.error_reason,
+            "errorMessage": self.adapter.error_message,
+            "executionError": error,
+            "resourceErrors": self.adapter.resource_errors,
+        })
+    }
+
+    /// Evaluates an expression over every variable, with `extra` bound last (capture
+    /// expressions see an API response's fields at the top level).
+    pub fn evaluate(
+        &self,
+        evaluator: &Evaluator,
+        compiled: &Compiled,
+        source: &str,
+        extra: Option<&Map<String, Value>>,
+    ) -> Result<Value, String> {
+        let expression = compiled
+            .expression(source)
+            .map_err(|e| format!("CEL parse error: {}", e.message))?;
+        let adapter = self.adapter_json();
+        let mut scope = evaluator.scope();
+        for (name, value) in self.map() {
+            if name != "adapter" {
+                scope.bind_json(name, value);
+            }
+        }
+        scope.bind_json("adapter", &adapter);
+        if let Some(extra) = extra {
+            for (name, value) in extra {
+                scope.bind_json(name, value);
+            }
+        }
+        scope.evaluate_json(&expression).map_err(|e| e.to_string())
+    }
+
+    /// Like [`Context::evaluate`], requiring a bool.
+    pub fn evaluate_bool(
+        &self,
+        evaluator: &Evaluator,
+        compiled: &Compiled,
+        source: &str,
+    ) -> Result<bool, String> {
+        match self.evaluate(evaluator, compiled, source, None)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(format!(
+                "evaluating `{}`: returned {other}, not a bool",
+                source.trim()
+            )),
+        }
+    }
+
+    pub fn render(&self, compiled: &Compiled, source: &str) -> Result<String, String> {
+        compiled
+            .template(source)
+            .map_err(|e| e.to_string())?
+            .render(&self.data)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,215 @@
+//! Phase 4: payloads are built (CEL and templates), then post actions run in order — usually
+//! the status report. A post action whose body uses a payload that was not built (its `when`
+//! was false) is skipped.
+
+use serde_json::{Map, Value};
+
+use super::result::{Phase, PostActionResult, StepStatus};
+use super::values::lookup;
+use super::{CallError, Run};
+use crate::template::Template;
+
+impl Run<'_> {
+    pub(super) async fn post(&mut self) {
+        let Some(post) = &self.executor.loaded.task.post else {
+            return;
+        };
+        let mut skipped_payloads = Vec::new();
+        for (index, payload) in post.payloads.iter().enumerate() {
+            if let Some(when) = &payload.when {
+                match self.evaluate_bool(&when.expression) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(payload = %payload.name, "payload skipped: when condition is false");
+                        skipped_payloads.push(payload.name.clone());
+                        continue;
+                    }
+                    Err(e) => {
+                        self.fail(
+                            Phase::PostActions,
+                            "build_payloads",
+                            format!(
+                                "failed to evaluate when condition for payload '{}': {e}",
+                                payload.name
+                            ),
+                            false,
+                        );
+                        return;
+                    }
+                }
+            }
+            let Some(build) = self.compiled().builds.get(index).cloned().flatten() else {
+                continue;
+            };
+            match self.build(&build) {
+                Ok(mut built) => {
+                    integer_generation(&mut built);
+                    let text = serde_json::to_string(&built).expect("JSON values serialize");
+                    self.result.payloads.insert(payload.name.clone(), built);
+                    // As a JSON string, so `{{ .statusPayload }}` renders the document.
+                    self.ctx.set(&payload.name, Value::String(text));
+                }
+                Err(e) => {
+                    self.fail(
+                        Phase::PostActions,
+                        "build_payloads",
+                        format!("failed to build payload '{}': {e}", payload.name),
+                        false,
+                    );
+                    return;
+                }
+            }
+        }
+        for action in &post.post_actions {
+            let mut outcome = PostActionResult {
+                name: action.name.clone(),
+                status: StepStatus::Success,
+                skipped: false,
+                skip_reason: None,
+                error: None,
+                api_call: None,
+                body: None,
+            };
+            let body_roots = action
+                .api_call
+                .as_ref()
+                .and_then(|c| c.body.as_deref())
+                .and_then(|b| Template::parse(b).ok())
+                .map(|t| t.root_variables())
+                .unwrap_or_default();
+            if let Some(skipped) = skipped_payloads.iter().find(|p| body_roots.contains(*p)) {
+                outcome.status = StepStatus::Skipped;
+                outcome.skipped = true;
+                outcome.skip_reason = Some(format!("referenced payload '{skipped}' was skipped"));
+                self.result.post_actions.push(outcome);
+                continue;
+            }
+            if let Some(when) = &action.when {
+                match self.evaluate_bool(&when.expression) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        outcome.status = StepStatus::Skipped;
+                        outcome.skipped = true;
+                        outcome.skip_reason = Some(format!(
+                            "when condition evaluated to false: {}",
+                            when.expression.trim()
+                        ));
+                        self.result.post_actions.push(outcome);
+                        continue;
+                    }
+                    Err(e) => {
+                        let message = format!("failed to evaluate when condition: {e}");
+                        tracing::error!(post_action = %action.name, error = %message, "PostAction[{}] processed: FAILED", action.name);
+                        outcome.status = StepStatus::Failed;
+                        outcome.error = Some(message.clone());
+                        self.result.post_actions.push(outcome);
+                        self.fail(Phase::PostActions, &action.name, message, false);
+                        return;
+                    }
+                }
+            }
+            if let Some(log) = &action.log {
+                self.log_action(log);
+            }
+            if let Some(call) = &action.api_call {
+                outcome.body = call.body.as_deref().and_then(|b| self.render(b).ok());
+                match self.call(call).await {
+                    Ok((_, record)) => outcome.api_call = Some(record),
+                    Err(CallError::Render(e)) => {
+                        let message = format!("failed to render api_call: {e}");
+                        tracing::error!(post_action = %action.name, error = %message, "PostAction[{}] processed: FAILED", action.name);
+                        outcome.status = StepStatus::Failed;
+                        outcome.error = Some(message.clone());
+                        self.result.post_actions.push(outcome);
+                        self.fail(Phase::PostActions, &action.name, message, false);
+                        return;
+                    }
+                    Err(CallError::Api(error)) if error.is_resource_not_found() => {
+                        // The resource was deleted meanwhile: nothing left to report to.
+                        tracing::info!(post_action = %action.name, %error, "resource not found; skipping the remaining post actions");
+                        outcome.status = StepStatus::Skipped;
+                        outcome.skipped = true;
+                        outcome.skip_reason = Some("resource not found".into());
+                        self.result.post_actions.push(outcome);
+                        return;
+                    }
+                    Err(CallError::Api(error)) => {
+                        tracing::error!(post_action = %action.name, %error, "PostAction[{}] processed: FAILED", action.name);
+                        outcome.status = StepStatus::Failed;
+                        outcome.error = Some(error.to_string());
+                        self.result.post_actions.push(outcome);
+                        // A report that did not get through cannot be "reported" instead:
+                        // a transient failure always goes back for a retry.
+                        let report = std::mem::replace(&mut self.options.report_transient, false);
+                        self.fail_api(
+                            Phase::PostActions,
+                            &action.name,
+                            "status report failed",
+                            &error,
+                        );
+                        self.options.report_transient = report;
+                        return;
+                    }
+                }
+            }
+            tracing::info!(post_action = %action.name, "PostAction[{}] processed: SUCCESS", action.name);
+            self.result.post_actions.push(outcome);
+        }
+    }
+
+    /// Builds a payload: `{expression}` / `{field}` (with `default`) computed, strings rendered,
+    /// keys rendered, the rest literal. A value that cannot be computed takes its default (or
+    /// null), as in HyperFleet.
+    fn build(&self, value: &Value) -> Result<Value, String> {
+        match value {
+            Value::String(s) => self.render(s).map(Value::String),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| self.build(i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(map) if map.contains_key("expression") || map.contains_key("field") => {
+                let default = map.get("default").cloned().unwrap_or(Value::Null);
+                let computed = if let Some(expression) =
+                    map.get("expression").and_then(Value::as_str)
+                {
+                    match self.evaluate(expression, None) {
+                        Ok(value) => value,
+                        Err(error) => {
+                            tracing::warn!(expression = expression.trim(), %error, "payload value could not be computed; using its default");
+                            Value::Null
+                        }
+                    }
+                } else {
+                    let field = map.get("field").and_then(Value::as_str).unwrap_or_default();
+                    lookup(self.ctx.template_data(), field)
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                };
+                Ok(if computed.is_null() {
+                    default
+                } else {
+                    computed
+                })
+            }
+            Value::Object(map) => {
+                let mut out = Map::with_capacity(map.len());
+                for (key, item) in map {
+                    out.insert(self.render(key)?, self.build(item)?);
+                }
+                Ok(Value::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+}
+
+/// The status contract wants `observed_generation` as an integer; a generation read from an
+/// API that sends it as text (`"77"`) would otherwise be refused by the API.
+fn integer_generation(payload: &mut Value) {
+    if let Some(slot) = payload.get_mut("observed_generation")
+        && let Some(number) = slot.as_str().and_then(|s| s.trim().parse::<i64>().ok())
+    {
+        *slot = Value::from(number);
+    }
+}

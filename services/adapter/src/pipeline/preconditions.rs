@@ -1,0 +1,180 @@
+//! Phase 2: preconditions, in order; all must pass. The first one not met skips the resources
+//! (and status is still reported); one that cannot be evaluated fails the phase.
+
+use serde_json::{Map, Value};
+
+use super::result::{Phase, PreconditionResult, StepStatus};
+use super::values::{evaluate, lookup};
+use super::{CallError, Run};
+use crate::config::task::Precondition;
+
+impl Run<'_> {
+    pub(super) async fn preconditions(&mut self) {
+        let preconditions = &self.executor.loaded.task.preconditions;
+        for precondition in preconditions {
+            let mut outcome = PreconditionResult {
+                name: precondition.name.clone(),
+                status: StepStatus::Success,
+                matched: true,
+                error: None,
+                captured: Map::new(),
+                api_call: None,
+            };
+            match self.precondition(precondition, &mut outcome).await {
+                Ok(true) => {
+                    tracing::info!(precondition = %precondition.name, "Precondition[{}] evaluated: MET", precondition.name);
+                    self.result.preconditions.push(outcome);
+                }
+                Ok(false) => {
+                    tracing::info!(precondition = %precondition.name, "Precondition[{}] evaluated: NOT_MET", precondition.name);
+                    outcome.matched = false;
+                    self.result.preconditions.push(outcome);
+                    self.ctx
+                        .skip(&format!("precondition '{}' not met", precondition.name));
+                    return;
+                }
+                Err(message) => {
+                    tracing::warn!(precondition = %precondition.name, error = %message, "Precondition[{}] evaluated: FAILED", precondition.name);
+                    outcome.status = StepStatus::Failed;
+                    outcome.matched = false;
+                    outcome.error = Some(message);
+                    self.result.preconditions.push(outcome);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the precondition holds. `Err` has already been recorded as a failure.
+    async fn precondition(
+        &mut self,
+        precondition: &Precondition,
+        outcome: &mut PreconditionResult,
+    ) -> Result<bool, String> {
+        let mut response: Option<Map<String, Value>> = None;
+        if let Some(call) = &precondition.api_call {
+            match self.call(call).await {
+                Ok((answer, record)) => {
+                    outcome.api_call = Some(record);
+                    match serde_json::from_str::<Value>(&answer.body) {
+                        Ok(Value::Object(map)) => response = Some(map),
+                        Ok(other) => {
+                            response = Some(Map::from_iter([("response".to_owned(), other)]))
+                        }
+                        Err(e) => {
+                            return Err(self.precondition_failed(
+                                precondition,
+                                format!("failed to parse API response as JSON: {e}"),
+                            ));
+                        }
+                    }
+                }
+                Err(CallError::Render(e)) => {
+                    return Err(self.precondition_failed(
+                        precondition,
+                        format!("failed to render api_call: {e}"),
+                    ));
+                }
+                Err(CallError::Api(error)) if error.is_resource_not_found() => {
+                    self.resource_not_found(&precondition.name, &error);
+                    return Err("resource not found".into());
+                }
+                Err(CallError::Api(error)) => {
+                    self.fail_api(
+                        Phase::Preconditions,
+                        &precondition.name,
+                        "precondition api_call failed",
+                        &error,
+                    );
+                    return Err(error.to_string());
+                }
+            }
+        }
+        for capture in &precondition.capture {
+            let value = if let Some(field) = &capture.field {
+                response
+                    .as_ref()
+                    .and_then(|r| lookup_map(r, field))
+                    .or_else(|| lookup(self.ctx.template_data(), field).cloned())
+                    .unwrap_or(Value::Null)
+            } else {
+                let expression = capture.expression.as_deref().unwrap_or_default();
+                match self.evaluate(expression, response.as_ref()) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        return Err(self.precondition_failed(
+                            precondition,
+                            format!("capture '{}': {e}", capture.name),
+                        ));
+                    }
+                }
+            };
+            outcome.captured.insert(capture.name.clone(), value.clone());
+            self.ctx.set(&capture.name, value);
+        }
+        if let Some(log) = &precondition.log {
+            self.log_action(log);
+        }
+        for condition in &precondition.conditions {
+            let actual = lookup(self.ctx.template_data(), &condition.field)
+                .cloned()
+                .or_else(|| {
+                    response
+                        .as_ref()
+                        .and_then(|r| lookup_map(r, &condition.field))
+                });
+            let expected = condition.value.as_ref().or(condition.values.as_ref());
+            match evaluate(condition.operator, actual.as_ref(), expected) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let seen = actual.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+                    tracing::debug!(
+                        precondition = %precondition.name,
+                        field = %condition.field,
+                        operator = condition.operator.as_str(),
+                        actual = %seen,
+                        "condition not met"
+                    );
+                    return Ok(false);
+                }
+                Err(e) => {
+                    return Err(self.precondition_failed(
+                        precondition,
+                        format!("condition on '{}': {e}", condition.field),
+                    ));
+                }
+            }
+        }
+        if let Some(expression) = &precondition.expression {
+            return match self.evaluate(expression, response.as_ref()) {
+                Ok(Value::Bool(b)) => Ok(b),
+                Ok(other) => Err(self.precondition_failed(
+                    precondition,
+                    format!("expression returned {other}, not a bool"),
+                )),
+                Err(e) => Err(self.precondition_failed(precondition, e)),
+            };
+        }
+        Ok(true)
+    }
+
+    fn precondition_failed(&mut self, precondition: &Precondition, message: String) -> String {
+        self.fail(
+            Phase::Preconditions,
+            &precondition.name,
+            message.clone(),
+            false,
+        );
+        message
+    }
+}
+
+fn lookup_map(map: &Map<String, Value>, path: &str) -> Option<Value> {
+    let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+    let value = map.get(head)?;
+    if rest.is_empty() {
+        Some(value.clone())
+    } else {
+        lookup(value, rest).cloned()
+    }
+}

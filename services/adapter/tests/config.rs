@@ -1,0 +1,422 @@
+//! Load-time validation: each message the runbook tells the on-call engineer to look for, and
+//! HyperFleet's own configs loading unchanged.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use adapter::config::{self, ConfigError, Overrides, Sources};
+use support::*;
+
+const ADAPTER: &str = r#"adapter:
+  name: test-adapter
+  version: "0.2.0"
+clients:
+  hyperfleet_api:
+    base_url: http://127.0.0.1:1
+  broker:
+    subscription_id: sub
+    topic: clusters
+"#;
+
+const TASK: &str = r#"params:
+  - name: clusterId
+    source: event.id
+    required: true
+resources:
+  - name: ns
+    manifest:
+      apiVersion: v1
+      kind: Namespace
+      metadata:
+        name: "{{ .clusterId }}"
+        annotations:
+          hyperfleet.io/generation: "1"
+    discovery:
+      by_name: "{{ .clusterId }}"
+"#;
+
+fn load(dir: &TempDir, adapter: &str, task: &str) -> Result<config::Loaded, ConfigError> {
+    let sources = Sources {
+        adapter_config: Some(dir.write("adapter.yaml", adapter)),
+        task_config: Some(dir.write("task.yaml", task)),
+        overrides: Overrides::default(),
+        remaps: Vec::new(),
+    };
+    config::load(&sources, steadfast_rules::system_clock(), false)
+}
+
+fn error(adapter: &str, task: &str) -> String {
+    let dir = TempDir::new();
+    match load(&dir, adapter, task) {
+        Ok(_) => panic!("the config was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_contains(text: &str, fragments: &[&str]) {
+    for fragment in fragments {
+        assert!(text.contains(fragment), "expected `{fragment}` in:\n{text}");
+    }
+}
+
+#[test]
+fn hyperfleet_examples_load_unchanged() {
+    let sources = Sources {
+        adapter_config: Some(example_dir().join("adapter-config.yaml")),
+        task_config: Some(example_dir().join("adapter-task-config.yaml")),
+        overrides: Overrides {
+            subscription_id: Some("sub".into()),
+            topic: Some("clusters".into()),
+            ..Overrides::default()
+        },
+        remaps: example_remaps(),
+    };
+    let loaded = config::load(&sources, steadfast_rules::system_clock(), false).unwrap();
+    assert_eq!(loaded.adapter.adapter.name, "kubernetes-example");
+    assert_eq!(loaded.task.resources.len(), 2);
+    assert_eq!(loaded.config_json["clients"]["broker"]["topic"], "clusters");
+
+    let showcase = Sources {
+        adapter_config: Some(dryrun_dir().join("dryrun-kubernetes-adapter-config.yaml")),
+        task_config: Some(dryrun_dir().join("cel-showcase/dryrun-cel-showcase-task-config.yaml")),
+        ..Sources::default()
+    };
+    let loaded = config::load(&showcase, steadfast_rules::system_clock(), true).unwrap();
+    assert_eq!(loaded.task.params.len(), 23);
+}
+
+#[test]
+fn config_paths_are_required() {
+    let dir = TempDir::new();
+    let task = dir.write("task.yaml", TASK);
+    let no_adapter = Sources {
+        task_config: Some(task),
+        ..Sources::default()
+    };
+    let err = config::load(&no_adapter, steadfast_rules::system_clock(), false)
+        .unwrap_err()
+        .to_string();
+    assert_contains(
+        &err,
+        &[
+            "adapter config file path is required",
+            "HYPERFLEET_ADAPTER_CONFIG",
+        ],
+    );
+    let no_task = Sources {
+        adapter_config: Some(dir.write("adapter.yaml", ADAPTER)),
+        ..Sources::default()
+    };
+    let err = config::load(&no_task, steadfast_rules::system_clock(), false)
+        .unwrap_err()
+        .to_string();
+    assert_contains(
+        &err,
+        &[
+            "task config file path is required",
+            "HYPERFLEET_TASK_CONFIG",
+        ],
+    );
+}
+
+#[test]
+fn unreadable_and_malformed_files_are_named() {
+    let missing = Sources {
+        adapter_config: Some(PathBuf::from("/nonexistent/adapter.yaml")),
+        task_config: Some(PathBuf::from("/nonexistent/task.yaml")),
+        ..Sources::default()
+    };
+    let err = config::load(&missing, steadfast_rules::system_clock(), false)
+        .unwrap_err()
+        .to_string();
+    assert_contains(
+        &err,
+        &[
+            "failed to read adapter config file",
+            "/nonexistent/adapter.yaml",
+        ],
+    );
+    let err = error("adapter: [unclosed", TASK);
+    assert_contains(
+        &err,
+        &["failed to parse adapter config YAML", "adapter.yaml"],
+    );
+    let err = error(&ADAPTER.replace("topic:", "topik:"), TASK);
+    assert_contains(&err, &["unknown field `topik`"]);
+    let err = error(ADAPTER, &TASK.replace("by_name:", "byName:"));
+    assert_contains(
+        &err,
+        &[
+            "failed to parse task config YAML",
+            "unknown field `byName`",
+            "line",
+        ],
+    );
+}
+
+#[test]
+fn version_mismatch_and_missing_settings() {
+    let err = error(&ADAPTER.replace("\"0.2.0\"", "\"1.4.0\""), TASK);
+    assert_contains(&err, &["adapter version mismatch", "\"1.4.0\"", "0.1, 0.2"]);
+    // Not semver: not checked, as in HyperFleet.
+    let dir = TempDir::new();
+    load(&dir, &ADAPTER.replace("\"0.2.0\"", "\"dev\""), TASK).unwrap();
+
+    let err = error(
+        &ADAPTER.replace("    base_url: http://127.0.0.1:1\n", ""),
+        TASK,
+    );
+    assert_contains(
+        &err,
+        &[
+            "HyperFleet API base URL not configured",
+            "HYPERFLEET_API_BASE_URL",
+        ],
+    );
+    let err = error(&ADAPTER.replace("    subscription_id: sub\n", ""), TASK);
+    assert_contains(
+        &err,
+        &["Missing required broker configuration: subscription_id"],
+    );
+    let err = error(&ADAPTER.replace("name: test-adapter", "name: \"\""), TASK);
+    assert_contains(&err, &["adapter.name is required"]);
+    let err = error(&ADAPTER.replace("http://127.0.0.1:1", "ftp://x"), TASK);
+    assert_contains(&err, &["is not usable", "http or https"]);
+}
+
+#[test]
+fn maestro_is_refused_clearly() {
+    let task = TASK.replace("  - name: ns\n", "  - name: ns\n    transport:\n      client: maestro\n      maestro:\n        target_cluster: \"{{ .clusterId }}\"\n");
+    let err = error(ADAPTER, &task);
+    assert_contains(
+        &err,
+        &[
+            "maestro transport is not supported yet",
+            "resources[0].transport.client",
+        ],
+    );
+    let err = error(
+        &format!("{ADAPTER}  maestro:\n    grpc_server_address: maestro:8090\n"),
+        TASK,
+    );
+    assert_contains(
+        &err,
+        &["maestro transport is not supported yet", "clients.maestro"],
+    );
+}
+
+#[test]
+fn cel_parse_errors_name_the_expression() {
+    let task = format!(
+        "{TASK}post:\n  payloads:\n    - name: p\n      build:\n        ok:\n          expression: \"clusterId ==\"\n"
+    );
+    let err = error(ADAPTER, &task);
+    assert_contains(
+        &err,
+        &["post.payloads[0].build.ok.expression", "CEL parse error"],
+    );
+    let task =
+        format!("{TASK}preconditions:\n  - name: check\n    expression: \"clusterID == 'x'\"\n");
+    let err = error(ADAPTER, &task);
+    assert_contains(
+        &err,
+        &[
+            "preconditions[0].expression",
+            "undefined variable `clusterID`",
+        ],
+    );
+}
+
+#[test]
+fn undefined_template_variables_are_refused() {
+    let err = error(
+        ADAPTER,
+        &TASK.replace(
+            "by_name: \"{{ .clusterId }}\"",
+            "by_name: \"{{ .clusterID }}\"",
+        ),
+    );
+    assert_contains(
+        &err,
+        &[
+            "resources[0].discovery.by_name",
+            "undefined template variable \"clusterID\"",
+        ],
+    );
+    let err = error(
+        ADAPTER,
+        &TASK.replace(
+            "\"{{ .clusterId }}\"\n        annotations",
+            "\"{{ .clusterId | nosuch }}\"\n        annotations",
+        ),
+    );
+    assert_contains(&err, &["function \"nosuch\" not defined"]);
+}
+
+#[test]
+fn mutually_exclusive_options_are_refused() {
+    let task = format!(
+        "{TASK}post:\n  payloads:\n    - name: p\n      build: {{a: b}}\n      build_ref: other.yaml\n"
+    );
+    assert_contains(
+        &error(ADAPTER, &task),
+        &[
+            "post.payloads[0]",
+            "'build' and 'build_ref' are mutually exclusive",
+        ],
+    );
+    let task = format!(
+        "{TASK}preconditions:\n  - name: c\n    capture:\n      - name: x\n        field: a\n        expression: \"1\"\n    expression: \"true\"\n"
+    );
+    assert_contains(
+        &error(ADAPTER, &task),
+        &["preconditions[0].capture[0]", "mutually exclusive"],
+    );
+    let task = TASK.replace(
+        "      by_name: \"{{ .clusterId }}\"",
+        "      by_name: \"{{ .clusterId }}\"\n      by_selectors:\n        label_selector: {a: b}",
+    );
+    assert_contains(
+        &error(ADAPTER, &task),
+        &["by_name and by_selectors are mutually exclusive"],
+    );
+}
+
+#[test]
+fn manifests_and_references_are_checked() {
+    let task = TASK.replace(
+        "    manifest:\n      apiVersion: v1\n      kind: Namespace\n      metadata:\n        name: \"{{ .clusterId }}\"\n        annotations:\n          hyperfleet.io/generation: \"1\"\n",
+        "",
+    );
+    assert_contains(
+        &error(ADAPTER, &task),
+        &[
+            "resources[0].manifest",
+            "manifest is required for kubernetes transport",
+        ],
+    );
+    let task = TASK.replace(
+        "    manifest:\n      apiVersion: v1\n",
+        "    manifest:\n      ref: /etc/adapter/missing.yaml\n    unused:\n      apiVersion: v1\n",
+    );
+    // (unknown key `unused` is reported by the parser before references are read)
+    assert_contains(&error(ADAPTER, &task), &["unknown field `unused`"]);
+    let task = "resources:\n  - name: job\n    manifest:\n      ref: /etc/adapter/missing.yaml\n    discovery:\n      by_name: x\n";
+    assert_contains(
+        &error(ADAPTER, task),
+        &[
+            "resources[0].manifest.ref",
+            "referenced file \"/etc/adapter/missing.yaml\" does not exist",
+            "--remap-path",
+        ],
+    );
+    let task =
+        "resources:\n  - name: job\n    manifest:\n      apiVersion: v1\n      kind: ConfigMap\n";
+    assert_contains(
+        &error(ADAPTER, task),
+        &["resources[0].discovery", "discovery is required"],
+    );
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let task = format!(
+        "{TASK}preconditions:\n  - name: a\n    expression: \"((\"\n  - name: a\n    conditions:\n      - field: clusterId\n        operator: in\n        value: x\n"
+    );
+    let err = error(ADAPTER, &task);
+    assert_contains(
+        &err,
+        &[
+            "validation failed with 3 error(s)",
+            "CEL parse error",
+            "duplicate name \"a\"",
+            "value must be a list",
+        ],
+    );
+}
+
+fn adapter_binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_adapter"))
+}
+
+#[test]
+fn check_config_exits_0_or_78_with_the_reason() {
+    let dir = TempDir::new();
+    let adapter = dir.write("adapter.yaml", ADAPTER);
+    let task = dir.write("task.yaml", TASK);
+    let output = adapter_binary()
+        .args(["serve", "--check-config", "--config"])
+        .arg(&adapter)
+        .arg("--task-config")
+        .arg(&task)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "configuration OK"
+    );
+
+    let bad = dir.write(
+        "bad.yaml",
+        &TASK.replace("by_name: \"{{ .clusterId }}\"", "by_name: \"{{ .nope }}\""),
+    );
+    let output = adapter_binary()
+        .args(["serve", "--check-config", "--config"])
+        .arg(&adapter)
+        .arg("--task-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("invalid configuration: task config validation failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("undefined template variable \"nope\""),
+        "{stderr}"
+    );
+
+    let output = adapter_binary()
+        .args(["serve", "--check-config"])
+        .env_remove("HYPERFLEET_ADAPTER_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("adapter config file path is required")
+    );
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let dir = TempDir::new();
+    let adapter = dir.write(
+        "adapter.yaml",
+        &ADAPTER.replace("    topic: clusters\n", ""),
+    );
+    let task = dir.write("task.yaml", TASK);
+    let output = adapter_binary()
+        .args(["serve", "--check-config", "--config"])
+        .arg(&adapter)
+        .arg("--task-config")
+        .arg(&task)
+        .env("BROKER_TOPIC", "legacy-topic")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "legacy BROKER_TOPIC is honoured: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

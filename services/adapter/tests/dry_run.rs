@@ -1,0 +1,344 @@
+//! Dry-run of HyperFleet's own dry-run cases and Kubernetes example, through the binary, as an
+//! adapter author runs it.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::*;
+
+fn dry_run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adapter"))
+        .arg("serve")
+        .args(args)
+        .output()
+        .expect("run the adapter binary")
+}
+
+fn path(p: std::path::PathBuf) -> String {
+    p.display().to_string()
+}
+
+fn showcase(output: &str) -> Output {
+    let d = dryrun_dir();
+    dry_run(&[
+        "--config",
+        &path(d.join("dryrun-kubernetes-adapter-config.yaml")),
+        "--task-config",
+        &path(d.join("cel-showcase/dryrun-cel-showcase-task-config.yaml")),
+        "--dry-run-event",
+        &path(d.join("event.json")),
+        "--dry-run-api-responses",
+        &path(d.join("cel-showcase/dryrun-cel-showcase-api-responses.json")),
+        "--dry-run-discovery",
+        &path(d.join("cel-showcase/dryrun-cel-showcase-discovery.json")),
+        "--dry-run-output",
+        output,
+    ])
+}
+
+fn text(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn cel_showcase_prints_phases_manifests_and_payload_as_text() {
+    let out = text(&showcase("text"));
+    for fragment in [
+        "Event: id=abc123 type=io.hyperfleet.cluster.updated",
+        "Phase 1: Parameter Extraction .............. SUCCESS",
+        "clusterStatus    = \"False\"",
+        "Phase 2: Preconditions ..................... SUCCESS (MET)",
+        "[1/3] namespace0                     CREATE",
+        "Kind: ConfigMap    Namespace: abc123       Name: abc123-config",
+        "\"endpoint\": \"https://abc123.us-east-1.hyperfleet.io\"",
+        "Payload statusPayload:",
+        "\"reason\": \"AllResourcesApplied\"",
+        "[1/1] updateStatus                   EXECUTED",
+        "PUT /api/hyperfleet/v1/clusters/abc123/statuses -> 200",
+        "Result: SUCCESS",
+    ] {
+        assert!(out.contains(fragment), "missing `{fragment}` in:\n{out}");
+    }
+}
+
+#[test]
+fn cel_showcase_payload_is_what_the_task_config_describes() {
+    let trace: Value = serde_json::from_str(&text(&showcase("json"))).expect("JSON trace");
+    assert_eq!(trace["status"], "success");
+    assert_eq!(
+        trace["resources"][0]["manifest"]["metadata"]["name"],
+        "abc123"
+    );
+    assert_eq!(
+        trace["resources"][1]["manifest"]["data"]["cluster_name"],
+        "abc123"
+    );
+    assert_eq!(
+        trace["discoveredResources"]["namespace0"]["status"]["phase"],
+        "Active"
+    );
+    let payload = &trace["payloads"]["statusPayload"];
+    let condition = |kind: &str| {
+        payload["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(condition("Applied")["status"], "True");
+    assert_eq!(
+        condition("Applied")["message"],
+        "All resources applied: abc123, abc123-config, abc123-extra"
+    );
+    assert_eq!(condition("Available")["status"], "True");
+    assert_eq!(condition("Health")["reason"], "Healthy");
+    assert_eq!(condition("Finalized")["status"], "False");
+    assert_eq!(payload["observed_generation"], 5);
+    let data = &payload["data"];
+    assert_eq!(data["configmap"]["cluster_id"], "abc123");
+    assert_eq!(data["extra"]["max_replicas"], "10");
+    assert_eq!(
+        data["lists"]["unique_tags"],
+        r#"["production","tier-1","us-east"]"#
+    );
+    assert_eq!(data["lists"]["first_pool"], "worker-pool");
+    assert_eq!(
+        data["lists"]["pools_by_replicas"],
+        r#"["infra-pool","worker-pool"]"#
+    );
+    assert_eq!(data["overall_status"], "Ready");
+    assert_eq!(
+        data["cluster_url"],
+        "https://console.us-east-1.hyperfleet.io/clusters/abc123"
+    );
+    assert_eq!(data["reconciled_status"], "False");
+    assert_eq!(data["is_reconciled_stable"], false);
+    assert_eq!(data["health_status"], "False");
+    assert!(data["reconciled_age_seconds"].as_i64().unwrap() > 0);
+    assert!(
+        data["namespace"]["labels_json"]
+            .as_str()
+            .unwrap()
+            .contains("\"environment\":\"production\"")
+    );
+    assert_eq!(trace["apiRequests"][0]["method"], "GET");
+    assert_eq!(
+        trace["apiRequests"][1]["url"],
+        "/api/hyperfleet/v1/clusters/abc123/statuses"
+    );
+    assert!(
+        trace["transportOperations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["operation"] == "create" && o["kind"] == "Namespace")
+    );
+}
+
+#[test]
+fn kubernetes_example_reports_the_completed_job() {
+    let d = dryrun_dir();
+    let e = example_dir();
+    let output = dry_run(&[
+        "--config",
+        &path(e.join("adapter-config.yaml")),
+        "--task-config",
+        &path(e.join("adapter-task-config.yaml")),
+        "--remap-path",
+        &format!(
+            "/etc/adapter/job.yaml={}",
+            path(e.join("adapter-task-resource-job.yaml"))
+        ),
+        "--dry-run-event",
+        &path(d.join("event.json")),
+        "--dry-run-api-responses",
+        &path(d.join("dryrun-api-responses.json")),
+        "--dry-run-discovery",
+        &path(e.join("dryrun-discovery.json")),
+        "--dry-run-output",
+        "json",
+        "--dry-run-verbose",
+    ]);
+    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
+    let job = &trace["resources"][1]["manifest"];
+    assert_eq!(job["metadata"]["namespace"], "abc123-k8s");
+    assert_eq!(
+        job["metadata"]["annotations"]["hyperfleet.io/generation"],
+        "77"
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"][2],
+        "echo 'Hello, World!'"
+    );
+    let payload = &trace["payloads"]["clusterStatusPayload"];
+    let available = payload["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Available")
+        .unwrap();
+    assert_eq!(available["status"], "True");
+    assert_eq!(available["reason"], "JobComplete");
+    // The API sent generation as text; the status contract wants an integer.
+    assert_eq!(payload["observed_generation"], 77);
+    assert!(
+        trace["postActions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "reportClusterStatusSkipped" && a["skipped"] == true)
+    );
+    assert_eq!(
+        trace["apiRequests"][0]["url"],
+        "http://hyperfleet-api:8000/api/hyperfleet/v1/clusters/abc123"
+    );
+    assert!(
+        trace["apiRequests"][1]["requestBody"]
+            .as_str()
+            .unwrap()
+            .contains("\"JobComplete\"")
+    );
+}
+
+#[test]
+fn unmet_precondition_skips_resources_and_exits_0() {
+    let d = dryrun_dir();
+    let dir = TempDir::new();
+    let responses =
+        std::fs::read_to_string(d.join("cel-showcase/dryrun-cel-showcase-api-responses.json"))
+            .unwrap()
+            .replacen(
+                "\"status\": \"False\",\n                  \"reason\": \"ClusterProvisioning\"",
+                "\"status\": \"True\",\n                  \"reason\": \"ClusterProvisioning\"",
+                1,
+            );
+    assert!(
+        responses.contains(
+            "\"status\": \"True\",\n                  \"reason\": \"ClusterProvisioning\""
+        )
+    );
+    let responses = dir.write("responses.json", &responses);
+    let out = text(&dry_run(&[
+        "--config",
+        &path(d.join("dryrun-kubernetes-adapter-config.yaml")),
+        "--task-config",
+        &path(d.join("cel-showcase/dryrun-cel-showcase-task-config.yaml")),
+        "--dry-run-event",
+        &path(d.join("event.json")),
+        "--dry-run-api-responses",
+        &path(responses),
+    ]));
+    assert!(
+        out.contains("Phase 2: Preconditions ..................... SUCCESS (NOT MET)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[1/1] fetchCluster                   NOT MET"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Phase 3: Resources ........................ SKIPPED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("updateStatus                   SKIPPED"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_cel_expression_exits_non_zero_naming_it() {
+    let d = dryrun_dir();
+    let dir = TempDir::new();
+    let task = std::fs::read_to_string(d.join("cel-showcase/dryrun-cel-showcase-task-config.yaml"))
+        .unwrap()
+        .replacen(
+            "fetchCluster.spec.node_pools.size()",
+            "fetchCluster.spec.node_pools.size(",
+            1,
+        );
+    let task = dir.write("task.yaml", &task);
+    let output = dry_run(&[
+        "--config",
+        &path(d.join("dryrun-kubernetes-adapter-config.yaml")),
+        "--task-config",
+        &path(task),
+        "--dry-run-event",
+        &path(d.join("event.json")),
+    ]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("params[10].source.expression"), "{stderr}");
+    assert!(
+        stderr.contains("fetchCluster.spec.node_pools.size("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CEL parse error"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn missing_or_invalid_inputs_are_named() {
+    let d = dryrun_dir();
+    let dir = TempDir::new();
+    let config = path(d.join("dryrun-kubernetes-adapter-config.yaml"));
+    let task = path(d.join("cel-showcase/dryrun-cel-showcase-task-config.yaml"));
+    let output = dry_run(&[
+        "--config",
+        &config,
+        "--task-config",
+        &task,
+        "--dry-run-event",
+        "/nonexistent/event.json",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("cannot read dry-run event `/nonexistent/event.json`")
+    );
+    let event = dir.write(
+        "event.json",
+        r#"{"specversion": "1.0", "id": "x", "type": "t", "data": {}}"#,
+    );
+    let output = dry_run(&[
+        "--config",
+        &config,
+        "--task-config",
+        &task,
+        "--dry-run-event",
+        &path(event),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("missing required CloudEvents attribute `source`"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let responses = dir.write("r.json", r#"{"responses": [{"match": {"method": "GET", "urlPattern": "("}, "responses": [{"statusCode": 200}]}]}"#);
+    let output = dry_run(&[
+        "--config",
+        &config,
+        "--task-config",
+        &task,
+        "--dry-run-event",
+        &path(d.join("event.json")),
+        "--dry-run-api-responses",
+        &path(responses),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("endpoint 0: urlPattern is not a valid regex")
+    );
+}

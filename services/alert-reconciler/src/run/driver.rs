@@ -1,0 +1,442 @@
+//! Driving one run from its plan to its end, resumable at any point.
+//!
+//! 1. Subscribe to the run's channel (confirmed by Redis) — before anything is launched.
+//! 2. Read the durable copies of results already published (a resumed run's recipes may have
+//!    answered while no reconciler listened).
+//! 3. Launch each `pending` recipe (claimed in the database first: at most once); re-attach
+//!    to each `launched` one (a resumed run).
+//! 4. Collect until every recipe has ended: a result message (first answer wins), an exit the
+//!    executor saw (non-zero → failed at once; zero → its result gets a short grace period,
+//!    then it is `unknown`), or the run's deadline (the rest are `timed_out` and killed).
+//! 5. Complete the run (see [`super::finish`]) and clean up.
+//!
+//! Stopping (shutdown, lost leadership) just stops: everything is in the database, and the
+//! next supervisor resumes from step 1. Cancelling (the incident resolved) kills the recipes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::finish;
+use crate::context::Context;
+use crate::executor::{ExecError, Exit, ExitEvent, Launch, human};
+use crate::results::{BusEvent, RecipeResult, ResultStatus, Subscription};
+use crate::store::StoreError;
+use crate::store::runs::{self, RecipeRunRow, RecipeState, RunRow};
+
+/// Launches refused as "unavailable" (API server 5xx, ...) are retried this often.
+const LAUNCH_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How the drive ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Completed,
+    Stopped,
+    Cancelled,
+    /// Nothing to do: the run was not running.
+    NotRunning,
+}
+
+struct Drive<'a> {
+    ctx: &'a Context,
+    run: RunRow,
+    recipes: HashMap<String, RecipeRunRow>,
+    /// Recipes that exited 0 and whose result is awaited until then.
+    grace: HashMap<String, Instant>,
+}
+
+/// Drives run `id` until it ends, `stop` (leave it for the next supervisor) or `cancel` (kill
+/// its recipes).
+pub async fn drive(
+    ctx: Arc<Context>,
+    id: Uuid,
+    stop: CancellationToken,
+    cancel: CancellationToken,
+) -> Result<Ended, DriveError> {
+    let mut conn = ctx.pool.acquire().await.map_err(StoreError::from)?;
+    let Some(run) = runs::get(&mut conn, id).await? else {
+        return Ok(Ended::NotRunning);
+    };
+    if run.state != "running" {
+        return Ok(Ended::NotRunning);
+    }
+    let rows = runs::recipes_of(&mut conn, id).await?;
+    drop(conn);
+    let mut drive = Drive {
+        ctx: &ctx,
+        run,
+        recipes: rows.into_iter().map(|r| (r.recipe.clone(), r)).collect(),
+        grace: HashMap::new(),
+    };
+
+    let Some(mut subscription) = drive.subscribe(&stop).await else {
+        return Ok(Ended::Stopped);
+    };
+    drive.read_backlog().await?;
+    let (exits, mut exit_events) = mpsc::unbounded_channel();
+    let deadline = drive.start(exits).await?;
+
+    loop {
+        if drive.all_final() {
+            break;
+        }
+        let next_grace = drive.grace.values().min().copied();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok(Ended::Stopped),
+            () = cancel.cancelled() => {
+                ctx.executor.cancel(id).await;
+                ctx.executor.cleanup(id).await;
+                let _ = ctx.bus.forget(&id.to_string()).await;
+                tracing::info!(run_id = %id, "run cancelled; its recipes were stopped");
+                return Ok(Ended::Cancelled);
+            }
+            event = subscription.recv() => match event {
+                Some(BusEvent::Message(bytes)) => drive.on_message(&bytes).await?,
+                Some(BusEvent::Resync) => drive.read_backlog().await?,
+                None => return Ok(Ended::Stopped),
+            },
+            Some(exit) = exit_events.recv() => drive.on_exit(exit).await?,
+            () = sleep_until(next_grace) => drive.grace_over().await?,
+            () = tokio::time::sleep_until(deadline) => {
+                drive.time_out().await?;
+                break;
+            }
+        }
+    }
+    drop(subscription);
+    let finished = finish::complete(&ctx, &drive.run).await?;
+    ctx.executor.cleanup(id).await;
+    if let Err(error) = ctx.bus.forget(&id.to_string()).await {
+        tracing::debug!(run_id = %id, %error, "could not drop the durable results");
+    }
+    Ok(if finished {
+        Ended::Completed
+    } else {
+        Ended::NotRunning
+    })
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Drive<'_> {
+    fn id(&self) -> Uuid {
+        self.run.id
+    }
+
+    fn kind(&self) -> &'static str {
+        self.run.kind().as_str()
+    }
+
+    fn all_final(&self) -> bool {
+        self.recipes.values().all(|r| r.state().is_final())
+    }
+
+    /// Subscribes, retrying while Redis is unreachable; `None` if stopped meanwhile.
+    async fn subscribe(&self, stop: &CancellationToken) -> Option<Subscription> {
+        let channel = self.id().to_string();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.ctx.bus.subscribe(&channel).await {
+                Ok(subscription) => return Some(subscription),
+                Err(error) => {
+                    tracing::warn!(run_id = %self.id(), %error, "cannot subscribe to the run's result channel yet; nothing is launched until then");
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn read_backlog(&mut self) -> Result<(), StoreError> {
+        match self.ctx.bus.backlog(&self.id().to_string()).await {
+            Ok(messages) => {
+                for message in messages {
+                    self.on_message(&message).await?;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(run_id = %self.id(), %error, "cannot read the durable results; relying on live messages");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the clock, launches what is pending and re-attaches to what was launched
+    /// before; returns the run's deadline.
+    async fn start(&mut self, exits: crate::executor::ExitSender) -> Result<Instant, StoreError> {
+        let default = self.ctx.settings.recipe_timeout;
+        let longest = self
+            .recipes
+            .values()
+            .map(|r| r.spec.timeout_or(default))
+            .max()
+            .unwrap_or(default);
+        let mut conn = self.ctx.pool.acquire().await?;
+        let planned =
+            Utc::now() + chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
+        let deadline = runs::start_clock(&mut conn, self.id(), planned).await?;
+        drop(conn);
+
+        let names: Vec<String> = self.recipes.keys().cloned().collect();
+        for name in names {
+            let row = self.recipes[&name].clone();
+            match row.state() {
+                RecipeState::Pending => self.launch(&row, exits.clone()).await?,
+                RecipeState::Launched => {
+                    if let Err(error) = self
+                        .ctx
+                        .executor
+                        .attach(self.id(), &row.spec, row.handle.as_deref(), exits.clone())
+                        .await
+                    {
+                        tracing::warn!(run_id = %self.id(), recipe = %name, %error, "cannot re-attach; waiting for its result");
+                    }
+                }
+                _ => {}
+            }
+        }
+        let remaining = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Ok(Instant::now() + remaining)
+    }
+
+    async fn launch(
+        &mut self,
+        row: &RecipeRunRow,
+        exits: crate::executor::ExitSender,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.ctx.pool.acquire().await?;
+        if !runs::claim_launch(&mut conn, self.id(), &row.recipe).await? {
+            return Ok(());
+        }
+        self.set_state(&row.recipe, RecipeState::Launched, None);
+        let settings = &self.ctx.settings;
+        let launch = Launch {
+            run_id: self.id(),
+            incident_id: self.run.incident_id,
+            recipe: &row.spec,
+            data: &self.run.data,
+            timeout: row.spec.timeout_or(settings.recipe_timeout),
+            redis_address: &settings.redis_address,
+            aggregator_address: &settings.aggregator_address,
+        };
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.ctx.executor.launch(&launch, exits.clone()).await {
+                Err(ExecError::Unavailable(error)) if attempt < LAUNCH_ATTEMPTS => {
+                    tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, attempt, "launch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(handle) => {
+                runs::set_handle(&mut conn, self.id(), &row.recipe, &handle).await?;
+                tracing::info!(run_id = %self.id(), recipe = %row.recipe, %handle, kind = self.kind(), "recipe launched");
+            }
+            Err(error) => {
+                tracing::error!(run_id = %self.id(), recipe = %row.recipe, %error, "recipe could not be launched");
+                drop(conn);
+                self.finish(
+                    &row.recipe,
+                    RecipeState::Failed,
+                    Some(format!("could not be launched: {error}")),
+                    None,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_state(&mut self, recipe: &str, state: RecipeState, detail: Option<String>) {
+        if let Some(row) = self.recipes.get_mut(recipe) {
+            row.state = state.as_str().into();
+            if row.launched_at.is_none() && state == RecipeState::Launched {
+                row.launched_at = Some(Utc::now());
+            }
+            if detail.is_some() {
+                row.detail = detail;
+            }
+        }
+    }
+
+    /// Records a recipe's end (first answer wins) and counts it.
+    async fn finish(
+        &mut self,
+        recipe: &str,
+        state: RecipeState,
+        detail: Option<String>,
+        results: Option<serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.ctx.pool.acquire().await?;
+        let recorded = runs::finish(
+            &mut conn,
+            self.id(),
+            recipe,
+            state,
+            detail.as_deref(),
+            results.as_ref(),
+        )
+        .await?;
+        if !recorded {
+            return Ok(false);
+        }
+        self.grace.remove(recipe);
+        let launched_at = self.recipes.get(recipe).and_then(|r| r.launched_at);
+        self.set_state(recipe, state, detail.clone());
+        let metrics = &self.ctx.metrics;
+        metrics
+            .recipe_runs
+            .with_label_values(&[self.kind(), recipe, state.as_str()])
+            .inc();
+        if let Some(launched) = launched_at {
+            let seconds = (Utc::now() - launched).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics
+                .recipe_duration
+                .with_label_values(&[self.kind(), state.as_str()])
+                .observe(seconds);
+        }
+        tracing::info!(run_id = %self.id(), recipe, outcome = state.as_str(), detail = detail.as_deref().unwrap_or(""), "recipe finished");
+        Ok(true)
+    }
+
+    async fn on_message(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let reject = |reason: &str| {
+            self.ctx
+                .metrics
+                .results_rejected
+                .with_label_values(&[reason])
+                .inc();
+        };
+        let result = match RecipeResult::decode(bytes) {
+            Ok(result) => result,
+            Err(error) => {
+                reject("malformed");
+                tracing::warn!(run_id = %self.id(), %error, "ignoring a result message");
+                return Ok(());
+            }
+        };
+        if result.incident != self.id().to_string() {
+            reject("wrong_run");
+            tracing::warn!(run_id = %self.id(), incident = %result.incident, "ignoring a result for another run");
+            return Ok(());
+        }
+        let Some(row) = self.recipes.get(&result.name) else {
+            reject("unknown_recipe");
+            tracing::warn!(run_id = %self.id(), recipe = %result.name, "ignoring a result from a recipe this run did not launch");
+            return Ok(());
+        };
+        if row.state().is_final() {
+            return Ok(());
+        }
+        let state = match result.status {
+            ResultStatus::Successful => RecipeState::Successful,
+            ResultStatus::Failed => RecipeState::Failed,
+            ResultStatus::Unknown => RecipeState::Unknown,
+        };
+        let body = serde_json::to_value(&result.results).expect("results serialise");
+        self.finish(&result.name, state, None, Some(body)).await?;
+        Ok(())
+    }
+
+    async fn on_exit(&mut self, event: ExitEvent) -> Result<(), StoreError> {
+        if self
+            .recipes
+            .get(&event.recipe)
+            .is_none_or(|r| r.state().is_final())
+        {
+            return Ok(());
+        }
+        // A recipe usually reports before it exits: take its durable copy first, so its own
+        // words win over "exited with status 1".
+        self.read_backlog().await?;
+        if self.recipes[&event.recipe].state().is_final() {
+            return Ok(());
+        }
+        match event.exit {
+            Exit::Succeeded => {
+                self.grace.insert(
+                    event.recipe,
+                    Instant::now() + self.ctx.settings.result_grace,
+                );
+            }
+            Exit::Failed(detail) => {
+                self.finish(&event.recipe, RecipeState::Failed, Some(detail), None)
+                    .await?;
+            }
+            Exit::TimedOut(detail) => {
+                self.finish(&event.recipe, RecipeState::TimedOut, Some(detail), None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recipes that exited 0 but never reported, once their grace period is over.
+    async fn grace_over(&mut self) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let over: Vec<String> = self
+            .grace
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for recipe in over {
+            self.grace.remove(&recipe);
+            self.finish(
+                &recipe,
+                RecipeState::Unknown,
+                Some("exited successfully without reporting a result".into()),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn time_out(&mut self) -> Result<(), StoreError> {
+        let default = self.ctx.settings.recipe_timeout;
+        let open: Vec<(String, Duration)> = self
+            .recipes
+            .values()
+            .filter(|r| !r.state().is_final())
+            .map(|r| (r.recipe.clone(), r.spec.timeout_or(default)))
+            .collect();
+        for (recipe, timeout) in &open {
+            self.finish(
+                recipe,
+                RecipeState::TimedOut,
+                Some(format!("no result within its {} timeout", human(*timeout))),
+                None,
+            )
+            .await?;
+        }
+        if !open.is_empty() {
+            self.ctx.executor.cancel(self.id()).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! End to end through the real webhook-receiver: Alertmanager posts a notification to the
+//! receiver, which publishes one event per alert; the reconciler investigates, reports to
+//! Webex, takes the signed approval and runs the action. Then the same notification again
+//! (nothing new) and its resolution.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use steadfast_messaging::BrokerConfig;
+use steadfast_test_support::eventually_async;
+use tokio_util::sync::CancellationToken;
+use webhook_receiver::auth::Secret;
+
+const ALERTMANAGER_TOKEN: &str = "alertmanager-token";
+
+fn notification(status: &str) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}/{severity=\"critical\"}:{service=\"checkout\"}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "reconciler",
+        "groupLabels": {"service": "checkout"},
+        "commonLabels": {"alertname": "HighErrorRate", "severity": "critical", "service": "checkout", "pod": "web-7"},
+        "commonAnnotations": {"summary": "5xx above 5%"},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [{
+            "status": status,
+            "labels": {"alertname": "HighErrorRate", "severity": "critical", "service": "checkout", "pod": "web-7"},
+            "annotations": {"summary": "5xx above 5%"},
+            "startsAt": "2025-06-01T10:00:00Z",
+            "endsAt": if status == "resolved" { "2025-06-01T10:20:00Z" } else { "0001-01-01T00:00:00Z" },
+            "generatorURL": "http://prometheus:9090/graph",
+            "fingerprint": "5f3b1c0e9a7d2b44"
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alertmanager_notification_through_the_receiver_ends_in_an_approved_action() {
+    let h = Harness::standard().await;
+    let app = h.start().await;
+
+    let mut broker = BrokerConfig::new(
+        &steadfast_test_support::amqp_url(),
+        webhook_receiver::SERVICE,
+    )
+    .unwrap();
+    broker.reconnect_min = Duration::from_millis(50);
+    let mut receiver_config = webhook_receiver::Config::new(h.broker.namespace.clone(), broker);
+    receiver_config.alertmanager.bearer = Secret::new(ALERTMANAGER_TOKEN);
+    receiver_config.shutdown_timeout = Duration::from_secs(5);
+    let receiver = webhook_receiver::App::build(receiver_config).await.unwrap();
+    let receiver_url = format!("http://{}/alertmanager", receiver.http_addr());
+    let stop_receiver = CancellationToken::new();
+    let receiver_task = tokio::spawn(receiver.run(stop_receiver.clone()));
+
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = receiver_url.clone();
+        async move {
+            eventually_async("the receiver to accept the notification", WAIT, || async {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(ALERTMANAGER_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()?;
+                (response.status() == 200).then_some(())
+            })
+            .await;
+        }
+    };
+
+    post(notification("firing")).await;
+    let id = app.only_incident().await;
+    let analysis = h.message(1).await;
+    let text = analysis.markdown.clone().unwrap();
+    assert!(text.contains("pod web-7 answers 5xx"), "{text}");
+    assert!(text.contains("**broken** — failed"), "{text}");
+    let button = analysis.submit_actions()[0].1.clone();
+
+    let answers = h.webex.submit(&analysis.id, ALICE, button).await;
+    assert_eq!(answers[0].status, 200, "{}", answers[0].body);
+    let outcome = h.message(2).await;
+    assert!(outcome.markdown.unwrap().contains("restarted web-7"));
+
+    // Alertmanager repeats the notification: same event id, nothing new.
+    post(notification("firing")).await;
+    eventually_async("the repeat deduplicated", WAIT, || async {
+        app.metrics_text()
+            .await
+            .contains(
+                r#"steadfast_reconciler_alerts_deduplicated_total{reason="duplicate_event"} 1"#,
+            )
+            .then_some(())
+    })
+    .await;
+
+    post(notification("resolved")).await;
+    let body = app.wait_state(&id, "resolved").await;
+    assert_eq!(
+        body["runs"].as_array().unwrap().len(),
+        2,
+        "one investigation, one action"
+    );
+    let steps = audit_actions(&body);
+    assert_eq!(
+        steps,
+        vec![
+            "incident opened",
+            "investigation started",
+            "investigation completed",
+            "analysis reported",
+            "action approved",
+            "action completed",
+            "awaiting further decisions",
+            "incident resolved",
+        ]
+    );
+    assert_eq!(body["incident"]["receiver"], "reconciler");
+    h.message(3).await;
+
+    stop_receiver.cancel();
+    receiver_task.await.unwrap().unwrap();
+    app.stop().await;
+}

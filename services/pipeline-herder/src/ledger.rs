@@ -1,0 +1,420 @@
+//! The ledger in PostgreSQL: one row per decision (unique per instance + job id), the outbox
+//! of notifications not yet published, and the pause switch.
+//!
+//! The row's `state` makes every step idempotent under at-least-once delivery:
+//! * `new` — decided; for a retry, the delayed retry message may not be queued yet (a
+//!   redelivered hook queues it again);
+//! * `scheduled` — the delayed retry is queued;
+//! * `retrying` — a worker claimed the retry and is calling GitLab (`claimed_at` is a lease:
+//!   a copy of the retry message arriving meanwhile waits, one arriving after the lease —
+//!   the worker died — takes over);
+//! * `done` — finished; `outcome` says how. Nothing touches a `done` row again.
+//!
+//! A decision and its notification are written in one transaction (transactional outbox), so
+//! a notification is never lost between the database and the broker.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{FromRow, Postgres, Transaction};
+
+use crate::decide::Decision;
+use crate::hook::Job;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// One decision as stored.
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub instance: String,
+    pub job_id: i64,
+    pub project_id: i64,
+    pub project_path: String,
+    pub pipeline_id: i64,
+    pub git_ref: String,
+    pub job_name: String,
+    pub job_stage: String,
+    pub job_url: String,
+    pub failure_reason: Option<String>,
+    pub event_id: String,
+    pub matcher: Option<String>,
+    pub action: String,
+    pub reason: String,
+    pub attempt: i32,
+    pub retry_limit: Option<i32>,
+    pub delay_ms: Option<i64>,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub new_job_id: Option<i64>,
+    pub error: Option<String>,
+    pub log_line: Option<String>,
+    pub decided_at: DateTime<Utc>,
+    pub retry_due_at: Option<DateTime<Utc>>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DecisionRow {
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis)
+    }
+}
+
+/// A notification to publish: the CloudEvent as JSON, and the chat text if any.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub event_id: String,
+    pub event: serde_json::Value,
+    pub chat_text: Option<String>,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub event_id: String,
+    pub payload: Json<serde_json::Value>,
+    pub chat_text: Option<String>,
+    pub attempts: i32,
+}
+
+/// What happened when a worker tried to claim a scheduled retry.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours to perform.
+    Claimed(DecisionRow),
+    /// Another worker holds it (within its lease).
+    Busy,
+    /// Already finished.
+    Done(DecisionRow),
+    /// No such decision.
+    Missing,
+}
+
+/// The pause switch.
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq)]
+pub struct PauseState {
+    pub paused: bool,
+    pub reason: Option<String>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// How a claimed retry ended.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub reason: &'a str,
+    pub new_job_id: Option<u64>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    pool: PgPool,
+}
+
+fn id(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Ledger {
+    /// Connects (waiting up to `wait` for the server) and runs the migrations.
+    pub async fn connect(url: &str, wait: Duration) -> Result<Self, LedgerError> {
+        let options = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5));
+        let deadline = tokio::time::Instant::now() + wait;
+        let pool = loop {
+            match options.clone().connect(url).await {
+                Ok(pool) => break pool,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(%error, "PostgreSQL not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        sqlx::migrate!().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn find(
+        &self,
+        instance: &str,
+        job_id: u64,
+    ) -> Result<Option<DecisionRow>, LedgerError> {
+        Ok(sqlx::query_as::<_, DecisionRow>(
+            "SELECT * FROM decisions WHERE instance = $1 AND job_id = $2",
+        )
+        .bind(instance)
+        .bind(id(job_id))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn get(&self, decision_id: i64) -> Result<Option<DecisionRow>, LedgerError> {
+        Ok(
+            sqlx::query_as::<_, DecisionRow>("SELECT * FROM decisions WHERE id = $1")
+                .bind(decision_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a decision with its notification. `None` when the job already has a decision
+    /// (a redelivered or concurrent duplicate): nothing is written.
+    pub async fn record(
+        &self,
+        job: &Job,
+        event_id: &str,
+        decision: &Decision,
+        notification: Option<&Notification>,
+    ) -> Result<Option<DecisionRow>, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let (state, outcome) = match decision.immediate_outcome() {
+            Some(outcome) => ("done", Some(outcome)),
+            None => ("new", None),
+        };
+        let row = sqlx::query_as::<_, DecisionRow>(
+            "INSERT INTO decisions (instance, job_id, project_id, project_path, pipeline_id, git_ref, \
+             job_name, job_stage, job_url, failure_reason, event_id, matcher, action, reason, attempt, \
+             retry_limit, delay_ms, state, outcome, log_line, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             CASE WHEN $18 = 'done' THEN now() END) \
+             ON CONFLICT (instance, job_id) DO NOTHING RETURNING *",
+        )
+        .bind(&job.instance)
+        .bind(id(job.job_id))
+        .bind(id(job.project_id))
+        .bind(&job.project_path)
+        .bind(id(job.pipeline_id))
+        .bind(&job.git_ref)
+        .bind(&job.name)
+        .bind(&job.stage)
+        .bind(&job.web_url)
+        .bind(&job.failure_reason)
+        .bind(event_id)
+        .bind(&decision.matcher)
+        .bind(decision.action.as_str())
+        .bind(&decision.reason)
+        .bind(i32::try_from(decision.attempt).unwrap_or(i32::MAX))
+        .bind(decision.retry_limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)))
+        .bind(decision.delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        .bind(state)
+        .bind(outcome)
+        .bind(&decision.log_line)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if let Some(notification) = notification {
+            enqueue(&mut tx, notification).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    /// The delayed retry message is queued.
+    pub async fn mark_scheduled(
+        &self,
+        decision_id: i64,
+        delay: Duration,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE decisions SET state = 'scheduled', retry_due_at = now() + make_interval(secs => $2), \
+             updated_at = now() WHERE id = $1 AND state = 'new'",
+        )
+        .bind(decision_id)
+        .bind(delay.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims a due retry for this worker; a claim older than `lease` is taken over.
+    pub async fn claim(&self, decision_id: i64, lease: Duration) -> Result<Claim, LedgerError> {
+        let claimed = sqlx::query_as::<_, DecisionRow>(
+            "UPDATE decisions SET state = 'retrying', claimed_at = now(), updated_at = now() \
+             WHERE id = $1 AND (state IN ('new', 'scheduled') \
+               OR (state = 'retrying' AND claimed_at < now() - make_interval(secs => $2))) \
+             RETURNING *",
+        )
+        .bind(decision_id)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(Claim::Claimed(row));
+        }
+        Ok(match self.get(decision_id).await? {
+            None => Claim::Missing,
+            Some(row) if row.state == "done" => Claim::Done(row),
+            Some(_) => Claim::Busy,
+        })
+    }
+
+    /// Gives a claimed retry back (a transient failure): the next delivery claims it again.
+    pub async fn release(&self, decision_id: i64, error: &str) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE decisions SET state = 'scheduled', claimed_at = NULL, error = $2, updated_at = now() \
+             WHERE id = $1 AND state = 'retrying'",
+        )
+        .bind(decision_id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Finishes a claimed retry and enqueues its notification, in one transaction. Returns
+    /// false if the claim was lost (another worker took over after the lease).
+    pub async fn finish(
+        &self,
+        decision_id: i64,
+        finish: &Finish<'_>,
+        notification: Option<&Notification>,
+    ) -> Result<bool, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE decisions SET state = 'done', action = $2, outcome = $3, reason = $4, \
+             new_job_id = $5, error = $6, finished_at = now(), updated_at = now() \
+             WHERE id = $1 AND state = 'retrying'",
+        )
+        .bind(decision_id)
+        .bind(finish.action)
+        .bind(finish.outcome)
+        .bind(finish.reason)
+        .bind(finish.new_job_id.map(id))
+        .bind(finish.error)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(notification) = notification {
+            enqueue(&mut tx, notification).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The most recent decisions, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<DecisionRow>, LedgerError> {
+        Ok(sqlx::query_as::<_, DecisionRow>(
+            "SELECT * FROM decisions ORDER BY decided_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Locks up to `limit` outbox items (skipping those another replica holds) in a
+    /// transaction; delete what was published with [`Ledger::outbox_done`], then commit.
+    pub async fn outbox_batch(
+        &self,
+        limit: i64,
+    ) -> Result<(Transaction<'static, Postgres>, Vec<OutboxItem>), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let items = sqlx::query_as::<_, OutboxItem>(
+            "SELECT id, event_id, payload, chat_text, attempts FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        Ok((tx, items))
+    }
+
+    pub async fn outbox_done(
+        tx: &mut Transaction<'static, Postgres>,
+        item: i64,
+    ) -> Result<(), LedgerError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(item)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_failed(
+        tx: &mut Transaction<'static, Postgres>,
+        item: i64,
+        error: &str,
+    ) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+            .bind(item)
+            .bind(error)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_len(&self) -> Result<i64, LedgerError> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn pause_state(&self) -> Result<PauseState, LedgerError> {
+        Ok(
+            sqlx::query_as::<_, PauseState>("SELECT paused, reason, changed_at FROM pause")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_pause(
+        &self,
+        paused: bool,
+        reason: Option<&str>,
+    ) -> Result<PauseState, LedgerError> {
+        Ok(sqlx::query_as::<_, PauseState>(
+            "UPDATE pause SET paused = $1, reason = $2, changed_at = now() RETURNING paused, reason, changed_at",
+        )
+        .bind(paused)
+        .bind(reason)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    notification: &Notification,
+) -> Result<(), LedgerError> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, payload, chat_text) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&notification.event_id)
+    .bind(Json(&notification.event))
+    .bind(&notification.chat_text)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The retry-due consumer (`<ns>.pipeline-herder.retries`): when a scheduled retry's delay
+//! has passed, retry the job in GitLab — once.
+//!
+//! The ledger row is claimed first, so a duplicate message finds it `retrying` (and waits) or
+//! `done` (and stops). Just before the call the herder checks again what may have changed
+//! during the delay: the pause switch, a newer pipeline on the ref, a retry by someone else.
+//! Transient GitLab trouble releases the claim and the message comes back through the retry
+//! tiers; a 4xx is final and reported.
+
+use steadfast_messaging::{Handler, Incoming, Outcome};
+
+use crate::decide::superseded_by;
+use crate::herder::{Herder, RetryOrder};
+use crate::hook::Job;
+use crate::ledger::{Claim, DecisionRow, Finish};
+use crate::notify::DecisionEvent;
+
+pub struct RetriesDue {
+    pub herder: Herder,
+}
+
+impl Handler for RetriesDue {
+    type Data = RetryOrder;
+
+    async fn handle(&self, message: Incoming<RetryOrder>) -> Outcome {
+        let order = message.event.data;
+        let herder = &self.herder;
+        let row = match herder
+            .ledger
+            .claim(order.decision_id, herder.retry_lease)
+            .await
+        {
+            Ok(Claim::Claimed(row)) => row,
+            Ok(Claim::Done(row)) => {
+                tracing::info!(
+                    job_id = row.job_id,
+                    outcome = row.outcome.as_deref().unwrap_or(""),
+                    "retry already handled; duplicate ignored"
+                );
+                return Outcome::Done;
+            }
+            Ok(Claim::Busy) => return Outcome::retry("another worker is retrying this job"),
+            Ok(Claim::Missing) => {
+                return Outcome::park(format!(
+                    "no ledger decision {} for job {}",
+                    order.decision_id, order.job_id
+                ));
+            }
+            Err(error) => return Outcome::retry(error),
+        };
+        match self.perform(&row).await {
+            Ok(()) => Outcome::Done,
+            Err(reason) => {
+                if let Err(error) = herder.ledger.release(row.id, &reason).await {
+                    tracing::warn!(%error, "cannot release the claim; it expires with its lease");
+                }
+                tracing::warn!(job_id = row.job_id, %reason, "retry not done yet; will try again");
+                Outcome::Retry(reason)
+            }
+        }
+    }
+}
+
+impl RetriesDue {
+    /// Checks, retries and records; `Err` is a transient failure (the claim is released).
+    async fn perform(&self, row: &DecisionRow) -> Result<(), String> {
+        let herder = &self.herder;
+        let job = job_of(row);
+        let project = job.project_ref();
+        let transient = |e: &dyn std::fmt::Display| e.to_string();
+
+        if herder.pause.is_paused().await.map_err(|e| transient(&e))? {
+            return self
+                .finish(
+                    row,
+                    "report",
+                    "paused",
+                    "the herder was paused when the retry was due",
+                    None,
+                    None,
+                )
+                .await;
+        }
+        if let Some(reason) = superseded_by(&herder.gitlab, &job, &project)
+            .await
+            .map_err(|e| transient(&e))?
+        {
+            return self
+                .finish(row, "report", "superseded", &reason, None, None)
+                .await;
+        }
+        match herder
+            .gitlab
+            .later_attempt(
+                &job.instance,
+                &project,
+                job.pipeline_id,
+                &job.name,
+                job.job_id,
+            )
+            .await
+        {
+            Ok(Some(newer)) => {
+                let reason = format!("the job was already retried as job {newer}");
+                return self
+                    .finish(row, "retry", "already_retried", &reason, Some(newer), None)
+                    .await;
+            }
+            Ok(None) => {}
+            Err(e) if e.is_transient() => return Err(e.to_string()),
+            // Listing jobs may need more rights than retrying; go on and let the retry decide.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the pipeline's jobs; retrying without that check")
+            }
+        }
+        match herder
+            .gitlab
+            .retry_job(
+                &job.instance,
+                &project,
+                job.pipeline_id,
+                &job.name,
+                job.job_id,
+            )
+            .await
+        {
+            Ok(new_job) => {
+                let reason = format!("retried as job {new_job}");
+                self.finish(row, "retry", "retried", &reason, Some(new_job), None)
+                    .await
+            }
+            Err(e) if e.is_transient() => Err(e.to_string()),
+            Err(e) => {
+                let error = e.to_string();
+                let reason = format!("GitLab refused the retry: {error}");
+                self.finish(row, "report", "failed", &reason, None, Some(&error))
+                    .await
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        row: &DecisionRow,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+        new_job_id: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<(), String> {
+        let herder = &self.herder;
+        let finish = Finish {
+            action,
+            outcome,
+            reason,
+            new_job_id,
+            error,
+        };
+        let notification = DecisionEvent::finished(row, &finish).into_notification("outcome");
+        let finished = herder
+            .ledger
+            .finish(row.id, &finish, Some(&notification))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !finished {
+            tracing::warn!(
+                job_id = row.job_id,
+                "the claim was taken over by another worker; its result stands"
+            );
+            return Ok(());
+        }
+        herder
+            .metrics
+            .retries
+            .with_label_values(&[row.matcher.as_deref().unwrap_or(""), outcome])
+            .inc();
+        tracing::info!(job_id = row.job_id, instance = %row.instance, outcome, reason, "retry finished");
+        herder.notifier.kick();
+        Ok(())
+    }
+}
+
+/// The job a ledger row is about.
+fn job_of(row: &DecisionRow) -> Job {
+    let unsigned = |v: i64| u64::try_from(v).unwrap_or_default();
+    Job {
+        instance: row.instance.clone(),
+        project_id: unsigned(row.project_id),
+        project_path: row.project_path.clone(),
+        job_id: unsigned(row.job_id),
+        name: row.job_name.clone(),
+        stage: row.job_stage.clone(),
+        status: "failed".into(),
+        failure_reason: row.failure_reason.clone(),
+        allow_failure: false,
+        pipeline_id: unsigned(row.pipeline_id),
+        git_ref: row.git_ref.clone(),
+        web_url: row.job_url.clone(),
+        retries_count: None,
+    }
+}
