@@ -2,3 +2,5 @@
 -- Each service runs its own migrations at start.
 CREATE DATABASE receiver;
 CREATE DATABASE herder;
+CREATE DATABASE fleet;
+CREATE DATABASE reconciler;

@@ -101,7 +101,9 @@ impl FieldUse {
         match (&mut *self, other) {
             (FieldUse::Whole, _) => {}
             (_, FieldUse::Whole) => *self = FieldUse::Whole,
-            (FieldUse::Fields(mine), FieldUse::Fields(theirs)) => mine.extend(theirs.iter().cloned()),
+            (FieldUse::Fields(mine), FieldUse::Fields(theirs)) => {
+                mine.extend(theirs.iter().cloned())
+            }
         }
     }
 
@@ -136,9 +138,13 @@ fn collect_field_use(expr: &IdedExpr, var: &str, use_: &mut FieldUse) {
             if call.func_name == "_?._"
                 && call.args.len() == 2
                 && is_ident(&call.args[0], var)
-                && matches!(&call.args[1].expr, Expr::Literal(cel::common::ast::LiteralValue::String(_))) =>
+                && matches!(
+                    &call.args[1].expr,
+                    Expr::Literal(cel::common::ast::LiteralValue::String(_))
+                ) =>
         {
-            if let Expr::Literal(cel::common::ast::LiteralValue::String(field)) = &call.args[1].expr {
+            if let Expr::Literal(cel::common::ast::LiteralValue::String(field)) = &call.args[1].expr
+            {
                 use_.insert(field.inner());
             }
         }
@@ -146,7 +152,11 @@ fn collect_field_use(expr: &IdedExpr, var: &str, use_: &mut FieldUse) {
     }
 }
 
-fn collect_literal_arguments(expr: &IdedExpr, function: &str, found: &mut Option<BTreeSet<String>>) {
+fn collect_literal_arguments(
+    expr: &IdedExpr,
+    function: &str,
+    found: &mut Option<BTreeSet<String>>,
+) {
     if let Expr::Call(call) = &expr.expr
         && call.func_name == function
         && call.target.is_none()
@@ -160,7 +170,9 @@ fn collect_literal_arguments(expr: &IdedExpr, function: &str, found: &mut Option
             _ => *found = None,
         }
     }
-    for_each_child(expr, &mut |child| collect_literal_arguments(child, function, found));
+    for_each_child(expr, &mut |child| {
+        collect_literal_arguments(child, function, found)
+    });
 }
 
 /// Calls `f` on every direct sub-expression.
@@ -170,10 +182,10 @@ fn for_each_child(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
             if let Some(target) = &call.target {
                 f(target);
             }
-            call.args.iter().for_each(|a| f(a));
+            call.args.iter().for_each(&mut *f);
         }
         Expr::Select(select) => f(&select.operand),
-        Expr::List(list) => list.elements.iter().for_each(|e| f(e)),
+        Expr::List(list) => list.elements.iter().for_each(&mut *f),
         Expr::Map(map) => map.entries.iter().for_each(|e| match &e.expr {
             EntryExpr::MapEntry(m) => {
                 f(&m.key);
@@ -189,7 +201,13 @@ fn for_each_child(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
             EntryExpr::StructField(s) => f(&s.value),
         }),
         Expr::Comprehension(c) => {
-            for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+            for part in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
                 f(part);
             }
         }

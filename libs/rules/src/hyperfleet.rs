@@ -26,9 +26,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::environment::{EnvironmentBuilder, RawFunction};
 use crate::evaluation::Scope;
-use serde_json::Value as Json;
 use crate::json::{format_rfc3339_nano, to_go_json};
 use crate::value::Value;
+use serde_json::Value as Json;
 
 /// Where "now" comes from; tests inject a fixed or stepping clock.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -144,12 +144,17 @@ const PRECOMPUTED_CONDITIONS: &str = "@hyperfleet.conditions";
 /// `resource.status.conditions` on every call, and `resource` itself may be bound with only
 /// the fields the expressions read ([`Scope::bind_json_fields`]). Names not bound here are
 /// still looked up in `resource`.
-pub fn bind_conditions<'v>(scope: &mut Scope<'_, 'v>, resource: &'v Json, names: &BTreeSet<String>) {
+pub fn bind_conditions<'v>(
+    scope: &mut Scope<'_, 'v>,
+    resource: &'v Json,
+    names: &BTreeSet<String>,
+) {
     let conditions = resource
         .get("status")
         .and_then(|s| s.get("conditions"))
         .and_then(Json::as_array);
-    let mut by_name: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = HashMap::with_capacity(names.len());
+    let mut by_name: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
+        HashMap::with_capacity(names.len());
     for name in names {
         let found = conditions.and_then(|list| {
             list.iter()
@@ -165,7 +170,12 @@ pub fn bind_conditions<'v>(scope: &mut Scope<'_, 'v>, resource: &'v Json, names:
 
 /// A `condition()` result from the JSON of a condition (or the zero value).
 fn condition_from_json(condition: Option<&Json>) -> CelMap<'_> {
-    let text = |key: &str| condition.and_then(|c| c.get(key)).and_then(Json::as_str).unwrap_or("");
+    let text = |key: &str| {
+        condition
+            .and_then(|c| c.get(key))
+            .and_then(Json::as_str)
+            .unwrap_or("")
+    };
     let mut result: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(6);
     for key in CONDITION_FIELDS {
         let value: Box<dyn Val + '_> = match key {
@@ -201,7 +211,9 @@ fn is_go_time(text: &str) -> bool {
         None => true,
         Some(dot) => {
             let digits: &str = &text[dot + 1..];
-            let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
             end > 0 && !digits[..end].ends_with('0')
         }
     }
@@ -223,9 +235,7 @@ fn sentinel_condition<'c, 'call>(
     };
     let ptx: &'c cel::Context<'c, 'call> = ftx.ptx;
     if let Some(CowVal::Borrowed(precomputed)) = ptx.get_variable(PRECOMPUTED_CONDITIONS)
-        && let Some(found) = precomputed
-            .as_indexer()
-            .and_then(|map| map.get(name).ok())
+        && let Some(found) = precomputed.as_indexer().and_then(|map| map.get(name).ok())
     {
         return Ok(found);
     }

@@ -478,3 +478,67 @@ fn types_are_shareable_across_threads() {
     });
     assert!(handle.join().unwrap());
 }
+
+#[test]
+fn field_use_and_literal_arguments_drive_partial_binding() {
+    use steadfast_rules::FieldUse;
+    let env = sentinel_env();
+    let e = env
+        .compile(r#"resource.generation > 1 && has(resource.labels.env) && resource.?spec.orValue({}) == {} && condition("Reconciled").status == "True""#)
+        .unwrap();
+    assert_eq!(
+        e.field_use("resource"),
+        FieldUse::Fields(["generation", "labels", "spec"].map(String::from).into())
+    );
+    assert_eq!(
+        e.literal_arguments("condition"),
+        Some(["Reconciled".to_owned()].into())
+    );
+    let whole = env
+        .compile(r#"size(resource) > 0 && condition(resource.kind).status == """#)
+        .unwrap();
+    assert_eq!(whole.field_use("resource"), FieldUse::Whole);
+    assert_eq!(whole.literal_arguments("condition"), None);
+}
+
+#[test]
+fn partial_binding_and_precomputed_conditions_give_the_same_decision() {
+    let now = t("2026-05-01T12:00:00Z");
+    let env = sentinel_env();
+    let expressions: Vec<Expression> = DEFAULT_PARAMS
+        .iter()
+        .map(|(_, source)| env.compile(source).unwrap())
+        .collect();
+    let mut fields = steadfast_rules::FieldUse::Fields(Default::default());
+    let mut names = std::collections::BTreeSet::new();
+    for e in &expressions {
+        fields.merge(&e.field_use("resource"));
+        names.extend(e.literal_arguments("condition").unwrap());
+    }
+    let evaluator = env.evaluator();
+    for resource in [
+        cluster(1, None),
+        cluster(1, Some(("False", 1, "2026-05-01T11:59:49.000100Z"))),
+        cluster(3, Some(("True", 3, "2026-05-01T11:29:00+00:00"))),
+        cluster(4, Some(("True", 3, "2026-05-01T11:59:59Z"))),
+    ] {
+        let run = |partial: bool| {
+            let mut scope = evaluator.scope();
+            if partial {
+                scope.bind_json_fields("resource", &resource, &fields);
+                steadfast_rules::hyperfleet::bind_conditions(&mut scope, &resource, &names);
+            } else {
+                scope.bind_json("resource", &resource);
+            }
+            scope.bind_timestamp("now", now);
+            for ((name, _), e) in DEFAULT_PARAMS.iter().zip(&expressions) {
+                scope.evaluate_and_bind(name, e).unwrap();
+            }
+            DEFAULT_PARAMS
+                .iter()
+                .map(|(name, _)| scope.get(name).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(true), run(false), "{resource}");
+    }
+}

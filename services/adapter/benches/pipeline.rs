@@ -38,18 +38,36 @@ fn main() {
         adapter_config: Some(example.join("adapter-config.yaml")),
         task_config: Some(example.join("adapter-task-config.yaml")),
         overrides: Overrides::default(),
-        remaps: vec![("/etc/adapter/job.yaml".into(), example.join("adapter-task-resource-job.yaml"))],
+        remaps: vec![(
+            "/etc/adapter/job.yaml".into(),
+            example.join("adapter-task-resource-job.yaml"),
+        )],
     };
-    let loaded = Arc::new(config::load(&sources, steadfast_rules::system_clock(), true).expect("the example loads"));
+    let loaded = Arc::new(
+        config::load(&sources, steadfast_rules::system_clock(), true).expect("the example loads"),
+    );
     let responses = shared().join("dryrun/dryrun-api-responses.json");
     let event_json = std::fs::read(shared().join("dryrun/event.json")).expect("event");
-    let event: Envelope<Value> = Envelope::from_json(&event_json, usize::MAX).expect("event decodes");
+    let event: Envelope<Value> =
+        Envelope::from_json(&event_json, usize::MAX).expect("event decodes");
     let environment = BTreeMap::new();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let executor = |cluster: MemoryCluster| {
-        let api = ApiClient::mock(&loaded.adapter.clients.hyperfleet_api, Arc::new(MockApi::from_file(&responses).expect("responses")));
-        Executor::new(Arc::clone(&loaded), Arc::new(api), Arc::new(Transport::Memory(cluster)), &environment, None)
+        let api = ApiClient::mock(
+            &loaded.adapter.clients.hyperfleet_api,
+            Arc::new(MockApi::from_file(&responses).expect("responses")),
+        );
+        Executor::new(
+            Arc::clone(&loaded),
+            Arc::new(api),
+            Arc::new(Transport::Memory(cluster)),
+            &environment,
+            None,
+        )
     };
     let steady = executor(MemoryCluster::new(HashMap::new()));
     let first = runtime.block_on(steady.execute(&event.data, RunOptions::default()));
@@ -64,15 +82,27 @@ fn main() {
         .configure_from_args();
     let mut group = criterion.benchmark_group(GROUP);
     group.bench_function("decode", |b| {
-        b.iter(|| std::hint::black_box(Envelope::<Value>::from_json(&event_json, usize::MAX).expect("decodes")))
+        b.iter(|| {
+            std::hint::black_box(
+                Envelope::<Value>::from_json(&event_json, usize::MAX).expect("decodes"),
+            )
+        })
     });
     group.bench_function("steady", |b| {
-        b.iter(|| std::hint::black_box(runtime.block_on(steady.execute(&event.data, RunOptions::default()))))
+        b.iter(|| {
+            std::hint::black_box(
+                runtime.block_on(steady.execute(&event.data, RunOptions::default())),
+            )
+        })
     });
     group.bench_function("create", |b| {
         b.iter_batched(
             || executor(MemoryCluster::new(HashMap::new())),
-            |fresh| std::hint::black_box(runtime.block_on(fresh.execute(&event.data, RunOptions::default()))),
+            |fresh| {
+                std::hint::black_box(
+                    runtime.block_on(fresh.execute(&event.data, RunOptions::default())),
+                )
+            },
             BatchSize::SmallInput,
         )
     });
@@ -84,13 +114,22 @@ fn main() {
 fn report() {
     let base = std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
+        });
     let median = |function: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(base.join(GROUP).join(function).join("new/estimates.json")).ok()?;
+        let text =
+            std::fs::read_to_string(base.join(GROUP).join(function).join("new/estimates.json"))
+                .ok()?;
         serde_json::from_str::<Value>(&text).ok()?["median"]["point_estimate"].as_f64()
     };
-    let (Some(decode), Some(steady), Some(create)) = (median("decode"), median("steady"), median("create")) else {
-        println!("(no criterion estimates under {}; ratios not computed)", base.display());
+    let (Some(decode), Some(steady), Some(create)) =
+        (median("decode"), median("steady"), median("create"))
+    else {
+        println!(
+            "(no criterion estimates under {}; ratios not computed)",
+            base.display()
+        );
         return;
     };
     println!(

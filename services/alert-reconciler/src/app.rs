@@ -283,13 +283,8 @@ impl App {
             && let Some(target) = webex.webhook_url.clone()
         {
             let secret = webex.webhook_secret.clone();
-            tasks.spawn(async move {
-                match sink.client().ensure_webhook(&target, &secret).await {
-                    Ok(true) => tracing::info!(%target, "registered the Webex approval webhook"),
-                    Ok(false) => tracing::info!(%target, "the Webex approval webhook is registered"),
-                    Err(error) => tracing::error!(%error, %target, "cannot register the Webex approval webhook; buttons will not reach us"),
-                }
-            });
+            let stop = background.clone();
+            tasks.spawn(async move { register_webhook(sink, target, secret, stop).await });
         }
 
         let intake = CancellationToken::new();
@@ -337,6 +332,37 @@ impl App {
         ctx.pool.close().await;
         tracing::info!("alert-reconciler stopped");
         Ok(())
+    }
+}
+
+/// Registers the Webex approval webhook, retrying while Webex cannot be reached.
+async fn register_webhook(
+    sink: crate::chat::webex::WebexSink,
+    target: url::Url,
+    secret: String,
+    stop: CancellationToken,
+) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match sink.client().ensure_webhook(&target, &secret).await {
+            Ok(true) => {
+                return tracing::info!(url = %target, "registered the Webex approval webhook");
+            }
+            Ok(false) => {
+                return tracing::info!(url = %target, "the Webex approval webhook is registered");
+            }
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, url = %target, retry_in_s = wait.as_secs(), "cannot register the Webex approval webhook yet");
+            }
+            Err(error) => {
+                return tracing::error!(%error, url = %target, "cannot register the Webex approval webhook; approval buttons will not reach this service");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }
 

@@ -40,7 +40,7 @@ impl Via {
 #[derive(Debug, Clone)]
 pub struct ActionRequest {
     pub name: String,
-    /// Parameters for the action recipe; `None` keeps the ones the recipe suggested.
+    /// Parameters for the action recipe, laid over the ones the recipe suggested.
     pub data: Option<Value>,
 }
 
@@ -259,10 +259,7 @@ async fn approve_one(
     };
     let recipe = recipe.ok_or_else(unknown)?;
     let run = Uuid::new_v4();
-    let parameters = request
-        .data
-        .clone()
-        .unwrap_or_else(|| approval.data.clone());
+    let parameters = merge_parameters(&approval.data, request.data.as_ref());
     let data = action_data(&parameters, run, incident, &request.name);
     runs::create(
         conn,
@@ -303,6 +300,18 @@ async fn approve_one(
     })
 }
 
+/// The suggested parameters with the approver's on top (theirs win key by key).
+fn merge_parameters(suggested: &Value, given: Option<&Value>) -> Value {
+    let mut merged = match suggested {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::Object(given)) = given {
+        merged.extend(given.clone());
+    }
+    Value::Object(merged)
+}
+
 /// data.json of an action run: Euphrosyne's `action.data + {"uuid": ...}`, plus the incident
 /// under `steadfast` for recipes that need the alert.
 pub fn action_data(parameters: &Value, run: Uuid, incident: &IncidentRow, action: &str) -> Value {
@@ -319,4 +328,27 @@ pub fn action_data(parameters: &Value, run: Uuid, incident: &IncidentRow, action
         "group": incident.group_data,
     });
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_approvers_parameters_win_key_by_key() {
+        let suggested = json!({"pod": "web-1", "namespace": "shop"});
+        assert_eq!(
+            merge_parameters(
+                &suggested,
+                Some(&json!({"namespace": "prod", "force": true}))
+            ),
+            json!({"pod": "web-1", "namespace": "prod", "force": true})
+        );
+        assert_eq!(merge_parameters(&suggested, Some(&json!({}))), suggested);
+        assert_eq!(merge_parameters(&suggested, None), suggested);
+        assert_eq!(
+            merge_parameters(&json!({}), Some(&json!({"a": 1}))),
+            json!({"a": 1})
+        );
+    }
 }

@@ -130,3 +130,22 @@ async fn an_alertmanager_notification_through_the_receiver_ends_in_an_approved_a
     receiver_task.await.unwrap().unwrap();
     app.stop().await;
 }
+
+#[test]
+fn post_webhook_derives_the_same_event_ids_as_the_receiver() {
+    use alert_reconciler::alert::{AlertStatus, alert_event_id};
+    for (status, name) in [
+        (AlertStatus::Firing, "firing"),
+        (AlertStatus::Resolved, "resolved"),
+    ] {
+        assert_eq!(
+            alert_event_id("5f3b1c0e9a7d2b44", status, "2025-06-01T10:00:00Z"),
+            webhook_receiver::alertmanager::alert_id(
+                "5f3b1c0e9a7d2b44",
+                name,
+                "2025-06-01T10:00:00Z"
+            ),
+            "an alert reaching us by both paths must deduplicate"
+        );
+    }
+}

@@ -172,7 +172,11 @@ fn parse_list_query(raw: Option<String>) -> Result<ListQuery, ApiError> {
     let raw = raw.unwrap_or_default();
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         if value.contains('\0') {
-            return Err(ApiError::invalid(&key, "format", "must not contain NUL characters"));
+            return Err(ApiError::invalid(
+                &key,
+                "format",
+                "must not contain NUL characters",
+            ));
         }
         match key.as_ref() {
             "page" => query.page = positive("page", &value, None)?,
@@ -232,7 +236,13 @@ fn json_body(
 
 /// The path of a string or key holding U+0000, which PostgreSQL cannot store in `jsonb`.
 fn nul_in(value: &Json, path: &str) -> Option<String> {
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match value {
         Json::String(s) if s.contains('\0') => Some(path.to_owned()),
         Json::Array(items) => items

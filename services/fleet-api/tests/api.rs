@@ -239,7 +239,10 @@ async fn errors_are_hyperfleet_problems() {
 
     // PostgreSQL cannot store U+0000 in jsonb: a client error, not a 5xx.
     let (status, body) = api
-        .post("/clusters", json!({"kind": "Cluster", "name": "nul", "spec": {"a": "x\u{0}y"}}))
+        .post(
+            "/clusters",
+            json!({"kind": "Cluster", "name": "nul", "spec": {"a": "x\u{0}y"}}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["field"], "spec.a");

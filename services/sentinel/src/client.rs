@@ -101,7 +101,10 @@ impl ApiClient {
         let Some(path) = &self.token_path else {
             return Ok(None);
         };
-        let mut cached = self.token.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cached = self
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(token) = cached.as_ref()
             && !self.token_ttl.is_zero()
             && token.read_at.elapsed() < self.token_ttl
@@ -169,7 +172,10 @@ impl ApiClient {
 
     /// Page `page` (from 1) of the resources the selector matches.
     pub async fn page(&self, page: u32) -> Result<Page, FetchError> {
-        let mut query = vec![("page", page.to_string()), ("size", self.page_size.to_string())];
+        let mut query = vec![
+            ("page", page.to_string()),
+            ("size", self.page_size.to_string()),
+        ];
         if let Some(search) = &self.search {
             query.push(("search", search.clone()));
         }

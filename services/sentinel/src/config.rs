@@ -170,18 +170,33 @@ pub struct RunArgs {
     pub api_timeout: Option<Duration>,
     #[arg(long = "hyperfleet-api-page-size", env = "HYPERFLEET_API_PAGE_SIZE")]
     pub api_page_size: Option<i64>,
-    #[arg(long = "hyperfleet-api-auth-token-path", env = "HYPERFLEET_API_AUTH_TOKEN_PATH")]
+    #[arg(
+        long = "hyperfleet-api-auth-token-path",
+        env = "HYPERFLEET_API_AUTH_TOKEN_PATH"
+    )]
     pub api_token_path: Option<PathBuf>,
     #[arg(long = "hyperfleet-api-auth-token-cache-ttl", env = "HYPERFLEET_API_AUTH_TOKEN_CACHE_TTL", value_parser = steadfast_service_kit::config::parse_duration_arg)]
     pub api_token_cache_ttl: Option<Duration>,
     /// The exchange events are published to.
     #[arg(long, env = "HYPERFLEET_BROKER_TOPIC")]
     pub broker_topic: Option<String>,
-    #[arg(long = "hyperfleet-log-level", env = "HYPERFLEET_LOG_LEVEL", hide = true)]
+    #[arg(
+        long = "hyperfleet-log-level",
+        env = "HYPERFLEET_LOG_LEVEL",
+        hide = true
+    )]
     pub hyperfleet_log_level: Option<String>,
-    #[arg(long = "hyperfleet-log-format", env = "HYPERFLEET_LOG_FORMAT", hide = true)]
+    #[arg(
+        long = "hyperfleet-log-format",
+        env = "HYPERFLEET_LOG_FORMAT",
+        hide = true
+    )]
     pub hyperfleet_log_format: Option<String>,
-    #[arg(long = "hyperfleet-log-output", env = "HYPERFLEET_LOG_OUTPUT", hide = true)]
+    #[arg(
+        long = "hyperfleet-log-output",
+        env = "HYPERFLEET_LOG_OUTPUT",
+        hide = true
+    )]
     pub hyperfleet_log_output: Option<String>,
     /// HyperFleet's name for HTTP_LISTEN (Go form `:8080` accepted).
     #[arg(long)]
@@ -296,8 +311,11 @@ fn bind_address(flag: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     } else {
         text.to_owned()
     };
-    full.parse()
-        .map_err(|_| invalid(format!("{flag} `{text}` is not an address like :8080 or 0.0.0.0:8080")))
+    full.parse().map_err(|_| {
+        invalid(format!(
+            "{flag} `{text}` is not an address like :8080 or 0.0.0.0:8080"
+        ))
+    })
 }
 
 impl Config {
@@ -359,7 +377,9 @@ impl Config {
         let resource_selector = file.resource_selector.unwrap_or_default();
         for (i, selector) in resource_selector.iter().enumerate() {
             if selector.label.trim().is_empty() {
-                return Err(invalid(format!("resource_selector[{i}].label must not be empty")));
+                return Err(invalid(format!(
+                    "resource_selector[{i}].label must not be empty"
+                )));
             }
         }
 
@@ -377,7 +397,9 @@ impl Config {
             .or(api_file.timeout)
             .unwrap_or(Duration::from_secs(10));
         if timeout.is_zero() {
-            return Err(invalid("clients.hyperfleet_api.timeout must be greater than 0"));
+            return Err(invalid(
+                "clients.hyperfleet_api.timeout must be greater than 0",
+            ));
         }
         let page_size = args.api_page_size.or(api_file.page_size).unwrap_or(20);
         if !(1..=500).contains(&page_size) {
@@ -418,8 +440,11 @@ impl Config {
         let env = decision::environment();
         let (decision, decision_source) = match file.message_decision {
             Some(section) => {
-                let params: Vec<(String, String)> =
-                    section.params.into_iter().map(|p| (p.name, p.expr)).collect();
+                let params: Vec<(String, String)> = section
+                    .params
+                    .into_iter()
+                    .map(|p| (p.name, p.expr))
+                    .collect();
                 let engine = DecisionEngine::compile(&env, &params, &section.result)
                     .map_err(|e| invalid(e.to_string()))?;
                 (engine, (params, section.result))
@@ -450,15 +475,26 @@ impl Config {
         }
 
         let log = LogSection {
-            level: args.hyperfleet_log_level.clone().or(file.log.as_ref().and_then(|l| l.level.clone())),
-            format: args.hyperfleet_log_format.clone().or(file.log.as_ref().and_then(|l| l.format.clone())),
-            output: args.hyperfleet_log_output.clone().or(file.log.as_ref().and_then(|l| l.output.clone())),
+            level: args
+                .hyperfleet_log_level
+                .clone()
+                .or(file.log.as_ref().and_then(|l| l.level.clone())),
+            format: args
+                .hyperfleet_log_format
+                .clone()
+                .or(file.log.as_ref().and_then(|l| l.format.clone())),
+            output: args
+                .hyperfleet_log_output
+                .clone()
+                .or(file.log.as_ref().and_then(|l| l.output.clone())),
         };
         if let Some(output) = &log.output
             && output != "stdout"
             && output != "stderr"
         {
-            return Err(invalid(format!("log.output must be stdout or stderr, not `{output}`")));
+            return Err(invalid(format!(
+                "log.output must be stdout or stderr, not `{output}`"
+            )));
         }
 
         let http_listen = match &args.health_server_bindaddress {
@@ -475,7 +511,10 @@ impl Config {
             source: None,
             name,
             debug_config: args.debug_config.or(file.debug_config).unwrap_or(false),
-            tracing_enabled: args.tracing_enabled.or(file.tracing_enabled).unwrap_or(true),
+            tracing_enabled: args
+                .tracing_enabled
+                .or(file.tracing_enabled)
+                .unwrap_or(true),
             log,
             resource_type,
             poll_interval,
@@ -577,7 +616,9 @@ impl Config {
 
 fn parse_base_url(text: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(text).map_err(|e| {
-        invalid(format!("clients.hyperfleet_api.base_url `{text}` is not a URL: {e}"))
+        invalid(format!(
+            "clients.hyperfleet_api.base_url `{text}` is not a URL: {e}"
+        ))
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(invalid(format!(
@@ -585,7 +626,9 @@ fn parse_base_url(text: &str) -> Result<url::Url, ConfigError> {
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(format!("clients.hyperfleet_api.base_url `{text}` has no host")));
+        return Err(invalid(format!(
+            "clients.hyperfleet_api.base_url `{text}` has no host"
+        )));
     }
     if url.query().is_some() {
         return Err(invalid(format!(
@@ -596,10 +639,11 @@ fn parse_base_url(text: &str) -> Result<url::Url, ConfigError> {
 }
 
 fn broker_settings(args: &RunArgs, topic: &str) -> Result<BrokerSettings, ConfigError> {
-    let path = args
-        .broker_config_file
-        .clone()
-        .or_else(|| Path::new("broker.yaml").exists().then(|| PathBuf::from("broker.yaml")));
+    let path = args.broker_config_file.clone().or_else(|| {
+        Path::new("broker.yaml")
+            .exists()
+            .then(|| PathBuf::from("broker.yaml"))
+    });
     let rabbit = match &path {
         Some(path) => {
             let file: BrokerFile = load_yaml_file(path)?;
@@ -625,7 +669,10 @@ fn broker_settings(args: &RunArgs, topic: &str) -> Result<BrokerSettings, Config
         &rabbit.consumer_tag,
         rabbit.publisher_confirm,
     );
-    let exchange_type = rabbit.exchange_type.clone().unwrap_or_else(|| "topic".to_owned());
+    let exchange_type = rabbit
+        .exchange_type
+        .clone()
+        .unwrap_or_else(|| "topic".to_owned());
     if exchange_type != "topic" {
         return Err(invalid(format!(
             "broker.rabbitmq.exchange_type `{exchange_type}` is not supported: the sentinel declares a durable topic exchange, as HyperFleet's configs do"
@@ -644,4 +691,28 @@ fn broker_settings(args: &RunArgs, topic: &str) -> Result<BrokerSettings, Config
         exchange_type,
         routing_key: rabbit.routing_key.unwrap_or_default(),
     })
+}
+
+/// The logging settings: `HYPERFLEET_LOG_*` and the file's `log` section apply unless the
+/// common `LOG_LEVEL`/`LOG_FORMAT` (or `--log-level`/`--log-format`) are given explicitly.
+pub fn telemetry(
+    args: &RunArgs,
+    config: &Config,
+) -> Result<steadfast_telemetry::TelemetryConfig, steadfast_telemetry::TelemetryError> {
+    let mut common = args.common.clone();
+    let explicit = |name: &str| std::env::var_os(name).is_some();
+    if !explicit("LOG_LEVEL")
+        && let Some(level) = &config.log.level
+    {
+        common.log_level = level.clone();
+    }
+    if !explicit("LOG_FORMAT")
+        && let Some(format) = &config.log.format
+    {
+        common.log_format = format.clone();
+    }
+    if !config.tracing_enabled {
+        common.otlp_endpoint = None;
+    }
+    common.telemetry("sentinel")
 }

@@ -21,9 +21,15 @@ pub const REASON_FAILED: &str = "message decision evaluation failed";
 /// HyperFleet's default `message_decision.params`, exactly as it ships.
 pub const DEFAULT_PARAMS: [(&str, &str); 7] = [
     ("ref_time", r#"condition("Reconciled").last_updated_time"#),
-    ("is_reconciled", r#"condition("Reconciled").status == "True""#),
+    (
+        "is_reconciled",
+        r#"condition("Reconciled").status == "True""#,
+    ),
     ("has_ref_time", r#"ref_time != """#),
-    ("is_new_resource", "resource.generation == 1 && !has_ref_time"),
+    (
+        "is_new_resource",
+        "resource.generation == 1 && !has_ref_time",
+    ),
     (
         "generation_mismatch",
         r#"resource.generation > condition("Reconciled").observed_generation"#,
@@ -39,8 +45,7 @@ pub const DEFAULT_PARAMS: [(&str, &str); 7] = [
 ];
 
 /// HyperFleet's default `message_decision.result`.
-pub const DEFAULT_RESULT: &str =
-    "is_new_resource || generation_mismatch || reconciled_and_stale || not_reconciled_and_debounced";
+pub const DEFAULT_RESULT: &str = "is_new_resource || generation_mismatch || reconciled_and_stale || not_reconciled_and_debounced";
 
 /// A config problem in `message_decision` or `message_data`, naming where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,7 +217,9 @@ impl DecisionEngine {
 }
 
 fn is_identifier(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -233,8 +240,15 @@ pub struct MessageTemplate {
 }
 
 impl MessageTemplate {
-    pub fn compile(env: &Environment, data: &Map<String, Json>) -> Result<Self, DecisionConfigError> {
-        fn node(env: &Environment, path: &str, value: &Json) -> Result<DataNode, DecisionConfigError> {
+    pub fn compile(
+        env: &Environment,
+        data: &Map<String, Json>,
+    ) -> Result<Self, DecisionConfigError> {
+        fn node(
+            env: &Environment,
+            path: &str,
+            value: &Json,
+        ) -> Result<DataNode, DecisionConfigError> {
             Ok(match value {
                 Json::String(source) => {
                     DataNode::Expression(compile(env, path, source, &["resource", "reason"])?)
@@ -248,7 +262,8 @@ impl MessageTemplate {
                 Json::Null | Json::Array(_) => {
                     return Err(DecisionConfigError {
                         location: path.to_owned(),
-                        message: "must be a CEL expression string, a number, a boolean or a map".into(),
+                        message: "must be a CEL expression string, a number, a boolean or a map"
+                            .into(),
                     });
                 }
             })
@@ -334,10 +349,18 @@ mod tests {
         ];
         let err = DecisionEngine::compile(&env, &params, "a").unwrap_err();
         assert_eq!(err.location, "message_decision.params[0] (a)");
-        assert!(err.message.contains("uses `b`, which is not defined here (known: resource, now)"), "{err}");
+        assert!(
+            err.message
+                .contains("uses `b`, which is not defined here (known: resource, now)"),
+            "{err}"
+        );
         let err = DecisionEngine::compile(&env, &[], "resource.generation >").unwrap_err();
         assert_eq!(err.location, "message_decision.result");
-        assert!(err.message.starts_with("invalid CEL expression `resource.generation >`"), "{err}");
+        assert!(
+            err.message
+                .starts_with("invalid CEL expression `resource.generation >`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -345,7 +368,9 @@ mod tests {
         let engine = DecisionEngine::default_decision();
         let evaluator = environment().evaluator();
         let resource = json!({"id": "x", "status": {"conditions": []}});
-        let err = engine.decide(&evaluator, &resource, t("2026-01-01T00:00:00Z")).unwrap_err();
+        let err = engine
+            .decide(&evaluator, &resource, t("2026-01-01T00:00:00Z"))
+            .unwrap_err();
         assert_eq!(err.expression, "resource.generation == 1 && !has_ref_time");
         assert_eq!(err.message, "No such key: generation");
     }

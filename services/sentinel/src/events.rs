@@ -13,7 +13,11 @@ pub const WATERMILL_UUID_HEADER: &str = "_watermill_message_uuid";
 
 /// `com.redhat.hyperfleet.<kind>.reconcile` with `data`; a fresh UUIDv7 id; no `time` and no
 /// `subject`, as HyperFleet sends it; `traceparent` when tracing.
-pub fn reconcile_event(kind: &str, data: Json, traceparent: Option<&TraceParent>) -> Envelope<Json> {
+pub fn reconcile_event(
+    kind: &str,
+    data: Json,
+    traceparent: Option<&TraceParent>,
+) -> Envelope<Json> {
     let mut event = Envelope::new(SOURCE, catalogue::hyperfleet_reconcile_type(kind), data);
     event.time = None;
     if let Some(traceparent) = traceparent {
@@ -66,7 +70,10 @@ mod tests {
             r#"{"specversion":"1.0","id":"0194","source":"hyperfleet-sentinel","type":"com.redhat.hyperfleet.cluster.reconcile","datacontenttype":"application/json","data":{"generation":2,"href":"/api/hyperfleet/v1/clusters/c1","id":"c1","kind":"Cluster"}}"#
         );
         let fresh = reconcile_event("NodePool", json!({}), None);
-        assert_eq!(uuid::Uuid::parse_str(&fresh.id).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&fresh.id).unwrap().get_version_num(),
+            7
+        );
         assert_eq!(fresh.event_type, "com.redhat.hyperfleet.nodepool.reconcile");
     }
 }

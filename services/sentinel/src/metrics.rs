@@ -2,9 +2,7 @@
 //! alerts work unchanged: `hyperfleet_sentinel_*` with constant labels `component="sentinel"`
 //! and `version`, and the broker library's `hyperfleet_broker_*`.
 
-use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-};
+use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct SentinelMetrics {
@@ -37,7 +35,10 @@ impl SentinelMetrics {
                 &BASE,
             )?,
             events_published: IntCounterVec::new(
-                opts("hyperfleet_sentinel_events_published_total", "Reconcile events published."),
+                opts(
+                    "hyperfleet_sentinel_events_published_total",
+                    "Reconcile events published.",
+                ),
                 &["resource_type", "resource_selector", "reason"],
             )?,
             resources_skipped: IntCounterVec::new(
@@ -56,11 +57,17 @@ impl SentinelMetrics {
                 &BASE,
             )?,
             api_errors: IntCounterVec::new(
-                opts("hyperfleet_sentinel_api_errors_total", "Poll cycles ended by an API error."),
+                opts(
+                    "hyperfleet_sentinel_api_errors_total",
+                    "Poll cycles ended by an API error.",
+                ),
                 &["resource_type", "resource_selector", "error_type"],
             )?,
             broker_errors: IntCounterVec::new(
-                opts("hyperfleet_sentinel_broker_errors_total", "Events that could not be published."),
+                opts(
+                    "hyperfleet_sentinel_broker_errors_total",
+                    "Events that could not be published.",
+                ),
                 &["resource_type", "resource_selector", "error_type"],
             )?,
             last_successful_poll: Gauge::with_opts(opts(

@@ -78,7 +78,11 @@ mod tests {
         let mut sizes = [0u32; 4];
         for i in 0..10_000 {
             let id = uuid::Uuid::now_v7().to_string() + &i.to_string();
-            let owners: Vec<u32> = shards.iter().filter(|s| s.owns(&id)).map(|s| s.index).collect();
+            let owners: Vec<u32> = shards
+                .iter()
+                .filter(|s| s.owns(&id))
+                .map(|s| s.index)
+                .collect();
             assert_eq!(owners.len(), 1, "{id}");
             sizes[owners[0] as usize] += 1;
         }

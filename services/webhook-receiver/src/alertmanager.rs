@@ -134,7 +134,13 @@ fn source(notification: &Value, receiver: &str) -> String {
 /// break consumers' `alertmanager.<receiver>.*` bindings, so dots and whitespace become `_`.
 fn routing_segment(name: &str) -> String {
     name.chars()
-        .map(|c| if c == '.' || c.is_whitespace() { '_' } else { c })
+        .map(|c| {
+            if c == '.' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -191,7 +197,10 @@ mod tests {
             "unsupported Alertmanager notification version \"3\"; expected \"4\""
         );
         let mut n = notification();
-        n["alerts"][0].as_object_mut().unwrap().remove("fingerprint");
+        n["alerts"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("fingerprint");
         assert_eq!(
             split(&n, &TraceParent::new_random()).unwrap_err(),
             "invalid Alertmanager notification: alerts[0] has no `fingerprint` string"

@@ -114,7 +114,10 @@ impl App {
                         Ok(stats) => {
                             health.record(stats);
                             if stats.depth > 0 {
-                                tracing::info!(events = stats.depth, "spool not empty at start; new events queue behind it");
+                                tracing::info!(
+                                    events = stats.depth,
+                                    "spool not empty at start; new events queue behind it"
+                                );
                                 gate.enter();
                             }
                         }
@@ -211,7 +214,7 @@ impl App {
             // The listener failed on its own; shut the rest down and report it.
             stop_drainer.cancel();
             stop_metrics.cancel();
-            broker.close().await;
+            drain("broker connection", config.shutdown_timeout, broker.close()).await;
             return match result {
                 Ok(Err(error)) => Err(RunError::Http(error)),
                 _ => Ok(()),
@@ -236,9 +239,10 @@ impl App {
             })
             .await;
         }
-        broker.close().await;
+        // Closing waits for the broker's close-ok, which a hung broker never sends.
+        drain("broker connection", remaining(), broker.close()).await;
         if let Some(spool) = spool {
-            spool.close().await;
+            drain("spool connections", remaining(), spool.close()).await;
         }
         stop_metrics.cancel();
         let _ = metrics_task.await;
@@ -248,7 +252,12 @@ impl App {
 }
 
 /// `broker`, `spool` and `path`: the receiver is ready while at least one path takes events.
-fn register_readiness(probes: &Probes, broker: &Broker, health: &Arc<SpoolHealth>, gate: &Arc<SpoolGate>) {
+fn register_readiness(
+    probes: &Probes,
+    broker: &Broker,
+    health: &Arc<SpoolHealth>,
+    gate: &Arc<SpoolGate>,
+) {
     let (b, h) = (broker.clone(), health.clone());
     probes.readiness("broker", move || {
         let (up, detail) = b.health();
@@ -267,7 +276,9 @@ fn register_readiness(probes: &Probes, broker: &Broker, health: &Arc<SpoolHealth
             (_, true, true) => Check::ok(format!("spool ({depth} events waiting)")),
             (true, _, _) => Check::ok("broker"),
             (false, true, false) => Check::ok(format!("spool ({depth} events waiting)")),
-            (false, false, _) => Check::failing("none: the broker is disconnected and the spool is unavailable"),
+            (false, false, _) => {
+                Check::failing("none: the broker is disconnected and the spool is unavailable")
+            }
         }
     });
 }

@@ -147,7 +147,10 @@ impl std::fmt::Debug for Config {
             .field("broker", &self.broker)
             .field(
                 "database_url",
-                &self.database_url.as_deref().map(steadfast_messaging::redact_url),
+                &self
+                    .database_url
+                    .as_deref()
+                    .map(steadfast_messaging::redact_url),
             )
             .field("http_listen", &self.http_listen)
             .field("metrics_listen", &self.metrics_listen)
@@ -183,8 +186,8 @@ impl Config {
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let namespace =
             Namespace::new(&cli.common.namespace).map_err(|e| invalid(e.to_string()))?;
-        let broker = BrokerConfig::new(&cli.common.amqp_url, SERVICE)
-            .map_err(|e| invalid(e.to_string()))?;
+        let broker =
+            BrokerConfig::new(&cli.common.amqp_url, SERVICE).map_err(|e| invalid(e.to_string()))?;
         let mut config = Self::new(namespace, broker);
         config.broker = config.broker.with_publish_timeout(cli.publish_timeout);
         config.database_url = cli
@@ -201,10 +204,13 @@ impl Config {
             poll_interval: cli.spool_poll_interval,
             batch: cli.spool_batch,
         };
-        config.gitlab.default = optional_secret("GITLAB_WEBHOOK_SECRET", &cli.gitlab_webhook_secret)?;
-        config.alertmanager.bearer = optional_secret("ALERTMANAGER_TOKEN", &cli.alertmanager_token)?;
+        config.gitlab.default =
+            optional_secret("GITLAB_WEBHOOK_SECRET", &cli.gitlab_webhook_secret)?;
+        config.alertmanager.bearer =
+            optional_secret("ALERTMANAGER_TOKEN", &cli.alertmanager_token)?;
         if let Some(basic) = cli.alertmanager_basic_auth.as_deref() {
-            config.alertmanager.basic = Some(AlertmanagerAuth::parse_basic(basic).map_err(invalid)?);
+            config.alertmanager.basic =
+                Some(AlertmanagerAuth::parse_basic(basic).map_err(invalid)?);
         }
         if let Some(path) = &cli.config {
             config.apply_file(path)?;
@@ -243,7 +249,10 @@ impl Config {
 
     /// Checks what the types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.gitlab.is_configured() && !self.alertmanager.is_configured() && self.hooks.is_empty() {
+        if !self.gitlab.is_configured()
+            && !self.alertmanager.is_configured()
+            && self.hooks.is_empty()
+        {
             return Err(invalid(
                 "no webhook source is configured: set GITLAB_WEBHOOK_SECRET, ALERTMANAGER_TOKEN or \
                  ALERTMANAGER_BASIC_AUTH, or list `hooks` in RECEIVER_CONFIG",
@@ -256,7 +265,9 @@ impl Config {
             return Err(invalid("PUBLISH_TIMEOUT must be greater than zero"));
         }
         if self.spool.timeout.is_zero() || self.spool.poll_interval.is_zero() {
-            return Err(invalid("SPOOL_TIMEOUT and SPOOL_POLL_INTERVAL must be greater than zero"));
+            return Err(invalid(
+                "SPOOL_TIMEOUT and SPOOL_POLL_INTERVAL must be greater than zero",
+            ));
         }
         // GitLab gives a hook 10 s; both fallbacks must fit, with room for the request itself.
         let worst = self.broker.publish_timeout + self.spool.timeout;
@@ -274,12 +285,13 @@ impl Config {
                     steadfast_messaging::redact_url(url)
                 )));
             }
-            url.parse::<sqlx::postgres::PgConnectOptions>().map_err(|e| {
-                invalid(format!(
-                    "DATABASE_URL is not a PostgreSQL URL: {}",
-                    redact_error(&e.to_string(), url)
-                ))
-            })?;
+            url.parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|e| {
+                    invalid(format!(
+                        "DATABASE_URL is not a PostgreSQL URL: {}",
+                        redact_error(&e.to_string(), url)
+                    ))
+                })?;
         }
         let mut names = std::collections::BTreeSet::new();
         for hook in &self.hooks {
@@ -298,7 +310,11 @@ impl Config {
             sources.push(format!(
                 "gitlab ({} project secrets{})",
                 self.gitlab.projects.len(),
-                if self.gitlab.default.is_some() { " + default" } else { "" }
+                if self.gitlab.default.is_some() {
+                    " + default"
+                } else {
+                    ""
+                }
             ));
         }
         if self.alertmanager.is_configured() {
@@ -311,7 +327,11 @@ impl Config {
             "exchange {}.webhooks; sources: {}; spool: {}; publish timeout {:?}; body limit {} bytes",
             self.namespace,
             sources.join(", "),
-            if self.database_url.is_some() { "enabled" } else { "disabled (no DATABASE_URL)" },
+            if self.database_url.is_some() {
+                "enabled"
+            } else {
+                "disabled (no DATABASE_URL)"
+            },
             self.broker.publish_timeout,
             self.max_body_bytes
         )
@@ -347,7 +367,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "kb" => 1000,
         "m" | "mib" => 1024 * 1024,
         "mb" => 1_000_000,
-        other => return Err(format!("`{text}`: unknown size unit `{other}` (use B, KiB or MiB)")),
+        other => {
+            return Err(format!(
+                "`{text}`: unknown size unit `{other}` (use B, KiB or MiB)"
+            ));
+        }
     };
     number
         .checked_mul(factor)
@@ -480,7 +504,9 @@ impl<'de> Deserialize<'de> for SecretRef {
                     other => return Err(de::Error::unknown_field(other, &["env", "file"])),
                 };
                 if map.next_key::<String>()?.is_some() {
-                    return Err(de::Error::custom("a secret has exactly one of `env` or `file`"));
+                    return Err(de::Error::custom(
+                        "a secret has exactly one of `env` or `file`",
+                    ));
                 }
                 Ok(secret)
             }
@@ -511,7 +537,11 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1024 * 1024);
         assert_eq!(config.http_listen.to_string(), "0.0.0.0:8080");
         assert!(config.database_url.is_none());
-        assert!(config.summary().contains("spool: disabled (no DATABASE_URL)"));
+        assert!(
+            config
+                .summary()
+                .contains("spool: disabled (no DATABASE_URL)")
+        );
         assert!(!format!("{config:?}").contains("\"s\""));
     }
 
@@ -535,10 +565,18 @@ mod tests {
                 .starts_with("PUBLISH_TIMEOUT + SPOOL_TIMEOUT is 11s")
         );
         assert_eq!(
-            error(&["--gitlab-webhook-secret", "s", "--database-url", "mysql://u:pw@h/db"]),
+            error(&[
+                "--gitlab-webhook-secret",
+                "s",
+                "--database-url",
+                "mysql://u:pw@h/db"
+            ]),
             "DATABASE_URL `mysql://u:***@h/db` is not a PostgreSQL URL (postgres://user@host:5432/database)"
         );
-        assert!(error(&["--gitlab-webhook-secret", "s", "--namespace", "Bad NS"]).contains("namespace `Bad NS`"));
+        assert!(
+            error(&["--gitlab-webhook-secret", "s", "--namespace", "Bad NS"])
+                .contains("namespace `Bad NS`")
+        );
     }
 
     #[test]
@@ -594,7 +632,10 @@ mod tests {
         );
         let err = error(&["--config", path.to_str().unwrap()]);
         assert!(err.contains("bad-glob.yaml"), "{err}");
-        assert!(err.contains("gitlab.projects[0].match `a/[` is not a valid glob"), "{err}");
+        assert!(
+            err.contains("gitlab.projects[0].match `a/[` is not a valid glob"),
+            "{err}"
+        );
 
         let path = write(
             &dir,
@@ -617,7 +658,10 @@ mod tests {
             "hooks:\n  - name: x\n    secret: {vault: y}\n    default_event: e\n",
         );
         let err = error(&["--config", path.to_str().unwrap()]);
-        assert!(err.contains("unknown field `vault`, expected `env` or `file`"), "{err}");
+        assert!(
+            err.contains("unknown field `vault`, expected `env` or `file`"),
+            "{err}"
+        );
 
         let err = error(&["--config", dir.join("missing.yaml").to_str().unwrap()]);
         assert!(err.starts_with("cannot read config file"), "{err}");

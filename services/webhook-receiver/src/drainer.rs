@@ -223,7 +223,9 @@ impl Drainer {
                             .published
                             .with_label_values(&[source, "spool"])
                             .inc(),
-                        Routed::Unrouted => self.metrics.unrouted.with_label_values(&[source]).inc(),
+                        Routed::Unrouted => {
+                            self.metrics.unrouted.with_label_values(&[source]).inc()
+                        }
                     }
                 }
                 (Ok(_), Some(_)) => published_again += 1,

@@ -78,9 +78,12 @@ mod tests {
 
     #[test]
     fn encodes_body_and_metadata_from_the_envelope() {
-        let envelope =
-            Envelope::new("https://gitlab.com/a/b", "com.gitlab.build", json!({"x": 1}))
-                .with_id("id-1");
+        let envelope = Envelope::new(
+            "https://gitlab.com/a/b",
+            "com.gitlab.build",
+            json!({"x": 1}),
+        )
+        .with_id("id-1");
         let event = OutgoingEvent::encode(
             "gitlab",
             "ns.webhooks",

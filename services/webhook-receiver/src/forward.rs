@@ -11,7 +11,9 @@
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use steadfast_messaging::headers::{self, ORIGINAL_EXCHANGE};
-use steadfast_messaging::{Broker, ExchangeSpec, MessagingError, Namespace, PublishError, Publisher, admin};
+use steadfast_messaging::{
+    Broker, ExchangeSpec, MessagingError, Namespace, PublishError, Publisher, admin,
+};
 
 use crate::event::OutgoingEvent;
 

@@ -9,10 +9,14 @@
 //!   `https://<host>/<project path>`, id from `Idempotency-Key`, `X-Gitlab-Webhook-UUID`,
 //!   `X-Gitlab-Event-UUID` or a new UUIDv7; header `message-type: gitlab`.
 //!
-//! The body is passed on unchanged as the event's `data`.
+//! The body is passed on unchanged as the event's `data`: it is parsed once, for the few
+//! fields above, and embedded verbatim (no tree, no re-encoding — this is the hot path).
+
+use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use steadfast_events::catalogue::gitlab_type;
 use steadfast_events::{Envelope, TraceParent};
 
@@ -28,24 +32,54 @@ pub const ID_HEADERS: [&str; 3] = [
     "x-gitlab-event-uuid",
 ];
 
+/// The fields of a GitLab body the receiver reads; everything else is skipped unparsed.
+#[derive(Debug, Default, Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow, default)]
+    object_kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    project: Option<ProjectFields<'a>>,
+    #[serde(borrow, default)]
+    repository: Option<RepositoryFields<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProjectFields<'a> {
+    #[serde(borrow, default)]
+    path_with_namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    web_url: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RepositoryFields<'a> {
+    #[serde(borrow, default)]
+    homepage: Option<Cow<'a, str>>,
+}
+
 /// What the receiver makes of one GitLab webhook.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct GitlabHook {
     pub object_kind: String,
     /// `host[:port]` of the GitLab instance.
     pub host: String,
     /// `group/subgroup/project`.
     pub project_path: String,
-    pub payload: Value,
+    /// The body, verbatim.
+    pub payload: Box<RawValue>,
 }
 
 impl GitlabHook {
-    /// Reads kind, host and project from the headers and the parsed body. The error is the
-    /// reason for a 400.
-    pub fn interpret(headers: &HeaderMap, payload: Value) -> Result<Self, String> {
-        let object_kind = object_kind(headers, &payload)?;
-        let project_path = project_path(&payload)?;
-        let host = host(headers, &payload)?;
+    /// Reads kind, host and project from the headers and the body (a JSON object). The error
+    /// is the reason for a 400.
+    pub fn interpret(headers: &HeaderMap, payload: Box<RawValue>) -> Result<Self, String> {
+        let fields: Fields<'_> = serde_json::from_str(payload.get())
+            .map_err(|e| format!("invalid GitLab webhook body: {e}"))?;
+        let object_kind = object_kind(headers, &fields)?;
+        let project_path = project_path(&fields)?;
+        let host = host(headers, &fields)?;
         let hook = Self {
             object_kind,
             host,
@@ -71,17 +105,18 @@ impl GitlabHook {
         format!("https://{}/{}", self.host, self.project_path)
     }
 
-    pub fn into_envelope(self, id: String, trace: &TraceParent) -> Envelope<Value> {
+    pub fn into_envelope(self, id: String, trace: &TraceParent) -> Envelope<Box<RawValue>> {
         Envelope::new(self.source(), gitlab_type(&self.object_kind), self.payload)
             .with_id(id)
             .with_traceparent(trace)
     }
 }
 
-fn object_kind(headers: &HeaderMap, payload: &Value) -> Result<String, String> {
-    let from_body = ["object_kind", "event_name"]
-        .iter()
-        .find_map(|field| payload.get(field).and_then(Value::as_str))
+fn object_kind(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, String> {
+    let from_body = fields
+        .object_kind
+        .as_deref()
+        .or(fields.event_name.as_deref())
         .map(str::to_owned);
     let kind = match from_body {
         Some(kind) => kind,
@@ -119,22 +154,24 @@ pub fn kind_from_event_header(header: &str) -> String {
     }
 }
 
-fn project_path(payload: &Value) -> Result<String, String> {
-    let path = match payload
-        .pointer("/project/path_with_namespace")
-        .and_then(Value::as_str)
-    {
-        Some(path) => path.trim_matches('/').to_owned(),
-        None => {
-            let homepage = payload
-                .pointer("/repository/homepage")
-                .and_then(Value::as_str)
-                .ok_or("cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`")?;
+fn project_path(fields: &Fields<'_>) -> Result<String, String> {
+    let from_project = fields
+        .project
+        .as_ref()
+        .and_then(|p| p.path_with_namespace.as_deref());
+    let homepage = fields
+        .repository
+        .as_ref()
+        .and_then(|r| r.homepage.as_deref());
+    let path = match (from_project, homepage) {
+        (Some(path), _) => path.trim_matches('/').to_owned(),
+        (None, Some(homepage)) => {
             let url = url::Url::parse(homepage).map_err(|e| {
                 format!("cannot tell the project: `repository.homepage` `{homepage}` is not a URL: {e}")
             })?;
             url.path().trim_matches('/').to_owned()
         }
+        (None, None) => return Err("cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`".into()),
     };
     let valid = !path.is_empty()
         && path.split('/').all(|segment| {
@@ -151,7 +188,7 @@ fn project_path(payload: &Value) -> Result<String, String> {
     Ok(path)
 }
 
-fn host(headers: &HeaderMap, payload: &Value) -> Result<String, String> {
+fn host(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, String> {
     if let Some(instance) = header_text(headers, INSTANCE_HEADER) {
         let url = if instance.contains("://") {
             instance.to_owned()
@@ -161,13 +198,23 @@ fn host(headers: &HeaderMap, payload: &Value) -> Result<String, String> {
         return authority(&url)
             .ok_or_else(|| format!("header X-Gitlab-Instance `{instance}` is not a host or URL"));
     }
-    for pointer in ["/project/web_url", "/repository/homepage"] {
-        if let Some(url) = payload.pointer(pointer).and_then(Value::as_str) {
+    let candidates = [
+        (
+            "project.web_url",
+            fields.project.as_ref().and_then(|p| p.web_url.as_deref()),
+        ),
+        (
+            "repository.homepage",
+            fields
+                .repository
+                .as_ref()
+                .and_then(|r| r.homepage.as_deref()),
+        ),
+    ];
+    for (field, url) in candidates {
+        if let Some(url) = url {
             return authority(url).ok_or_else(|| {
-                format!(
-                    "cannot tell the GitLab host: `{}` `{url}` is not a URL",
-                    pointer.trim_start_matches('/').replace('/', ".")
-                )
+                format!("cannot tell the GitLab host: `{field}` `{url}` is not a URL")
             });
         }
     }
@@ -177,7 +224,10 @@ fn host(headers: &HeaderMap, payload: &Value) -> Result<String, String> {
 /// `host[:port]` of a URL, lower-case.
 fn authority(url: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
-    let host = url.host_str().filter(|h| !h.is_empty())?.to_ascii_lowercase();
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())?
+        .to_ascii_lowercase();
     Some(match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host,
@@ -188,7 +238,11 @@ fn authority(url: &str) -> Option<String> {
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -207,8 +261,11 @@ mod tests {
                 "web_url": "https://gitlab.com/cki-project/kernel-ark"
             }
         });
-        let hook = GitlabHook::interpret(&HeaderMap::new(), payload).unwrap();
-        assert_eq!(hook.routing_key(), "gitlab.com.cki-project.kernel-ark.build");
+        let hook = GitlabHook::interpret(&HeaderMap::new(), raw(payload)).unwrap();
+        assert_eq!(
+            hook.routing_key(),
+            "gitlab.com.cki-project.kernel-ark.build"
+        );
         assert_eq!(hook.source(), "https://gitlab.com/cki-project/kernel-ark");
         let envelope = hook.into_envelope("id".into(), &TraceParent::new_random());
         assert_eq!(envelope.event_type, "com.gitlab.build");
@@ -222,11 +279,11 @@ mod tests {
         });
         let hook = GitlabHook::interpret(
             &headers(&[("x-gitlab-instance", "https://GitLab.Example.com")]),
-            payload.clone(),
+            raw(payload.clone()),
         )
         .unwrap();
         assert_eq!(hook.routing_key(), "gitlab.example.com.a.b.pipeline");
-        let hook = GitlabHook::interpret(&HeaderMap::new(), payload).unwrap();
+        let hook = GitlabHook::interpret(&HeaderMap::new(), raw(payload)).unwrap();
         assert_eq!(hook.host, "10.0.0.1:3000");
         assert_eq!(hook.source(), "https://10.0.0.1:3000/a/b");
     }
@@ -237,8 +294,11 @@ mod tests {
             "object_kind": "build",
             "repository": {"homepage": "http://192.168.64.1:3005/gitlab-org/gitlab-test"}
         });
-        let hook = GitlabHook::interpret(&HeaderMap::new(), payload).unwrap();
-        assert_eq!(hook.routing_key(), "192.168.64.1:3005.gitlab-org.gitlab-test.build");
+        let hook = GitlabHook::interpret(&HeaderMap::new(), raw(payload)).unwrap();
+        assert_eq!(
+            hook.routing_key(),
+            "192.168.64.1:3005.gitlab-org.gitlab-test.build"
+        );
     }
 
     #[test]
@@ -254,44 +314,52 @@ mod tests {
         ] {
             assert_eq!(kind_from_event_header(header), kind, "{header}");
         }
-        let payload = json!({"project": {"path_with_namespace": "a/b", "web_url": "https://h/a/b"}});
-        let hook =
-            GitlabHook::interpret(&headers(&[("x-gitlab-event", "Job Hook")]), payload).unwrap();
+        let payload =
+            json!({"project": {"path_with_namespace": "a/b", "web_url": "https://h/a/b"}});
+        let hook = GitlabHook::interpret(&headers(&[("x-gitlab-event", "Job Hook")]), raw(payload))
+            .unwrap();
         assert_eq!(hook.object_kind, "build");
     }
 
     #[test]
     fn missing_or_bad_fields_are_named() {
         let project = json!({"path_with_namespace": "a/b", "web_url": "https://h/a/b"});
-        let err = GitlabHook::interpret(&HeaderMap::new(), json!({"project": project})).unwrap_err();
+        let err =
+            GitlabHook::interpret(&HeaderMap::new(), raw(json!({"project": project}))).unwrap_err();
         assert_eq!(
             err,
             "cannot tell the event kind: the body has no `object_kind` and there is no X-Gitlab-Event header"
         );
-        let err =
-            GitlabHook::interpret(&HeaderMap::new(), json!({"object_kind": "build"})).unwrap_err();
+        let err = GitlabHook::interpret(&HeaderMap::new(), raw(json!({"object_kind": "build"})))
+            .unwrap_err();
         assert_eq!(
             err,
             "cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`"
         );
         let err = GitlabHook::interpret(
             &HeaderMap::new(),
-            json!({"object_kind": "Build Hook!", "project": project}),
+            raw(json!({"object_kind": "Build Hook!", "project": project})),
         )
         .unwrap_err();
-        assert!(err.starts_with("`Build Hook!` is not a GitLab event kind"), "{err}");
+        assert!(
+            err.starts_with("`Build Hook!` is not a GitLab event kind"),
+            "{err}"
+        );
         let err = GitlabHook::interpret(
             &HeaderMap::new(),
-            json!({"object_kind": "build", "project": {"path_with_namespace": "a/b"}}),
+            raw(json!({"object_kind": "build", "project": {"path_with_namespace": "a/b"}})),
         )
         .unwrap_err();
         assert!(err.starts_with("cannot tell the GitLab host"), "{err}");
         let err = GitlabHook::interpret(
             &HeaderMap::new(),
-            json!({"object_kind": "build", "project": {"path_with_namespace": "a b/c", "web_url": "https://h/x"}}),
+            raw(json!({"object_kind": "build", "project": {"path_with_namespace": "a b/c", "web_url": "https://h/x"}})),
         )
         .unwrap_err();
-        assert!(err.starts_with("`a b/c` is not a GitLab project path"), "{err}");
+        assert!(
+            err.starts_with("`a b/c` is not a GitLab project path"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -299,7 +367,7 @@ mod tests {
         let long = format!("group/{}", "p".repeat(260));
         let err = GitlabHook::interpret(
             &HeaderMap::new(),
-            json!({"object_kind": "build", "project": {"path_with_namespace": long, "web_url": "https://h/x"}}),
+            raw(json!({"object_kind": "build", "project": {"path_with_namespace": long, "web_url": "https://h/x"}})),
         )
         .unwrap_err();
         assert!(err.contains("AMQP allows 255"), "{err}");

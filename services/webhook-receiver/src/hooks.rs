@@ -62,9 +62,7 @@ impl HookSource {
                 self.name
             ));
         }
-        if self.event_header.is_none()
-            && self.event_field.is_none()
-            && self.default_event.is_none()
+        if self.event_header.is_none() && self.event_field.is_none() && self.default_event.is_none()
         {
             return Err(format!(
                 "hook `{}` needs `event_header`, `event_field` or `default_event` to name its events",
@@ -80,7 +78,8 @@ impl HookSource {
             ));
         }
         if let Some(event) = &self.default_event {
-            check_event_name(event).map_err(|e| format!("hook `{}`: default_event {e}", self.name))?;
+            check_event_name(event)
+                .map_err(|e| format!("hook `{}`: default_event {e}", self.name))?;
         }
         Ok(())
     }
@@ -222,7 +221,10 @@ mod tests {
             "cannot tell the event: no x-event header and no string at `/state` in the body"
         );
         s.default_event = Some("notification".into());
-        assert_eq!(s.event_name(&HeaderMap::new(), &json!({})).unwrap(), "notification");
+        assert_eq!(
+            s.event_name(&HeaderMap::new(), &json!({})).unwrap(),
+            "notification"
+        );
         assert!(
             s.event_name(&HeaderMap::new(), &json!({"state": "a b"}))
                 .unwrap_err()
@@ -233,7 +235,11 @@ mod tests {
     #[test]
     fn config_mistakes_are_named() {
         let s = HookSource::new("Bad Name", Secret::new("x").unwrap());
-        assert!(s.validate().unwrap_err().starts_with("hook name `Bad Name`"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .starts_with("hook name `Bad Name`")
+        );
         let s = HookSource::new("ok", Secret::new("x").unwrap());
         assert_eq!(
             s.validate().unwrap_err(),

@@ -25,7 +25,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use serde_json::{Value, json};
+use serde_json::json;
 use steadfast_events::TraceParent;
 use steadfast_events::catalogue::{MESSAGE_TYPE_ALERTMANAGER, MESSAGE_TYPE_GITLAB};
 use steadfast_service_kit::problem::Problem;
@@ -141,11 +141,11 @@ impl Intake {
         }
     }
 
-    fn encode(
+    fn encode<T: serde::Serialize>(
         &self,
         source: &str,
         routing_key: String,
-        envelope: &steadfast_events::Envelope<Value>,
+        envelope: &steadfast_events::Envelope<T>,
         message_type: &str,
     ) -> Result<OutgoingEvent, Problem> {
         OutgoingEvent::encode(
@@ -160,7 +160,12 @@ impl Intake {
     }
 
     /// The answer, the request metric and one log line per event (or one for a rejection).
-    fn respond(&self, source: &str, result: Result<Accepted, Problem>, started: Instant) -> Response {
+    fn respond(
+        &self,
+        source: &str,
+        result: Result<Accepted, Problem>,
+        started: Instant,
+    ) -> Response {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let response = match result {
             Ok(accepted) => {
@@ -197,9 +202,21 @@ impl Intake {
             Err(problem) => {
                 let status = problem.status;
                 if status >= 500 {
-                    tracing::error!(source, status, detail = problem.detail.as_deref().unwrap_or(""), elapsed_ms, "webhook not accepted");
+                    tracing::error!(
+                        source,
+                        status,
+                        detail = problem.detail.as_deref().unwrap_or(""),
+                        elapsed_ms,
+                        "webhook not accepted"
+                    );
                 } else {
-                    tracing::warn!(source, status, detail = problem.detail.as_deref().unwrap_or(""), elapsed_ms, "webhook rejected");
+                    tracing::warn!(
+                        source,
+                        status,
+                        detail = problem.detail.as_deref().unwrap_or(""),
+                        elapsed_ms,
+                        "webhook rejected"
+                    );
                 }
                 problem.into_response()
             }
@@ -214,7 +231,11 @@ impl Intake {
 
 // --- GitLab --------------------------------------------------------------------------------
 
-async fn gitlab_hook(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
+async fn gitlab_hook(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let _in_flight = intake.metrics.track_request();
     let started = Instant::now();
     let result = gitlab_events(&intake, &headers, body).await;
@@ -225,7 +246,11 @@ async fn gitlab_hook(State(intake): State<Arc<Intake>>, headers: HeaderMap, body
     intake.respond("gitlab", result, started)
 }
 
-async fn gitlab_events(intake: &Intake, headers: &HeaderMap, body: Body) -> Result<OutgoingEvent, Problem> {
+async fn gitlab_events(
+    intake: &Intake,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<OutgoingEvent, Problem> {
     if !intake.gitlab.is_configured() {
         return Err(not_configured("GitLab", "GITLAB_WEBHOOK_SECRET"));
     }
@@ -235,7 +260,7 @@ async fn gitlab_events(intake: &Intake, headers: &HeaderMap, body: Body) -> Resu
         .ok_or_else(Problem::unauthorized)?;
     require_json(headers)?;
     let body = read_body(body, headers, intake.max_body_bytes).await?;
-    let payload = request::parse_object(&body)?;
+    let payload = request::parse_raw_object(&body)?;
     let hook = GitlabHook::interpret(headers, payload).map_err(Problem::bad_request)?;
     if !intake.gitlab.authorizes(&hook.project_path, token) {
         return Err(Problem::unauthorized());

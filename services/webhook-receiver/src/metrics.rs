@@ -13,8 +13,8 @@
 //!   events being durable (broker confirm, or spool commit).
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    Gauge,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 
 /// From sub-millisecond confirms to the publish deadline plus a spool write.

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use steadfast_events::TraceParent;
 use steadfast_service_kit::problem::{self, Problem};
 
@@ -68,6 +69,22 @@ pub fn parse_object(body: &[u8]) -> Result<Value, Problem> {
         )));
     }
     Ok(value)
+}
+
+/// Checks that `body` is one JSON object and keeps it as text, for bodies passed on verbatim.
+pub fn parse_raw_object(body: &[u8]) -> Result<Box<RawValue>, Problem> {
+    let raw: Box<RawValue> = problem::parse_json(body)?;
+    let kind = match raw.get().as_bytes().first() {
+        Some(b'{') => return Ok(raw),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    Err(Problem::bad_request(format!(
+        "invalid request body: expected a JSON object, got {kind}"
+    )))
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -156,7 +173,11 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_first_present_header_in_order() {
-        let order = [IDEMPOTENCY_KEY, "x-gitlab-webhook-uuid", "x-gitlab-event-uuid"];
+        let order = [
+            IDEMPOTENCY_KEY,
+            "x-gitlab-webhook-uuid",
+            "x-gitlab-event-uuid",
+        ];
         let h = headers(&[
             ("x-gitlab-event-uuid", "event"),
             ("x-gitlab-webhook-uuid", "webhook"),
@@ -165,7 +186,10 @@ mod tests {
         let h = headers(&[("idempotency-key", "key"), ("x-gitlab-event-uuid", "e")]);
         assert_eq!(event_id(&h, &order).unwrap(), "key");
         let generated = event_id(&HeaderMap::new(), &order).unwrap();
-        assert_eq!(uuid::Uuid::parse_str(&generated).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&generated).unwrap().get_version_num(),
+            7
+        );
     }
 
     #[test]
@@ -185,6 +209,24 @@ mod tests {
             err.detail.as_deref(),
             Some("invalid request body: expected a JSON object, got an array")
         );
+        for (body, kind) in [
+            (&b" [1]"[..], "an array"),
+            (b"12", "a number"),
+            (b"null", "null"),
+        ] {
+            let err = parse_raw_object(body).unwrap_err();
+            assert_eq!(
+                err.detail.unwrap(),
+                format!("invalid request body: expected a JSON object, got {kind}")
+            );
+        }
+        let raw = parse_raw_object(b"  {\"a\": [1, 2]}\n").unwrap();
+        assert_eq!(
+            raw.get(),
+            "{\"a\": [1, 2]}",
+            "kept verbatim, without surrounding space"
+        );
+        assert!(parse_raw_object(b"{\"a\": ").is_err());
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use crate::event::OutgoingEvent;
 
 /// Key of the advisory lock that serialises draining ("spool" in ASCII). Public so an
 /// operator (or a test) can see or take it: `SELECT pg_advisory_xact_lock(495807590252)`.
-pub const DRAIN_LOCK: i64 = 0x7370_6f6f_6c;
+pub const DRAIN_LOCK: i64 = 0x0073_706f_6f6c;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -132,7 +132,11 @@ impl Spool {
     }
 
     /// Appends `events` in order, in one transaction: all or none are spooled.
-    pub async fn append(&self, events: &[&OutgoingEvent], reason: SpoolReason) -> Result<(), SpoolError> {
+    pub async fn append(
+        &self,
+        events: &[&OutgoingEvent],
+        reason: SpoolReason,
+    ) -> Result<(), SpoolError> {
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
             for event in events {
@@ -233,7 +237,11 @@ pub struct DrainBatch {
 impl DrainBatch {
     /// Deletes the rows `confirmed` (the broker holds them now), records `failed` (the row the
     /// batch stopped at, and why) and releases the lock.
-    pub async fn finish(mut self, confirmed: &[i64], failed: Option<(i64, String)>) -> Result<(), SpoolError> {
+    pub async fn finish(
+        mut self,
+        confirmed: &[i64],
+        failed: Option<(i64, String)>,
+    ) -> Result<(), SpoolError> {
         if !confirmed.is_empty() {
             sqlx::query("DELETE FROM webhook_spool WHERE id = ANY($1)")
                 .bind(confirmed)
@@ -241,11 +249,13 @@ impl DrainBatch {
                 .await?;
         }
         if let Some((id, error)) = failed {
-            sqlx::query("UPDATE webhook_spool SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-                .bind(id)
-                .bind(error)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "UPDATE webhook_spool SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())

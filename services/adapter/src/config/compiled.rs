@@ -27,6 +27,9 @@ pub enum Manifest {
 pub struct Compiled {
     pub(crate) templates: HashMap<String, Template>,
     pub(crate) expressions: HashMap<String, Expression>,
+    /// The variables each expression reads: only those are bound when it is evaluated
+    /// (binding converts JSON to CEL values, so binding everything would dominate the cost).
+    pub(crate) variables: HashMap<String, Arc<[String]>>,
     /// By resource index.
     pub manifests: Vec<Option<Manifest>>,
     /// By payload index: `build`, or the content of `build_ref`.
@@ -70,6 +73,11 @@ impl Compiled {
                 .compile(source)
                 .map(Cow::Owned),
         }
+    }
+
+    /// The variables `source` reads (every one, when it was not compiled at load).
+    pub fn variables(&self, source: &str) -> Option<&[String]> {
+        self.variables.get(source).map(|v| &v[..])
     }
 
     pub fn environment(&self) -> &Environment {

@@ -138,8 +138,9 @@ impl Validator<'_> {
         }
         match self.environment.compile(source) {
             Ok(expression) => {
-                for variable in expression.free_variables() {
-                    if !self.defined.contains(&variable) {
+                let variables = expression.free_variables();
+                for variable in &variables {
+                    if !self.defined.contains(variable) {
                         self.issue(
                             path,
                             format!(
@@ -149,6 +150,9 @@ impl Validator<'_> {
                         );
                     }
                 }
+                self.compiled
+                    .variables
+                    .insert(source.to_owned(), variables.into_iter().collect());
                 self.compiled
                     .expressions
                     .insert(source.to_owned(), expression);

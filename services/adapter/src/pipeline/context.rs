@@ -145,10 +145,18 @@ impl Context {
         let expression = compiled
             .expression(source)
             .map_err(|e| format!("CEL parse error: {}", e.message))?;
-        let adapter = self.adapter_json();
+        // Bind only what the expression reads (everything when that is unknown): binding
+        // converts JSON to CEL values, and most expressions read one or two variables.
+        let wanted = compiled.variables(source);
+        let reads = |name: &str| wanted.is_none_or(|w| w.iter().any(|v| v == name));
+        let adapter = if reads("adapter") {
+            self.adapter_json()
+        } else {
+            Value::Null
+        };
         let mut scope = evaluator.scope();
         for (name, value) in self.map() {
-            if name != "adapter" {
+            if name != "adapter" && reads(name) {
                 scope.bind_json(name, value);
             }
         }

@@ -28,7 +28,7 @@ pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
     match kind {
         ParamType::String => Ok(Value::String(match value {
             Value::String(s) => s.clone(),
-            Value::Number(n) => crate::template::TValue::Json(Value::Number(n.clone())).print(),
+            Value::Number(n) => crate::template::TValue::owned(Value::Number(n.clone())).print(),
             other => other.to_string(),
         })),
         ParamType::Int | ParamType::Int64 => match value {

@@ -1,6 +1,8 @@
 //! Evaluating a parsed template against JSON data, with Go's printing and truth rules and
 //! `missingkey=error` (a missing map key is an error, as HyperFleet configures its templates).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -8,21 +10,42 @@ use super::TemplateError;
 use super::funcs;
 use super::parse::{Command, Node, Operand, Pipeline};
 
-/// A value inside a template: JSON, or a time (what `now` returns).
+/// A value inside a template: JSON (borrowed from the data where possible, so a field
+/// lookup never copies the document), or a time (what `now` returns).
 #[derive(Debug, Clone, PartialEq)]
-pub enum TValue {
-    Json(Value),
+pub enum TValue<'a> {
+    Json(Cow<'a, Value>),
     Time(DateTime<Utc>),
 }
 
-impl TValue {
+impl TValue<'_> {
     pub fn null() -> Self {
-        Self::Json(Value::Null)
+        Self::Json(Cow::Owned(Value::Null))
+    }
+
+    pub fn owned(value: Value) -> TValue<'static> {
+        TValue::Json(Cow::Owned(value))
+    }
+
+    /// The same value, no longer borrowing.
+    pub fn into_owned(self) -> TValue<'static> {
+        match self {
+            Self::Json(v) => TValue::Json(Cow::Owned(v.into_owned())),
+            Self::Time(t) => TValue::Time(t),
+        }
+    }
+
+    /// The JSON value, if it is one.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            Self::Json(v) => Some(v),
+            Self::Time(_) => None,
+        }
     }
 
     pub fn as_json(&self) -> Value {
         match self {
-            Self::Json(v) => v.clone(),
+            Self::Json(v) => v.as_ref().clone(),
             Self::Time(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         }
     }
@@ -31,7 +54,7 @@ impl TValue {
     pub fn truthy(&self) -> bool {
         match self {
             Self::Time(_) => true,
-            Self::Json(v) => match v {
+            Self::Json(v) => match v.as_ref() {
                 Value::Null => false,
                 Value::Bool(b) => *b,
                 Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
@@ -53,13 +76,15 @@ impl TValue {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Time(_) => "time.Time",
-            Self::Json(Value::Null) => "nil",
-            Self::Json(Value::Bool(_)) => "bool",
-            Self::Json(Value::Number(n)) if n.is_f64() => "float64",
-            Self::Json(Value::Number(_)) => "int",
-            Self::Json(Value::String(_)) => "string",
-            Self::Json(Value::Array(_)) => "[]interface {}",
-            Self::Json(Value::Object(_)) => "map[string]interface {}",
+            Self::Json(v) => match v.as_ref() {
+                Value::Null => "nil",
+                Value::Bool(_) => "bool",
+                Value::Number(n) if n.is_f64() => "float64",
+                Value::Number(_) => "int",
+                Value::String(_) => "string",
+                Value::Array(_) => "[]interface {}",
+                Value::Object(_) => "map[string]interface {}",
+            },
         }
     }
 }
@@ -118,15 +143,15 @@ pub fn print_number(n: &serde_json::Number) -> String {
 }
 
 struct Scope<'a> {
-    dot: TValue,
-    variables: Vec<(String, TValue)>,
-    root: &'a TValue,
+    dot: TValue<'a>,
+    variables: Vec<(String, TValue<'a>)>,
+    root: &'a Value,
 }
 
-impl Scope<'_> {
-    fn variable(&self, name: &str) -> Result<TValue, TemplateError> {
+impl<'a> Scope<'a> {
+    fn variable(&self, name: &str) -> Result<TValue<'a>, TemplateError> {
         if name.is_empty() {
-            return Ok(self.root.clone());
+            return Ok(TValue::Json(Cow::Borrowed(self.root)));
         }
         self.variables
             .iter()
@@ -138,16 +163,15 @@ impl Scope<'_> {
 }
 
 pub fn execute(nodes: &[Node], data: &Value, out: &mut String) -> Result<(), TemplateError> {
-    let root = TValue::Json(data.clone());
     let mut scope = Scope {
-        dot: root.clone(),
+        dot: TValue::Json(Cow::Borrowed(data)),
         variables: Vec::new(),
-        root: &root,
+        root: data,
     };
     walk(nodes, &mut scope, out)
 }
 
-fn walk(nodes: &[Node], scope: &mut Scope<'_>, out: &mut String) -> Result<(), TemplateError> {
+fn walk<'a>(nodes: &[Node], scope: &mut Scope<'a>, out: &mut String) -> Result<(), TemplateError> {
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
@@ -200,29 +224,32 @@ fn walk(nodes: &[Node], scope: &mut Scope<'_>, out: &mut String) -> Result<(), T
                 let mut bare = pipeline.clone();
                 bare.declare.clear();
                 let collection = pipe(&bare, scope)?;
-                let items: Vec<(TValue, TValue)> = match &collection {
-                    TValue::Json(Value::Array(items)) => items
+                let items: Vec<(TValue<'a>, TValue<'a>)> = match collection.json() {
+                    Some(Value::Array(items)) => items
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| (TValue::Json(i.into()), TValue::Json(v.clone())))
+                        .map(|(i, v)| (TValue::owned(i.into()), TValue::owned(v.clone())))
                         .collect(),
-                    TValue::Json(Value::Object(map)) => {
+                    Some(Value::Object(map)) => {
                         let mut keys: Vec<&String> = map.keys().collect();
                         keys.sort();
                         keys.into_iter()
-                            .map(|k| (TValue::Json(k.clone().into()), TValue::Json(map[k].clone())))
+                            .map(|k| {
+                                (
+                                    TValue::owned(k.clone().into()),
+                                    TValue::owned(map[k].clone()),
+                                )
+                            })
                             .collect()
                     }
-                    TValue::Json(Value::Number(n)) if n.as_i64().is_some() => {
-                        (0..n.as_i64().unwrap_or(0))
-                            .map(|i| (TValue::Json(i.into()), TValue::Json(i.into())))
-                            .collect()
-                    }
-                    TValue::Json(Value::Null) => Vec::new(),
-                    other => {
+                    Some(Value::Number(n)) if n.as_i64().is_some() => (0..n.as_i64().unwrap_or(0))
+                        .map(|i| (TValue::owned(i.into()), TValue::owned(i.into())))
+                        .collect(),
+                    Some(Value::Null) => Vec::new(),
+                    _ => {
                         return Err(TemplateError::Exec(format!(
                             "range can't iterate over {}",
-                            other.print()
+                            collection.print()
                         )));
                     }
                 };
@@ -252,8 +279,8 @@ fn walk(nodes: &[Node], scope: &mut Scope<'_>, out: &mut String) -> Result<(), T
     Ok(())
 }
 
-fn pipe(pipeline: &Pipeline, scope: &mut Scope<'_>) -> Result<TValue, TemplateError> {
-    let mut value: Option<TValue> = None;
+fn pipe<'a>(pipeline: &Pipeline, scope: &mut Scope<'a>) -> Result<TValue<'a>, TemplateError> {
+    let mut value: Option<TValue<'a>> = None;
     for command in &pipeline.commands {
         value = Some(run(command, value, scope)?);
     }
@@ -274,11 +301,11 @@ fn pipe(pipeline: &Pipeline, scope: &mut Scope<'_>) -> Result<TValue, TemplateEr
     Ok(value)
 }
 
-fn run(
+fn run<'a>(
     command: &Command,
-    piped: Option<TValue>,
-    scope: &mut Scope<'_>,
-) -> Result<TValue, TemplateError> {
+    piped: Option<TValue<'a>>,
+    scope: &mut Scope<'a>,
+) -> Result<TValue<'a>, TemplateError> {
     let (first, rest) = command
         .operands
         .split_first()
@@ -316,20 +343,23 @@ fn describe(operand: &Operand) -> String {
     }
 }
 
-fn operand_value(operand: &Operand, scope: &mut Scope<'_>) -> Result<TValue, TemplateError> {
+fn operand_value<'a>(
+    operand: &Operand,
+    scope: &mut Scope<'a>,
+) -> Result<TValue<'a>, TemplateError> {
     match operand {
         Operand::Dot => Ok(scope.dot.clone()),
         Operand::Field(path) => follow(scope.dot.clone(), path),
         Operand::Variable(name, path) => follow(scope.variable(name)?, path),
         Operand::Function(name) => funcs::call(name, Vec::new())
             .map_err(|e| TemplateError::Exec(format!("error calling {name}: {e}"))),
-        Operand::Literal(v) => Ok(TValue::Json(v.clone())),
+        Operand::Literal(v) => Ok(TValue::owned(v.clone())),
         Operand::Nil => Ok(TValue::null()),
         Operand::Nested(pipeline) => pipe(pipeline, scope),
     }
 }
 
-fn follow(start: TValue, path: &[String]) -> Result<TValue, TemplateError> {
+fn follow<'a>(start: TValue<'a>, path: &[String]) -> Result<TValue<'a>, TemplateError> {
     let mut current = start;
     for (i, key) in path.iter().enumerate() {
         let here = if i == 0 {
@@ -337,18 +367,21 @@ fn follow(start: TValue, path: &[String]) -> Result<TValue, TemplateError> {
         } else {
             format!(" at .{}", path[..i].join("."))
         };
+        let missing = |map: &Map<String, Value>| TemplateError::MissingKey {
+            key: key.clone(),
+            path: path[..=i].join("."),
+            available: available_keys(map),
+        };
         current = match current {
-            TValue::Json(Value::Object(mut map)) => match map.remove(key) {
-                Some(v) => TValue::Json(v),
-                None => {
-                    return Err(TemplateError::MissingKey {
-                        key: key.clone(),
-                        path: path[..=i].join("."),
-                        available: available_keys(&map),
-                    });
-                }
+            TValue::Json(Cow::Borrowed(Value::Object(map))) => match map.get(key) {
+                Some(v) => TValue::Json(Cow::Borrowed(v)),
+                None => return Err(missing(map)),
             },
-            TValue::Json(Value::Null) => {
+            TValue::Json(Cow::Owned(Value::Object(mut map))) => match map.remove(key) {
+                Some(v) => TValue::owned(v),
+                None => return Err(missing(&map)),
+            },
+            TValue::Json(v) if v.is_null() => {
                 return Err(TemplateError::Exec(format!(
                     "nil pointer evaluating interface {{}}.{key}{here}"
                 )));

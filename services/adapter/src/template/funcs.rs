@@ -5,6 +5,7 @@
 //! `printf`, `println`, `urlquery`), and a few sprig helpers for manifests (`toJson`, `b64enc`,
 //! `b64dec`).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use base64::Engine as _;
@@ -57,7 +58,7 @@ pub fn exists(name: &str) -> bool {
     NAMES.contains(&name)
 }
 
-fn arity(name: &str, args: &[TValue], want: usize) -> Result<(), String> {
+fn arity(name: &str, args: &[TValue<'_>], want: usize) -> Result<(), String> {
     if args.len() == want {
         Ok(())
     } else {
@@ -68,36 +69,40 @@ fn arity(name: &str, args: &[TValue], want: usize) -> Result<(), String> {
     }
 }
 
-fn string_arg(value: &TValue, name: &str) -> Result<String, String> {
-    match value {
-        TValue::Json(Value::String(s)) => Ok(s.clone()),
-        other => Err(format!(
+fn string_arg(value: &TValue<'_>, name: &str) -> Result<String, String> {
+    match value.json() {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(format!(
             "{name} expects a string, got {} ({})",
-            other.type_name(),
-            other.print()
+            value.type_name(),
+            value.print()
         )),
     }
 }
 
-fn text(s: impl Into<String>) -> TValue {
-    TValue::Json(Value::String(s.into()))
+fn text(s: impl Into<String>) -> TValue<'static> {
+    TValue::owned(Value::String(s.into()))
 }
 
-fn time_arg(value: &TValue) -> Result<DateTime<Utc>, String> {
-    match value {
-        TValue::Time(t) => Ok(*t),
-        TValue::Json(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+fn time_arg(value: &TValue<'_>) -> Result<DateTime<Utc>, String> {
+    if let TValue::Time(t) = value {
+        return Ok(*t);
+    }
+    match value.json() {
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}")),
-        TValue::Json(Value::Number(n)) => n
+        Some(Value::Number(n)) => n
             .as_i64()
             .and_then(|secs| DateTime::from_timestamp(secs, 0))
             .ok_or_else(|| format!("{n} is not a Unix time")),
-        other => Err(format!("expected a time, got {}", other.type_name())),
+        _ => Err(format!("expected a time, got {}", value.type_name())),
     }
 }
 
-pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
+/// Calls `name`. A function that returns one of its arguments (`default`, `and`, `or`) hands
+/// it back as is, still borrowing the data.
+pub fn call<'a>(name: &str, args: Vec<TValue<'a>>) -> Result<TValue<'a>, String> {
     match name {
         "now" => {
             arity(name, &args, 0)?;
@@ -131,7 +136,7 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
             arity(name, &args, 2)?;
             let s = string_arg(&args[0], name)?;
             let part = string_arg(&args[1], name)?;
-            Ok(TValue::Json(Value::Bool(match name {
+            Ok(TValue::owned(Value::Bool(match name {
                 "contains" => s.contains(&part),
                 "hasPrefix" => s.starts_with(&part),
                 _ => s.ends_with(&part),
@@ -139,8 +144,8 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
         }
         "default" => {
             arity(name, &args, 2)?;
-            let empty = matches!(&args[1], TValue::Json(Value::Null))
-                || matches!(&args[1], TValue::Json(Value::String(s)) if s.is_empty());
+            let empty = args[1].json().is_some_and(Value::is_null)
+                || args[1].json().and_then(Value::as_str) == Some("");
             Ok(if empty {
                 args[0].clone()
             } else {
@@ -153,34 +158,30 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
         }
         "int" | "int64" => {
             arity(name, &args, 1)?;
-            let n: i64 = match &args[0] {
-                TValue::Json(Value::Number(n)) => n
+            let n: i64 = match args[0].json() {
+                Some(Value::Number(n)) => n
                     .as_i64()
                     .unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
-                TValue::Json(Value::String(s)) => s.trim().parse().unwrap_or(0),
-                TValue::Json(Value::Bool(b)) => i64::from(*b),
+                Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+                Some(Value::Bool(b)) => i64::from(*b),
                 _ => 0,
             };
-            Ok(TValue::Json(n.into()))
+            Ok(TValue::owned(n.into()))
         }
         "float64" => {
             arity(name, &args, 1)?;
-            let f: f64 = match &args[0] {
-                TValue::Json(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-                TValue::Json(Value::String(s)) => s.trim().parse().unwrap_or(0.0),
+            let f: f64 = match args[0].json() {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                Some(Value::String(s)) => s.trim().parse().unwrap_or(0.0),
                 _ => 0.0,
             };
-            Ok(TValue::Json(
+            Ok(TValue::owned(
                 serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
             ))
         }
         "string" | "print" => Ok(text(
             args.iter().map(TValue::print).collect::<Vec<_>>().join(
-                if name == "print"
-                    && args
-                        .iter()
-                        .all(|a| !matches!(a, TValue::Json(Value::String(_))))
-                {
+                if name == "print" && args.iter().all(|a| !a.json().is_some_and(Value::is_string)) {
                     " "
                 } else {
                     ""
@@ -214,7 +215,7 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
         }
         "not" => {
             arity(name, &args, 1)?;
-            Ok(TValue::Json(Value::Bool(!args[0].truthy())))
+            Ok(TValue::owned(Value::Bool(!args[0].truthy())))
         }
         "eq" => {
             let (first, rest) = args
@@ -223,7 +224,7 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
             if rest.is_empty() {
                 return Err("missing argument for comparison".into());
             }
-            Ok(TValue::Json(Value::Bool(
+            Ok(TValue::owned(Value::Bool(
                 rest.iter().any(|o| equal(first, o)),
             )))
         }
@@ -240,17 +241,17 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
                     _ => ordering != Ordering::Less,
                 }
             };
-            Ok(TValue::Json(Value::Bool(result)))
+            Ok(TValue::owned(Value::Bool(result)))
         }
         "len" => {
             arity(name, &args, 1)?;
-            let n = match &args[0] {
-                TValue::Json(Value::String(s)) => s.len(),
-                TValue::Json(Value::Array(a)) => a.len(),
-                TValue::Json(Value::Object(o)) => o.len(),
-                other => return Err(format!("len of type {}", other.type_name())),
+            let n = match args[0].json() {
+                Some(Value::String(s)) => s.len(),
+                Some(Value::Array(a)) => a.len(),
+                Some(Value::Object(o)) => o.len(),
+                _ => return Err(format!("len of type {}", args[0].type_name())),
             };
-            Ok(TValue::Json(n.into()))
+            Ok(TValue::owned(n.into()))
         }
         "index" => {
             let (first, keys) = args.split_first().ok_or_else(|| {
@@ -258,8 +259,8 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
             })?;
             let mut current = first.as_json();
             for key in keys {
-                current = match (&current, key) {
-                    (Value::Array(items), TValue::Json(Value::Number(n))) => {
+                current = match (&current, key.json()) {
+                    (Value::Array(items), Some(Value::Number(n))) => {
                         let i = n
                             .as_u64()
                             .ok_or_else(|| format!("cannot index slice with {n}"))?
@@ -269,11 +270,11 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
                             .cloned()
                             .ok_or_else(|| format!("index out of range: {i}"))?
                     }
-                    (Value::Object(map), TValue::Json(Value::String(k))) => {
+                    (Value::Object(map), Some(Value::String(k))) => {
                         map.get(k).cloned().unwrap_or(Value::Null)
                     }
                     (Value::Null, _) => return Err("index of untyped nil".into()),
-                    (other, key) => {
+                    (other, _) => {
                         return Err(format!(
                             "can't index item of type {} with {}",
                             type_of(other),
@@ -282,7 +283,7 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
                     }
                 };
             }
-            Ok(TValue::Json(current))
+            Ok(TValue::owned(current))
         }
         "urlquery" => Ok(text(
             url::form_urlencoded::byte_serialize(
@@ -315,7 +316,7 @@ pub fn call(name: &str, args: Vec<TValue>) -> Result<TValue, String> {
 }
 
 fn type_of(value: &Value) -> &'static str {
-    TValue::Json(value.clone()).type_name()
+    TValue::Json(Cow::Borrowed(value)).type_name()
 }
 
 fn title(s: &str) -> String {
@@ -355,28 +356,27 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-fn number(value: &TValue) -> Option<f64> {
-    match value {
-        TValue::Json(Value::Number(n)) => n.as_f64(),
-        _ => None,
-    }
+fn number(value: &TValue<'_>) -> Option<f64> {
+    value.json().and_then(Value::as_f64)
 }
 
-fn equal(a: &TValue, b: &TValue) -> bool {
+fn equal(a: &TValue<'_>, b: &TValue<'_>) -> bool {
     match (number(a), number(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a.as_json() == b.as_json(),
     }
 }
 
-fn compare(a: &TValue, b: &TValue) -> Result<Ordering, String> {
+fn compare(a: &TValue<'_>, b: &TValue<'_>) -> Result<Ordering, String> {
     if let (Some(x), Some(y)) = (number(a), number(b)) {
         return x
             .partial_cmp(&y)
             .ok_or_else(|| "cannot compare NaN".to_owned());
     }
+    if let (Some(Value::String(x)), Some(Value::String(y))) = (a.json(), b.json()) {
+        return Ok(x.cmp(y));
+    }
     match (a, b) {
-        (TValue::Json(Value::String(x)), TValue::Json(Value::String(y))) => Ok(x.cmp(y)),
         (TValue::Time(x), TValue::Time(y)) => Ok(x.cmp(y)),
         _ => Err(format!(
             "incompatible types for comparison: {} and {}",
@@ -387,7 +387,7 @@ fn compare(a: &TValue, b: &TValue) -> Result<Ordering, String> {
 }
 
 /// A small `fmt.Sprintf`: `%s %d %v %q %t %f %x %%`.
-fn printf(format: &str, args: &[TValue]) -> String {
+fn printf(format: &str, args: &[TValue<'_>]) -> String {
     let mut out = String::new();
     let mut args = args.iter();
     let mut chars = format.chars();
@@ -410,20 +410,20 @@ fn printf(format: &str, args: &[TValue]) -> String {
         };
         out.push_str(&match verb {
             'q' => go_quote(&arg.print()),
-            'd' => match arg {
-                TValue::Json(Value::Number(n)) => n
+            'd' => match arg.json() {
+                Some(Value::Number(n)) => n
                     .as_i64()
                     .map_or_else(|| format!("%!d({})", print_number(n)), |i| i.to_string()),
-                other => format!("%!d({})", other.print()),
+                _ => format!("%!d({})", arg.print()),
             },
             'f' => {
                 number(arg).map_or_else(|| format!("%!f({})", arg.print()), |f| format!("{f:.6}"))
             }
-            'x' => match arg {
-                TValue::Json(Value::Number(n)) if n.as_i64().is_some() => {
+            'x' => match arg.json() {
+                Some(Value::Number(n)) if n.as_i64().is_some() => {
                     format!("{:x}", n.as_i64().unwrap_or(0))
                 }
-                other => other.print().bytes().map(|b| format!("{b:02x}")).collect(),
+                _ => arg.print().bytes().map(|b| format!("{b:02x}")).collect(),
             },
             _ => arg.print(),
         });
@@ -436,8 +436,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn j(v: Value) -> TValue {
-        TValue::Json(v)
+    fn j(v: Value) -> TValue<'static> {
+        TValue::owned(v)
     }
 
     #[test]

@@ -31,6 +31,8 @@ const LOG_TAIL_BYTES: u64 = 1024;
 pub struct LocalExecutor {
     work_dir: PathBuf,
     runs: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
+    /// `PATH` for recipes: ours, with the directory of `steadfast-recipe` in front.
+    path: Option<std::ffi::OsString>,
 }
 
 impl LocalExecutor {
@@ -38,6 +40,7 @@ impl LocalExecutor {
         Self {
             work_dir,
             runs: Arc::new(Mutex::new(HashMap::new())),
+            path: recipe_path(),
         }
     }
 
@@ -85,6 +88,7 @@ impl LocalExecutor {
             .args(leading)
             .args(launch.arguments(&data_path))
             .envs(launch.environment(&data_path))
+            .envs(self.path.iter().map(|p| ("PATH", p)))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -161,6 +165,21 @@ impl LocalExecutor {
             }
         }
     }
+}
+
+/// `steadfast-recipe` ships beside `alert-reconciler`: recipes find it on their `PATH` however
+/// the reconciler was started (an installed image, `target/debug` in the dev stack, or a test
+/// binary in `target/debug/deps`).
+fn recipe_path() -> Option<std::ffi::OsString> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .find(|dir| dir.join("steadfast-recipe").is_file())?
+        .to_owned();
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&inherited))).ok()
 }
 
 /// Writes data.json once per run (all recipes of a run read the same file).

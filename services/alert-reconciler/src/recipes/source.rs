@@ -107,12 +107,20 @@ impl RecipeRegistry {
             }
         };
         {
-            let status = self.status();
-            let already_refused = status
+            let mut status = inner
+                .status
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if status.version == version {
+                // Back to the version in force (e.g. a refused edit was reverted).
+                status.last_error = None;
+                return false;
+            }
+            if status
                 .last_error
                 .as_ref()
-                .is_some_and(|r| r.version == version);
-            if status.version == version || already_refused {
+                .is_some_and(|r| r.version == version)
+            {
                 return false;
             }
         }

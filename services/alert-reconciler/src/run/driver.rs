@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::future::join_all;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -198,38 +199,78 @@ impl Drive<'_> {
         let deadline = runs::start_clock(&mut conn, self.id(), planned).await?;
         drop(conn);
 
-        let names: Vec<String> = self.recipes.keys().cloned().collect();
-        for name in names {
-            let row = self.recipes[&name].clone();
-            match row.state() {
-                RecipeState::Pending => self.launch(&row, exits.clone()).await?,
-                RecipeState::Launched => {
-                    if let Err(error) = self
-                        .ctx
-                        .executor
-                        .attach(self.id(), &row.spec, row.handle.as_deref(), exits.clone())
-                        .await
-                    {
-                        tracing::warn!(run_id = %self.id(), recipe = %name, %error, "cannot re-attach; waiting for its result");
-                    }
-                }
-                _ => {}
+        for row in self.recipes.values() {
+            if row.state() == RecipeState::Launched
+                && let Err(error) = self
+                    .ctx
+                    .executor
+                    .attach(self.id(), &row.spec, row.handle.as_deref(), exits.clone())
+                    .await
+            {
+                tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, "cannot re-attach; waiting for its result");
             }
         }
+        self.launch_pending(exits).await?;
         let remaining = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         Ok(Instant::now() + remaining)
     }
 
-    async fn launch(
+    /// Claims every pending recipe (one statement: at most once, even across restarts) and
+    /// launches them all at the same time.
+    async fn launch_pending(
         &mut self,
-        row: &RecipeRunRow,
         exits: crate::executor::ExitSender,
     ) -> Result<(), StoreError> {
-        let mut conn = self.ctx.pool.acquire().await?;
-        if !runs::claim_launch(&mut conn, self.id(), &row.recipe).await? {
+        let pending: Vec<String> = self
+            .recipes
+            .values()
+            .filter(|r| r.state() == RecipeState::Pending)
+            .map(|r| r.recipe.clone())
+            .collect();
+        if pending.is_empty() {
             return Ok(());
         }
-        self.set_state(&row.recipe, RecipeState::Launched, None);
+        let claimed = {
+            let mut conn = self.ctx.pool.acquire().await?;
+            runs::claim_launches(&mut conn, self.id(), &pending).await?
+        };
+        for recipe in &claimed {
+            self.set_state(recipe, RecipeState::Launched, None);
+        }
+        let launches = claimed.iter().map(|recipe| {
+            let row = &self.recipes[recipe];
+            self.launch_one(row, exits.clone())
+        });
+        let outcomes: Vec<(String, Result<String, ExecError>)> = join_all(launches).await;
+        let mut handles = Vec::new();
+        for (recipe, outcome) in outcomes {
+            match outcome {
+                Ok(handle) => {
+                    tracing::info!(run_id = %self.id(), %recipe, %handle, kind = self.kind(), "recipe launched");
+                    handles.push((recipe, handle));
+                }
+                Err(error) => {
+                    tracing::error!(run_id = %self.id(), %recipe, %error, "recipe could not be launched");
+                    self.finish(
+                        &recipe,
+                        RecipeState::Failed,
+                        Some(format!("could not be launched: {error}")),
+                        None,
+                    )
+                    .await?;
+                }
+            }
+        }
+        let mut conn = self.ctx.pool.acquire().await?;
+        runs::set_handles(&mut conn, self.id(), &handles).await
+    }
+
+    /// Launches one claimed recipe, retrying while its backend is unavailable.
+    async fn launch_one(
+        &self,
+        row: &RecipeRunRow,
+        exits: crate::executor::ExitSender,
+    ) -> (String, Result<String, ExecError>) {
         let settings = &self.ctx.settings;
         let launch = Launch {
             run_id: self.id(),
@@ -241,34 +282,16 @@ impl Drive<'_> {
             aggregator_address: &settings.aggregator_address,
         };
         let mut attempt = 1;
-        let outcome = loop {
+        loop {
             match self.ctx.executor.launch(&launch, exits.clone()).await {
                 Err(ExecError::Unavailable(error)) if attempt < LAUNCH_ATTEMPTS => {
                     tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, attempt, "launch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                     attempt += 1;
                 }
-                other => break other,
-            }
-        };
-        match outcome {
-            Ok(handle) => {
-                runs::set_handle(&mut conn, self.id(), &row.recipe, &handle).await?;
-                tracing::info!(run_id = %self.id(), recipe = %row.recipe, %handle, kind = self.kind(), "recipe launched");
-            }
-            Err(error) => {
-                tracing::error!(run_id = %self.id(), recipe = %row.recipe, %error, "recipe could not be launched");
-                drop(conn);
-                self.finish(
-                    &row.recipe,
-                    RecipeState::Failed,
-                    Some(format!("could not be launched: {error}")),
-                    None,
-                )
-                .await?;
+                other => return (row.recipe.clone(), other),
             }
         }
-        Ok(())
     }
 
     fn set_state(&mut self, recipe: &str, state: RecipeState, detail: Option<String>) {

@@ -195,36 +195,45 @@ pub async fn start_clock(
     .await?)
 }
 
-/// Claims the launch of a pending recipe; false when it was claimed already.
-pub async fn claim_launch(
+/// Claims the launch of pending `recipes`; returns those claimed now (not claimed before).
+pub async fn claim_launches(
     conn: &mut PgConnection,
     run: Uuid,
-    recipe: &str,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(
+    recipes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
         "UPDATE recipe_runs SET state = 'launched', launched_at = now() \
-         WHERE run_id = $1 AND recipe = $2 AND state = 'pending'",
+         WHERE run_id = $1 AND recipe = ANY($2) AND state = 'pending' RETURNING recipe",
     )
     .bind(run)
-    .bind(recipe)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
+    .bind(recipes)
+    .fetch_all(conn)
+    .await?)
 }
 
-pub async fn set_handle(
+/// Records the handles (Job names, process ids) of launched recipes.
+pub async fn set_handles(
     conn: &mut PgConnection,
     run: Uuid,
-    recipe: &str,
-    handle: &str,
+    handles: &[(String, String)],
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE recipe_runs SET handle = $3 WHERE run_id = $1 AND recipe = $2")
-        .bind(run)
-        .bind(recipe)
-        .bind(handle)
-        .execute(conn)
-        .await?;
+    if handles.is_empty() {
+        return Ok(());
+    }
+    let (recipes, values): (Vec<&str>, Vec<&str>) = handles
+        .iter()
+        .map(|(r, h)| (r.as_str(), h.as_str()))
+        .unzip();
+    sqlx::query(
+        "UPDATE recipe_runs SET handle = given.handle \
+         FROM unnest($2::text[], $3::text[]) AS given(recipe, handle) \
+         WHERE recipe_runs.run_id = $1 AND recipe_runs.recipe = given.recipe",
+    )
+    .bind(run)
+    .bind(&recipes)
+    .bind(&values)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -95,7 +95,12 @@ impl Receiver {
     }
 
     /// POSTs `body` to `path` with exactly `headers`; returns the status and the JSON body.
-    pub async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut request = self.client.post(self.url(path)).body(body.to_owned());
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -141,7 +146,10 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
         Value::Null
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+            panic!(
+                "response is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
         })
     };
     (status, body)

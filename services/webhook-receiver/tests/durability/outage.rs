@@ -56,7 +56,10 @@ async fn outage_rabbitmq_stop_app_webhooks_spool_and_arrive_in_order_after_start
         let receiver = &receiver;
         async move {
             receiver
-                .post_gitlab(&job_hook(u64::from(n)), &[("idempotency-key", &format!("ev-{n}"))])
+                .post_gitlab(
+                    &job_hook(u64::from(n)),
+                    &[("idempotency-key", &format!("ev-{n}"))],
+                )
                 .await
         }
     };
@@ -82,7 +85,13 @@ async fn outage_rabbitmq_stop_app_webhooks_spool_and_arrive_in_order_after_start
 
     let mut received = Vec::new();
     for _ in 0..26 {
-        received.push(probe.next(Duration::from_secs(60)).await.message_id().unwrap());
+        received.push(
+            probe
+                .next(Duration::from_secs(60))
+                .await
+                .message_id()
+                .unwrap(),
+        );
     }
     assert_eq!(received, ids(0..=25), "every webhook, in order, none lost");
     eventually_async("an empty spool", WAIT, || async {

@@ -21,7 +21,10 @@ async fn spooling_receiver(tb: &TestBroker, db: &TestDatabase, proxy: &FaultProx
 /// Posts the job hook with `Idempotency-Key: ev-<n>` and returns the status and body.
 async fn post_event(receiver: &Receiver, n: u32) -> (StatusCode, serde_json::Value) {
     receiver
-        .post_gitlab(&job_hook(u64::from(n)), &[("idempotency-key", &format!("ev-{n}"))])
+        .post_gitlab(
+            &job_hook(u64::from(n)),
+            &[("idempotency-key", &format!("ev-{n}"))],
+        )
         .await
 }
 
@@ -44,7 +47,10 @@ async fn a_cut_broker_spools_a_burst_and_the_drainer_delivers_it_in_order() {
     let pool = db.pool().await;
 
     let (status, body) = post_event(&receiver, 0).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("published")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("published"))
+    );
 
     proxy.cut();
     receiver.wait_for_path("spool").await;
@@ -59,7 +65,10 @@ async fn a_cut_broker_spools_a_burst_and_the_drainer_delivers_it_in_order() {
         );
     }
     let rows = spool_rows(&pool).await;
-    assert_eq!(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), ids(1..=20));
+    assert_eq!(
+        rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        ids(1..=20)
+    );
     assert_eq!(rows[0].1, "broker_down");
     assert!(rows[1..].iter().all(|r| r.1 == "behind_spool"), "{rows:?}");
     // Ready all along, and saying why and how much waits.
@@ -75,21 +84,41 @@ async fn a_cut_broker_spools_a_burst_and_the_drainer_delivers_it_in_order() {
     );
     let metrics = receiver.metrics_text().await;
     assert_eq!(
-        metric(&metrics, r#"webhook_receiver_events_spooled_total{reason="behind_spool",source="gitlab"}"#),
+        metric(
+            &metrics,
+            r#"webhook_receiver_events_spooled_total{reason="behind_spool",source="gitlab"}"#
+        ),
         19.0
     );
 
     proxy.restore();
-    assert_eq!(received_ids(&probe, 21).await, ids(0..=20), "every event, in order");
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    assert_eq!(
+        received_ids(&probe, 21).await,
+        ids(0..=20),
+        "every event, in order"
+    );
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     receiver.wait_for_path("broker").await;
     let (status, _) = post_event(&receiver, 21).await;
-    assert_eq!(status, StatusCode::OK, "direct publishing again once the spool is empty");
-    assert_eq!(probe.next(WAIT).await.message_id().as_deref(), Some("ev-21"));
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "direct publishing again once the spool is empty"
+    );
+    assert_eq!(
+        probe.next(WAIT).await.message_id().as_deref(),
+        Some("ev-21")
+    );
     assert!(probe.try_next().await.is_none(), "no duplicates");
     let metrics = receiver.metrics_text().await;
     assert_eq!(
-        metric(&metrics, r#"webhook_receiver_events_published_total{path="spool",source="gitlab"}"#),
+        metric(
+            &metrics,
+            r#"webhook_receiver_events_published_total{path="spool",source="gitlab"}"#
+        ),
         20.0
     );
     receiver.stop().await;
@@ -102,7 +131,9 @@ async fn a_stalled_broker_is_noticed_by_the_publish_deadline_and_the_event_is_sp
     let proxy = FaultProxy::to_broker().await;
     let mut config = config_via(&tb, &proxy.amqp_url());
     config.database_url = Some(db.url.clone());
-    config.broker = config.broker.with_publish_timeout(Duration::from_millis(500));
+    config.broker = config
+        .broker
+        .with_publish_timeout(Duration::from_millis(500));
     let receiver = Receiver::start(config).await;
     let probe = tb.probe("all", &tb.name("webhooks"), "#").await;
     let pool = db.pool().await;
@@ -111,24 +142,31 @@ async fn a_stalled_broker_is_noticed_by_the_publish_deadline_and_the_event_is_sp
     proxy.stall();
     let (status, body) = post_event(&receiver, 1).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(spool_rows(&pool).await, vec![("ev-1".to_owned(), "broker_error".to_owned())]);
+    assert_eq!(
+        spool_rows(&pool).await,
+        vec![("ev-1".to_owned(), "broker_error".to_owned())]
+    );
     // The drainer tries, and the row says why it is still there.
-    let (attempts, error): (i32, Option<String>) = eventually_async("a failed drain attempt", WAIT, || async {
-        let row: (i32, Option<String>) =
-            sqlx::query_as("SELECT attempts, last_error FROM webhook_spool")
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-        (row.0 > 0).then_some(row)
-    })
-    .await;
+    let (attempts, error): (i32, Option<String>) =
+        eventually_async("a failed drain attempt", WAIT, || async {
+            let row: (i32, Option<String>) =
+                sqlx::query_as("SELECT attempts, last_error FROM webhook_spool")
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (row.0 > 0).then_some(row)
+        })
+        .await;
     assert!(attempts >= 1);
     assert_eq!(error.as_deref(), Some("no broker confirm within 500ms"));
 
     proxy.restore();
     // The timed-out publishes may arrive too (at-least-once); the event arrives, nothing else.
     assert_eq!(probe.next(WAIT).await.message_id().as_deref(), Some("ev-1"));
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     while let Some(extra) = probe.try_next().await {
         assert_eq!(extra.message_id().as_deref(), Some("ev-1"));
     }
@@ -160,22 +198,39 @@ async fn new_events_queue_behind_spooled_ones_even_when_the_broker_is_back() {
     proxy.restore();
     eventually_async("the broker connection back", WAIT, || async {
         let (_, body) = receiver.get("/readyz").await;
-        body["checks"]["broker"]["detail"].as_str()?.starts_with("connected").then_some(())
+        body["checks"]["broker"]["detail"]
+            .as_str()?
+            .starts_with("connected")
+            .then_some(())
     })
     .await;
 
     for n in 4..=5 {
         let (status, body) = post_event(&receiver, n).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "ev-{n} must not overtake the spool: {body}");
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "ev-{n} must not overtake the spool: {body}"
+        );
     }
     let rows = spool_rows(&pool).await;
-    assert_eq!(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), ids(1..=5));
+    assert_eq!(
+        rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        ids(1..=5)
+    );
     assert_eq!(rows[4].1, "behind_spool");
-    assert_eq!(probe.depth().await, 0, "nothing published while the spool waits");
+    assert_eq!(
+        probe.depth().await,
+        0,
+        "nothing published while the spool waits"
+    );
 
     lock.commit().await.unwrap();
     assert_eq!(received_ids(&probe, 5).await, ids(1..=5));
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     receiver.stop().await;
 }
 
@@ -193,17 +248,27 @@ async fn a_restarted_receiver_drains_the_spool_it_left_before_anything_new() {
         assert_eq!(post_event(&first, n).await.0, StatusCode::ACCEPTED);
     }
     first.stop().await;
-    assert_eq!(spool_rows(&pool).await.len(), 5, "the spool outlives the process");
+    assert_eq!(
+        spool_rows(&pool).await.len(),
+        5,
+        "the spool outlives the process"
+    );
 
     // The replacement reaches the broker directly; the first request races with the drainer.
     let mut config = config(&tb);
     config.database_url = Some(db.url.clone());
     let second = Receiver::start(config).await;
     let (status, body) = post_event(&second, 6).await;
-    assert!(status == StatusCode::OK || status == StatusCode::ACCEPTED, "{body}");
+    assert!(
+        status == StatusCode::OK || status == StatusCode::ACCEPTED,
+        "{body}"
+    );
 
     assert_eq!(received_ids(&probe, 6).await, ids(1..=6));
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     second.stop().await;
 }
 
@@ -229,7 +294,10 @@ async fn two_replicas_drain_one_spool_in_order_without_duplicates() {
     proxy_b.restore();
 
     assert_eq!(received_ids(&probe, 30).await, ids(1..=30));
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     assert!(probe.try_next().await.is_none(), "each event once");
     a.stop().await;
     b.stop().await;
@@ -240,7 +308,9 @@ async fn without_a_spool_a_dead_broker_is_a_503_and_not_ready() {
     let tb = TestBroker::new().await;
     let proxy = FaultProxy::to_broker().await;
     let mut config = config_via(&tb, &proxy.amqp_url());
-    config.broker = config.broker.with_publish_timeout(Duration::from_millis(300));
+    config.broker = config
+        .broker
+        .with_publish_timeout(Duration::from_millis(300));
     let receiver = Receiver::start(config).await;
 
     proxy.cut();
@@ -253,7 +323,10 @@ async fn without_a_spool_a_dead_broker_is_a_503_and_not_ready() {
         readyz["checks"]["path"],
         json!({"status": "error", "detail": "none: the broker is disconnected and the spool is unavailable"})
     );
-    assert_eq!(readyz["checks"]["spool"]["detail"], "disabled: DATABASE_URL is not set");
+    assert_eq!(
+        readyz["checks"]["spool"]["detail"],
+        "disabled: DATABASE_URL is not set"
+    );
 
     let (status, body) = post_event(&receiver, 1).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -263,7 +336,13 @@ async fn without_a_spool_a_dead_broker_is_a_503_and_not_ready() {
          not either (disabled: DATABASE_URL is not set); retry later"
     );
     let metrics = receiver.metrics_text().await;
-    assert_eq!(metric(&metrics, r#"webhook_receiver_requests_total{source="gitlab",status="503"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"webhook_receiver_requests_total{source="gitlab",status="503"}"#
+        ),
+        1.0
+    );
     receiver.stop().await;
 }
 
@@ -275,14 +354,22 @@ async fn an_unreachable_spool_database_leaves_the_broker_path_working() {
     // Nothing listens on port 1.
     config.database_url = Some("postgres://postgres@127.0.0.1:1/receiver".into());
     config.spool.timeout = Duration::from_millis(300);
-    config.broker = config.broker.with_publish_timeout(Duration::from_millis(300));
+    config.broker = config
+        .broker
+        .with_publish_timeout(Duration::from_millis(300));
     let receiver = Receiver::start(config).await;
     let probe = tb.probe("all", &tb.name("webhooks"), "#").await;
 
     let (status, readyz) = receiver.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{readyz}");
     assert_eq!(readyz["checks"]["path"]["detail"], "broker");
-    assert!(readyz["checks"]["spool"]["detail"].as_str().unwrap().starts_with("unavailable: "), "{readyz}");
+    assert!(
+        readyz["checks"]["spool"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable: "),
+        "{readyz}"
+    );
     assert_eq!(post_event(&receiver, 1).await.0, StatusCode::OK);
     assert_eq!(probe.next(WAIT).await.message_id().as_deref(), Some("ev-1"));
 
@@ -290,7 +377,13 @@ async fn an_unreachable_spool_database_leaves_the_broker_path_working() {
     receiver.wait_for_path("none").await;
     let (status, body) = post_event(&receiver, 2).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body["detail"].as_str().unwrap().starts_with("the broker did not take the event"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the broker did not take the event"),
+        "{body}"
+    );
     receiver.stop().await;
 }
 
@@ -307,9 +400,15 @@ async fn events_nobody_is_bound_for_are_kept_on_the_unrouted_queue_also_from_the
     assert_eq!(body["events"][0]["outcome"], "unrouted");
     let message = unrouted.next(WAIT).await;
     assert_eq!(message.exchange, tb.name("webhooks.unrouted"));
-    assert_eq!(message.routing_key, JOB_ROUTING_KEY, "the original key, for replay");
+    assert_eq!(
+        message.routing_key, JOB_ROUTING_KEY,
+        "the original key, for replay"
+    );
     assert_eq!(message.message_id().as_deref(), Some("ev-1"));
-    assert_eq!(message.header("steadfast-original-exchange"), Some(tb.name("webhooks")));
+    assert_eq!(
+        message.header("steadfast-original-exchange"),
+        Some(tb.name("webhooks"))
+    );
     assert_eq!(message.header("message-type").as_deref(), Some("gitlab"));
 
     // An unroutable spooled event must not block the spool behind it either.
@@ -317,10 +416,22 @@ async fn events_nobody_is_bound_for_are_kept_on_the_unrouted_queue_also_from_the
     receiver.wait_for_path("spool").await;
     assert_eq!(post_event(&receiver, 2).await.0, StatusCode::ACCEPTED);
     proxy.restore();
-    assert_eq!(unrouted.next(WAIT).await.message_id().as_deref(), Some("ev-2"));
+    assert_eq!(
+        unrouted.next(WAIT).await.message_id().as_deref(),
+        Some("ev-2")
+    );
     let pool = db.pool().await;
-    eventually_async("an empty spool", WAIT, || async { spool_rows(&pool).await.is_empty().then_some(()) }).await;
+    eventually_async("an empty spool", WAIT, || async {
+        spool_rows(&pool).await.is_empty().then_some(())
+    })
+    .await;
     let metrics = receiver.metrics_text().await;
-    assert_eq!(metric(&metrics, r#"webhook_receiver_events_unrouted_total{source="gitlab"}"#), 2.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"webhook_receiver_events_unrouted_total{source="gitlab"}"#
+        ),
+        2.0
+    );
     receiver.stop().await;
 }

@@ -23,14 +23,19 @@ fn bearer() -> String {
 async fn each_alert_becomes_an_event_keyed_by_receiver_and_status() {
     let tb = TestBroker::new().await;
     let receiver = Receiver::start(config(&tb)).await;
-    let probe = tb.probe("alerts", &tb.name("webhooks"), "alertmanager.#").await;
+    let probe = tb
+        .probe("alerts", &tb.name("webhooks"), "alertmanager.#")
+        .await;
     let notification: Value = serde_json::from_str(ALERTMANAGER_NOTIFICATION).unwrap();
 
     let (status, body) = receiver
         .post(
             "/alertmanager",
             ALERTMANAGER_NOTIFICATION,
-            &[("content-type", "application/json"), ("authorization", &bearer())],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer()),
+            ],
         )
         .await;
 
@@ -58,12 +63,22 @@ async fn each_alert_becomes_an_event_keyed_by_receiver_and_status() {
         assert_eq!(&event.id, id);
         assert_eq!(event.event_type, "io.prometheus.alertmanager.alert");
         assert_eq!(event.source, "http://alertmanager.monitoring:9093");
-        assert_eq!(event.subject.as_ref(), alert["fingerprint"].as_str().map(str::to_owned).as_ref());
+        assert_eq!(
+            event.subject.as_ref(),
+            alert["fingerprint"].as_str().map(str::to_owned).as_ref()
+        );
         assert_eq!(raw.header("message-type").as_deref(), Some("alertmanager"));
         assert_eq!(raw.message_id().as_ref(), Some(id));
         // The alert as sent, plus the group's fields; nothing else.
         let mut expected = alert.as_object().unwrap().clone();
-        for field in ["groupKey", "receiver", "externalURL", "groupLabels", "commonLabels", "commonAnnotations"] {
+        for field in [
+            "groupKey",
+            "receiver",
+            "externalURL",
+            "groupLabels",
+            "commonLabels",
+            "commonAnnotations",
+        ] {
             expected.insert(field.into(), notification[field].clone());
         }
         assert_eq!(event.data, Value::Object(expected));
@@ -75,11 +90,20 @@ async fn each_alert_becomes_an_event_keyed_by_receiver_and_status() {
 async fn a_repeated_notification_gives_the_same_ids_so_consumers_can_dedupe() {
     let tb = TestBroker::new().await;
     let receiver = Receiver::start(config(&tb)).await;
-    let probe = tb.probe("alerts", &tb.name("webhooks"), "alertmanager.#").await;
-    let headers = [("content-type", "application/json"), ("authorization", &*bearer())];
+    let probe = tb
+        .probe("alerts", &tb.name("webhooks"), "alertmanager.#")
+        .await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", &*bearer()),
+    ];
 
-    let (first, _) = receiver.post("/alertmanager", ALERTMANAGER_NOTIFICATION, &headers).await;
-    let (second, _) = receiver.post("/alertmanager", ALERTMANAGER_NOTIFICATION, &headers).await;
+    let (first, _) = receiver
+        .post("/alertmanager", ALERTMANAGER_NOTIFICATION, &headers)
+        .await;
+    let (second, _) = receiver
+        .post("/alertmanager", ALERTMANAGER_NOTIFICATION, &headers)
+        .await;
 
     assert_eq!((first, second), (StatusCode::OK, StatusCode::OK));
     let mut ids = Vec::new();
@@ -101,16 +125,24 @@ async fn basic_auth_is_accepted_instead_of_a_bearer_token() {
         basic: Some(("alertmanager".into(), Secret::new("pa:ss").unwrap())),
     };
     let receiver = Receiver::start(config).await;
-    let probe = tb.probe("alerts", &tb.name("webhooks"), "alertmanager.#").await;
+    let probe = tb
+        .probe("alerts", &tb.name("webhooks"), "alertmanager.#")
+        .await;
     let basic = |user_pass: &str| {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
     };
 
     let (status, _) = receiver
         .post(
             "/alertmanager",
             ALERTMANAGER_NOTIFICATION,
-            &[("content-type", "application/json"), ("authorization", &basic("alertmanager:pa:ss"))],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &basic("alertmanager:pa:ss")),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -118,14 +150,26 @@ async fn basic_auth_is_accepted_instead_of_a_bearer_token() {
         .post(
             "/alertmanager",
             ALERTMANAGER_NOTIFICATION,
-            &[("content-type", "application/json"), ("authorization", &basic("alertmanager:wrong"))],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &basic("alertmanager:wrong")),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["detail"], "missing or invalid credentials");
 
-    assert_eq!(probe.next(WAIT).await.routing_key, "alertmanager.steadfast.firing");
-    assert_eq!(probe.next(WAIT).await.routing_key, "alertmanager.steadfast.resolved");
-    assert!(probe.try_next().await.is_none(), "the refused notification published nothing");
+    assert_eq!(
+        probe.next(WAIT).await.routing_key,
+        "alertmanager.steadfast.firing"
+    );
+    assert_eq!(
+        probe.next(WAIT).await.routing_key,
+        "alertmanager.steadfast.resolved"
+    );
+    assert!(
+        probe.try_next().await.is_none(),
+        "the refused notification published nothing"
+    );
     receiver.stop().await;
 }

@@ -18,15 +18,23 @@ async fn job_hook_becomes_a_cloudevent_with_ckis_routing_key() {
     let tb = TestBroker::new().await;
     let receiver = Receiver::start(config(&tb)).await;
     let exchange = tb.name("webhooks");
-    let probe = tb.probe("builds", &exchange, "gitlab.com.cki-project.#.build").await;
+    let probe = tb
+        .probe("builds", &exchange, "gitlab.com.cki-project.#.build")
+        .await;
 
     let (status, body) = receiver
         .post_gitlab(
             JOB_HOOK,
             &[
                 ("x-gitlab-event", "Job Hook"),
-                ("x-gitlab-webhook-uuid", "0b6c8bd6-9f3a-4e4c-9a52-1f0c7c8e2d11"),
-                ("x-gitlab-event-uuid", "5e1f2d3c-aaaa-4bbb-8ccc-0123456789ab"),
+                (
+                    "x-gitlab-webhook-uuid",
+                    "0b6c8bd6-9f3a-4e4c-9a52-1f0c7c8e2d11",
+                ),
+                (
+                    "x-gitlab-event-uuid",
+                    "5e1f2d3c-aaaa-4bbb-8ccc-0123456789ab",
+                ),
             ],
         )
         .await;
@@ -47,13 +55,20 @@ async fn job_hook_becomes_a_cloudevent_with_ckis_routing_key() {
     assert_eq!(event.event_type, "com.gitlab.build");
     assert_eq!(event.source, "https://gitlab.com/cki-project/kernel-ark");
     assert_eq!(event.datacontenttype.as_deref(), Some("application/json"));
-    assert_eq!(event.data, fixture(JOB_HOOK), "the body is passed on unchanged");
+    assert_eq!(
+        event.data,
+        fixture(JOB_HOOK),
+        "the body is passed on unchanged"
+    );
     // AMQP properties and headers, as consumers (and CKI's) read them.
     assert_eq!(raw.header("message-type").as_deref(), Some("gitlab"));
     assert_eq!(raw.message_id().as_deref(), Some(event.id.as_str()));
     assert_eq!(raw.kind().as_deref(), Some("com.gitlab.build"));
     assert_eq!(raw.app_id().as_deref(), Some("webhook-receiver"));
-    assert_eq!(raw.content_type().as_deref(), Some("application/cloudevents+json"));
+    assert_eq!(
+        raw.content_type().as_deref(),
+        Some("application/cloudevents+json")
+    );
     assert_eq!(raw.delivery_mode(), Some(2));
     assert!(raw.timestamp().is_some());
     let trace = event.traceparent().expect("a trace context");
@@ -83,7 +98,10 @@ async fn pipeline_hook_takes_its_host_from_the_instance_header_and_its_id_from_i
 
     assert_eq!(status, StatusCode::OK, "{body}");
     let (event, raw) = probe.next_event::<Value>(WAIT).await;
-    assert_eq!(raw.routing_key, "gitlab.com.cki-project.kernel-ark.pipeline");
+    assert_eq!(
+        raw.routing_key,
+        "gitlab.com.cki-project.kernel-ark.pipeline"
+    );
     assert_eq!(event.id, "idem-7f3c");
     assert_eq!(event.event_type, "com.gitlab.pipeline");
     assert_eq!(event.source, "https://gitlab.com/cki-project/kernel-ark");
@@ -100,7 +118,13 @@ async fn pipeline_hook_takes_its_host_from_the_instance_header_and_its_id_from_i
 async fn merge_request_hook_on_the_cki_route_gets_a_new_uuid_v7_without_id_headers() {
     let tb = TestBroker::new().await;
     let receiver = Receiver::start(config(&tb)).await;
-    let probe = tb.probe("mr", &tb.name("webhooks"), "#.kernel.sub.tools.merge_request").await;
+    let probe = tb
+        .probe(
+            "mr",
+            &tb.name("webhooks"),
+            "#.kernel.sub.tools.merge_request",
+        )
+        .await;
 
     let (status, body) = receiver
         .post(
@@ -116,7 +140,10 @@ async fn merge_request_hook_on_the_cki_route_gets_a_new_uuid_v7_without_id_heade
 
     assert_eq!(status, StatusCode::OK, "{body}");
     let (event, raw) = probe.next_event::<Value>(WAIT).await;
-    assert_eq!(raw.routing_key, "gitlab.example.com.kernel.sub.tools.merge_request");
+    assert_eq!(
+        raw.routing_key,
+        "gitlab.example.com.kernel.sub.tools.merge_request"
+    );
     assert_eq!(event.event_type, "com.gitlab.merge_request");
     assert_eq!(event.source, "https://gitlab.example.com/kernel/sub/tools");
     let id = uuid::Uuid::parse_str(&event.id).expect("a UUID");
@@ -155,8 +182,14 @@ async fn an_old_job_hook_without_project_uses_the_repository_homepage() {
 
     assert_eq!(status, StatusCode::OK, "{body}");
     let (event, raw): (Envelope<Value>, _) = probe.next_event(WAIT).await;
-    assert_eq!(raw.routing_key, "192.168.64.1:3005.gitlab-org.gitlab-test.build");
-    assert_eq!(event.source, "https://192.168.64.1:3005/gitlab-org/gitlab-test");
+    assert_eq!(
+        raw.routing_key,
+        "192.168.64.1:3005.gitlab-org.gitlab-test.build"
+    );
+    assert_eq!(
+        event.source,
+        "https://192.168.64.1:3005/gitlab-org/gitlab-test"
+    );
     receiver.stop().await;
 }
 
@@ -176,7 +209,10 @@ async fn a_project_glob_secret_replaces_the_default_for_its_projects_only() {
                 .post(
                     "/gitlab",
                     body,
-                    &[("content-type", "application/json"), ("x-gitlab-token", token)],
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-gitlab-token", token),
+                    ],
                 )
                 .await
         }
@@ -188,14 +224,23 @@ async fn a_project_glob_secret_replaces_the_default_for_its_projects_only() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["detail"], "missing or invalid credentials");
     // kernel/sub/tools: the default, not cki-project's secret.
-    assert_eq!(post(MERGE_REQUEST_HOOK, GITLAB_SECRET).await.0, StatusCode::OK);
-    assert_eq!(post(MERGE_REQUEST_HOOK, "cki-only-secret").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(MERGE_REQUEST_HOOK, GITLAB_SECRET).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(MERGE_REQUEST_HOOK, "cki-only-secret").await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Exactly the two accepted hooks reached the broker.
     let first = probe.next(WAIT).await;
     let second = probe.next(WAIT).await;
     assert_eq!(first.routing_key, JOB_ROUTING_KEY);
-    assert_eq!(second.routing_key, "gitlab.example.com.kernel.sub.tools.merge_request");
+    assert_eq!(
+        second.routing_key,
+        "gitlab.example.com.kernel.sub.tools.merge_request"
+    );
     assert!(probe.try_next().await.is_none());
     receiver.stop().await;
 }

@@ -26,7 +26,10 @@ async fn a_signed_hook_becomes_an_event_named_by_its_source_and_event() {
     let receiver = Receiver::start(config).await;
     let probe = tb.probe("grafana", &tb.name("webhooks"), "grafana.*").await;
     let body = r#"{"status":"firing","title":"disk full"}"#;
-    let signature = format!("sha256={}", hmac_sha256_hex(b"grafana-secret", body.as_bytes()));
+    let signature = format!(
+        "sha256={}",
+        hmac_sha256_hex(b"grafana-secret", body.as_bytes())
+    );
 
     let (status, answer) = receiver
         .post(
@@ -42,11 +45,17 @@ async fn a_signed_hook_becomes_an_event_named_by_its_source_and_event() {
 
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (event, raw) = probe.next_event::<Value>(WAIT).await;
-    assert_eq!(raw.routing_key, "grafana.firing", "event name from the body's /status");
+    assert_eq!(
+        raw.routing_key, "grafana.firing",
+        "event name from the body's /status"
+    );
     assert_eq!(event.id, "delivery-42");
     assert_eq!(event.event_type, "io.steadfast.hook.grafana.firing");
     assert_eq!(event.source, "urn:steadfast:hook:grafana");
-    assert_eq!(event.data, json!({"status": "firing", "title": "disk full"}));
+    assert_eq!(
+        event.data,
+        json!({"status": "firing", "title": "disk full"})
+    );
     assert_eq!(raw.header("message-type").as_deref(), Some("grafana"));
 
     // The event header wins over the body.

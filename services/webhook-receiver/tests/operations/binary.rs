@@ -49,7 +49,10 @@ async fn check_config_says_ok_or_exits_78_with_the_reason() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(stdout.starts_with("configuration OK: exchange steadfast.webhooks; sources: gitlab"), "{stdout}");
+    assert!(
+        stdout.starts_with("configuration OK: exchange steadfast.webhooks; sources: gitlab"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("s3cret-value"));
 
     let output = command(&[]).arg("--check-config").output().await.unwrap();
@@ -60,24 +63,33 @@ async fn check_config_says_ok_or_exits_78_with_the_reason() {
          ALERTMANAGER_TOKEN or ALERTMANAGER_BASIC_AUTH, or list `hooks` in RECEIVER_CONFIG"
     );
 
-    let output = command(&[("GITLAB_WEBHOOK_SECRET", "s"), ("RECEIVER_CONFIG", "/nonexistent/receiver.yaml")])
-        .arg("--check-config")
-        .output()
-        .await
-        .unwrap();
+    let output = command(&[
+        ("GITLAB_WEBHOOK_SECRET", "s"),
+        ("RECEIVER_CONFIG", "/nonexistent/receiver.yaml"),
+    ])
+    .arg("--check-config")
+    .output()
+    .await
+    .unwrap();
     assert_eq!(output.status.code(), Some(78));
-    assert!(
-        String::from_utf8(output.stderr)
-            .unwrap()
-            .starts_with("invalid configuration: cannot read config file `/nonexistent/receiver.yaml`"),
-    );
+    assert!(String::from_utf8(output.stderr).unwrap().starts_with(
+        "invalid configuration: cannot read config file `/nonexistent/receiver.yaml`"
+    ),);
 }
 
 /// Reads JSON log lines until one has `message == wanted`.
-async fn wait_for_line(lines: &mut Lines<BufReader<ChildStdout>>, wanted: &str, seen: &mut String) -> Value {
+async fn wait_for_line(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    wanted: &str,
+    seen: &mut String,
+) -> Value {
     tokio::time::timeout(WAIT, async {
         loop {
-            let line = lines.next_line().await.unwrap().expect("the process ended early");
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the process ended early");
             seen.push_str(&line);
             seen.push('\n');
             let value: Value = serde_json::from_str(&line)
@@ -126,7 +138,7 @@ async fn the_binary_logs_one_json_line_per_event_without_secrets_and_stops_on_si
     assert_eq!(response.status(), StatusCode::OK);
 
     let line = wait_for_line(&mut lines, "webhook accepted", &mut seen).await;
-    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["level"], "info");
     assert_eq!(line["event_id"], "log-line-1");
     assert_eq!(line["routing_key"], JOB_ROUTING_KEY);
     assert_eq!(line["outcome"], "published");
@@ -134,7 +146,11 @@ async fn the_binary_logs_one_json_line_per_event_without_secrets_and_stops_on_si
     assert_eq!(line["trace_id"].as_str().map(str::len), Some(32));
 
     let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(killed.success());
     wait_for_line(&mut lines, "webhook-receiver stopped", &mut seen).await;
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
@@ -145,5 +161,8 @@ async fn the_binary_logs_one_json_line_per_event_without_secrets_and_stops_on_si
     while let Ok(Some(line)) = lines.next_line().await {
         seen.push_str(&line);
     }
-    assert!(!seen.contains(GITLAB_SECRET), "a secret reached the logs:\n{seen}");
+    assert!(
+        !seen.contains(GITLAB_SECRET),
+        "a secret reached the logs:\n{seen}"
+    );
 }

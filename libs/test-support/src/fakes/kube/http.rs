@@ -379,7 +379,11 @@ pub async fn handle(
 }
 
 /// Reads a JSON body, answering 415 for another content type and 400 for bad JSON.
-fn parse_json(headers: &HeaderMap, body: &Bytes, accepted: &[&str]) -> Result<Value, Box<Response>> {
+fn parse_json(
+    headers: &HeaderMap,
+    body: &Bytes,
+    accepted: &[&str],
+) -> Result<Value, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
