@@ -19,23 +19,33 @@ use serde_json::{Value, json};
 use steadfast_events::Envelope;
 use steadfast_messaging::{Consumer, ConsumerSettings, Outcome, Publisher, QueueSpec};
 use steadfast_test_support::fakes::kube::FakeKube;
-use steadfast_test_support::{FnHandler, TestBroker, TestDatabase, amqp_url, eventually_async, shared_dir};
+use steadfast_test_support::{
+    FnHandler, TestBroker, TestDatabase, amqp_url, eventually_async, shared_dir,
+};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(600);
 
 #[tokio::main]
 async fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a 1,000-event run
+    // is no test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("end_to_end: run with `cargo bench -p adapter --bench end_to_end`");
         return;
     }
-    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let broker = TestBroker::new().await;
     let db = TestDatabase::new().await;
-    let api = fleet_api::App::build(fleet_api::Config::local(&db.url).with_required_adapters(&["bench-adapter"], &[]))
-        .await
-        .expect("fleet-api builds")
-        .spawn();
+    let api = fleet_api::App::build(
+        fleet_api::Config::local(&db.url).with_required_adapters(&["bench-adapter"], &[]),
+    )
+    .await
+    .expect("fleet-api builds")
+    .spawn();
     let client = reqwest::Client::new();
     let mut ids = Vec::with_capacity(events);
     for i in 0..events {
@@ -53,16 +63,25 @@ async fn main() {
     println!("{events} clusters in fleet-api");
 
     let baseline = baseline(&broker, &ids).await;
-    println!("baseline (ack-only consumer): {:.0} events/s", rate(events, baseline));
+    println!(
+        "baseline (ack-only consumer): {:.0} events/s",
+        rate(events, baseline)
+    );
     let mut results = Vec::new();
     for (prefetch, parallelism) in [(8, 4), (32, 16), (64, 32)] {
         let elapsed = adapter_run(&broker, api.base_url(), &ids, prefetch, parallelism).await;
         let r = rate(events, elapsed);
-        println!("adapter prefetch {prefetch:>3} parallelism {parallelism:>3}: {r:.0} events/s ({:.1} s)", elapsed.as_secs_f64());
+        println!(
+            "adapter prefetch {prefetch:>3} parallelism {parallelism:>3}: {r:.0} events/s ({:.1} s)",
+            elapsed.as_secs_f64()
+        );
         results.push((prefetch, parallelism, r));
     }
     let base = rate(events, baseline);
-    let (p, c, best) = results.iter().copied().fold((0, 0, 0.0), |a, b| if b.2 > a.2 { b } else { a });
+    let (p, c, best) = results
+        .iter()
+        .copied()
+        .fold((0, 0, 0.0), |a, b| if b.2 > a.2 { b } else { a });
     println!(
         "\nsummary: adapter {best:.0} events/s (prefetch {p}, parallelism {c}), ack-only baseline {base:.0} events/s, ratio {:.3}",
         best / base
@@ -95,7 +114,12 @@ async fn publish_all(broker: &TestBroker, exchange: &str, ids: &[String]) {
         let publisher = publisher.clone();
         let event = event(id);
         let exchange = exchange.to_owned();
-        pending.push(async move { publisher.publish(&exchange, "", &event, None).await.expect("publish") });
+        pending.push(async move {
+            publisher
+                .publish(&exchange, "", &event, None)
+                .await
+                .expect("publish")
+        });
         if pending.len() >= 64 {
             use futures_util::StreamExt;
             pending.next().await;
@@ -109,7 +133,11 @@ async fn publish_all(broker: &TestBroker, exchange: &str, ids: &[String]) {
 async fn baseline(broker: &TestBroker, ids: &[String]) -> Duration {
     let exchange = broker.name("baseline");
     let spec = QueueSpec::new(broker.name("baseline-q")).bind(exchange.clone(), "");
-    broker.broker.declare_queue(spec.clone()).await.expect("declare");
+    broker
+        .broker
+        .declare_queue(spec.clone())
+        .await
+        .expect("declare");
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&seen);
     let stop = CancellationToken::new();
@@ -130,9 +158,11 @@ async fn baseline(broker: &TestBroker, ids: &[String]) -> Duration {
     let task = tokio::spawn(consumer.run(stop.clone()));
     let started = Instant::now();
     publish_all(broker, &exchange, ids).await;
-    eventually_async("the baseline consumer to ack every event", DEADLINE, || async {
-        (seen.load(Ordering::SeqCst) >= ids.len()).then_some(())
-    })
+    eventually_async(
+        "the baseline consumer to ack every event",
+        DEADLINE,
+        || async { (seen.load(Ordering::SeqCst) >= ids.len()).then_some(()) },
+    )
     .await;
     let elapsed = started.elapsed();
     stop.cancel();
@@ -140,7 +170,13 @@ async fn baseline(broker: &TestBroker, ids: &[String]) -> Duration {
     elapsed
 }
 
-async fn adapter_run(broker: &TestBroker, api: &str, ids: &[String], prefetch: u16, parallelism: usize) -> Duration {
+async fn adapter_run(
+    broker: &TestBroker,
+    api: &str,
+    ids: &[String],
+    prefetch: u16,
+    parallelism: usize,
+) -> Duration {
     let fake = FakeKube::start().await;
     let kubeconfig = fake.kubeconfig_file();
     let dir = std::env::temp_dir().join(steadfast_test_support::unique_name("adapter-bench"));
@@ -156,7 +192,10 @@ async fn adapter_run(broker: &TestBroker, api: &str, ids: &[String], prefetch: u
         adapter_config: Some(dir.join("adapter.yaml")),
         task_config: Some(example.join("adapter-task-config.yaml")),
         overrides: Overrides::default(),
-        remaps: vec![("/etc/adapter/job.yaml".into(), example.join("adapter-task-resource-job.yaml"))],
+        remaps: vec![(
+            "/etc/adapter/job.yaml".into(),
+            example.join("adapter-task-resource-job.yaml"),
+        )],
     };
     let clock = steadfast_rules::system_clock();
     let config = Config {
@@ -176,7 +215,10 @@ async fn adapter_run(broker: &TestBroker, api: &str, ids: &[String], prefetch: u
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run(stop.clone()));
     eventually_async("the adapter's queue", Duration::from_secs(30), || async {
-        steadfast_messaging::admin::queue_state(&broker.broker, &queue).await.ok().flatten()
+        steadfast_messaging::admin::queue_state(&broker.broker, &queue)
+            .await
+            .ok()
+            .flatten()
     })
     .await;
     let processed = || async {
@@ -196,7 +238,10 @@ async fn adapter_run(broker: &TestBroker, api: &str, ids: &[String], prefetch: u
     .await;
     let elapsed = started.elapsed();
     let failed = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
-    assert!(!failed.contains("status=\"failed\""), "some events failed:\n{failed}");
+    assert!(
+        !failed.contains("status=\"failed\""),
+        "some events failed:\n{failed}"
+    );
     stop.cancel();
     let _ = task.await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -420,3 +420,27 @@ fn environment_overrides_win_over_the_file() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn shipped_configs_load() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let task = root.join("k8s/base/adapter/task-config.yaml");
+    for adapter in [
+        root.join("k8s/base/adapter/adapter-config.yaml"),
+        root.join("services/adapter/config/dev.yaml"),
+        root.join("services/adapter/config/compose.yaml"),
+    ] {
+        let sources = Sources {
+            adapter_config: Some(adapter.clone()),
+            task_config: Some(task.clone()),
+            ..Sources::default()
+        };
+        let loaded = config::load(&sources, steadfast_rules::system_clock(), false)
+            .unwrap_or_else(|e| panic!("{}: {e}", adapter.display()));
+        assert_eq!(
+            loaded.adapter.queue_name().as_deref(),
+            Some("hyperfleet-clusters-steadfast-adapter")
+        );
+        assert_eq!(loaded.task.resources.len(), 2);
+    }
+}

@@ -342,3 +342,60 @@ fn missing_or_invalid_inputs_are_named() {
             .contains("endpoint 0: urlPattern is not a valid regex")
     );
 }
+
+#[test]
+fn the_shipped_task_config_renders_a_namespace_and_a_job() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = TempDir::new();
+    let responses = dir.write(
+        "responses.json",
+        r#"{"responses": [
+          {"match": {"method": "GET", "urlPattern": "/clusters/c1$"},
+           "responses": [{"statusCode": 200, "body": {"id": "c1", "kind": "Cluster", "generation": 4, "spec": {}}}]},
+          {"match": {"method": "PUT", "urlPattern": "/statuses$"}, "responses": [{"statusCode": 201, "body": {}}]}]}"#,
+    );
+    let event = dir.write(
+        "event.json",
+        r#"{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {"id": "c1", "kind": "Cluster", "generation": 4}}"#,
+    );
+    let output = dry_run(&[
+        "--config",
+        &path(root.join("services/adapter/config/dev.yaml")),
+        "--task-config",
+        &path(root.join("k8s/base/adapter/task-config.yaml")),
+        "--dry-run-event",
+        &path(event),
+        "--dry-run-api-responses",
+        &path(responses),
+        "--dry-run-output",
+        "json",
+    ]);
+    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
+    assert_eq!(
+        trace["resources"][0]["manifest"]["metadata"]["name"],
+        "c1-work"
+    );
+    assert_eq!(
+        trace["resources"][1]["manifest"]["metadata"]["annotations"]["hyperfleet.io/generation"],
+        "4"
+    );
+    let payload = &trace["payloads"]["status"];
+    assert_eq!(payload["observed_generation"], 4);
+    let reason = |kind: &str| {
+        payload["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap()["reason"]
+            .clone()
+    };
+    assert_eq!(reason("Applied"), "JobApplied");
+    assert_eq!(reason("Available"), "JobRunning");
+    assert_eq!(reason("Health"), "Healthy");
+    assert_eq!(reason("Finalized"), "NotDeleting");
+    assert_eq!(
+        trace["apiRequests"][1]["url"],
+        "http://127.0.0.1:8000/api/hyperfleet/v1/clusters/c1/statuses"
+    );
+}

@@ -52,11 +52,20 @@ impl Sentinel {
         let metrics = format!("http://{}/metrics", app.metrics_addr());
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run(stop.clone()));
-        Self { metrics, stop, task }
+        Self {
+            metrics,
+            stop,
+            task,
+        }
     }
 
     async fn metric(&self, prefix: &str) -> f64 {
-        let text = reqwest::get(&self.metrics).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(&self.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -64,13 +73,17 @@ impl Sentinel {
     }
 
     async fn published(&self) -> f64 {
-        self.metric("hyperfleet_sentinel_events_published_total").await
+        self.metric("hyperfleet_sentinel_events_published_total")
+            .await
     }
 
     async fn wait_polls(&self, n: f64) {
         let name = "hyperfleet_sentinel_poll_duration_seconds_count";
         let start = self.metric(name).await;
-        eventually_async("sentinel polls", WAIT, || async { (self.metric(name).await >= start + n).then_some(()) }).await;
+        eventually_async("sentinel polls", WAIT, || async {
+            (self.metric(name).await >= start + n).then_some(())
+        })
+        .await;
     }
 
     async fn stop(self) {
@@ -100,18 +113,25 @@ impl Fleet {
     }
 
     async fn cluster(&self, id: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, &format!("/clusters/{id}"), None).await
+        self.send(reqwest::Method::GET, &format!("/clusters/{id}"), None)
+            .await
     }
 
     /// Waits until the cluster's `Reconciled` condition has `status` at `generation`.
     async fn reconciled(&self, id: &str, status: &str, generation: i64) -> Value {
-        eventually_async(&format!("Reconciled={status} at generation {generation}"), WAIT, || async {
-            let (_, cluster) = self.cluster(id).await;
-            let conditions = cluster.pointer("/status/conditions")?.as_array()?.clone();
-            let reconciled = conditions.iter().find(|c| c["type"] == "Reconciled")?;
-            (reconciled["status"] == status && reconciled["observed_generation"] == generation && cluster["generation"] == generation)
-                .then_some(cluster)
-        })
+        eventually_async(
+            &format!("Reconciled={status} at generation {generation}"),
+            WAIT,
+            || async {
+                let (_, cluster) = self.cluster(id).await;
+                let conditions = cluster.pointer("/status/conditions")?.as_array()?.clone();
+                let reconciled = conditions.iter().find(|c| c["type"] == "Reconciled")?;
+                (reconciled["status"] == status
+                    && reconciled["observed_generation"] == generation
+                    && cluster["generation"] == generation)
+                    .then_some(cluster)
+            },
+        )
         .await
     }
 }
@@ -121,10 +141,12 @@ async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() 
     init_test_logging();
     let broker = TestBroker::new().await;
     let db = TestDatabase::new().await;
-    let api = fleet_api::App::build(fleet_api::Config::local(&db.url).with_required_adapters(&["kubernetes-example"], &[]))
-        .await
-        .expect("fleet-api builds")
-        .spawn();
+    let api = fleet_api::App::build(
+        fleet_api::Config::local(&db.url).with_required_adapters(&["kubernetes-example"], &[]),
+    )
+    .await
+    .expect("fleet-api builds")
+    .spawn();
     let fleet = Fleet {
         base: api.base_url().to_owned(),
         client: reqwest::Client::new(),
@@ -132,15 +154,33 @@ async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() 
     let (kube, kubeconfig) = fake_kube().await;
     let dir = TempDir::new();
     let topic = broker.name("clusters");
-    let adapter_config = dir.write("adapter.yaml", &adapter_yaml("kubernetes-example", &topic, api.base_url(), kubeconfig.path(), "1s"));
-    let adapter = Running::start(load_config(&adapter_config, &example_dir().join("adapter-task-config.yaml"), example_remaps())).await;
+    let adapter_config = dir.write(
+        "adapter.yaml",
+        &adapter_yaml(
+            "kubernetes-example",
+            &topic,
+            api.base_url(),
+            kubeconfig.path(),
+            "1s",
+        ),
+    );
+    let adapter = Running::start(load_config(
+        &adapter_config,
+        &example_dir().join("adapter-task-config.yaml"),
+        example_remaps(),
+    ))
+    .await;
     let clock = TestClock::default();
     let sentinel = Sentinel::start(api.base_url(), &topic, &clock).await;
 
     // A new cluster: the sentinel publishes, the adapter creates the namespace and the Job
     // and reports Available=False while the Job runs.
     let (status, cluster) = fleet
-        .send(reqwest::Method::POST, "/clusters", Some(json!({"kind": "Cluster", "name": "e2e-one", "spec": {"region": "eu"}})))
+        .send(
+            reqwest::Method::POST,
+            "/clusters",
+            Some(json!({"kind": "Cluster", "name": "e2e-one", "spec": {"region": "eu"}})),
+        )
         .await;
     assert_eq!(status, 201, "{cluster}");
     let id = cluster["id"].as_str().unwrap().to_owned();
@@ -154,42 +194,84 @@ async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() 
     kube.complete_job(&namespace, "hello-world-job");
     clock.advance(15);
     let reconciled = fleet.reconciled(&id, "True", 1).await;
-    let per_adapter = reconciled["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "KubernetesExampleSuccessful").cloned();
-    assert_eq!(per_adapter.map(|c| c["status"].clone()), Some(json!("True")), "{reconciled}");
+    let per_adapter = reconciled["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "KubernetesExampleSuccessful")
+        .cloned();
+    assert_eq!(
+        per_adapter.map(|c| c["status"].clone()),
+        Some(json!("True")),
+        "{reconciled}"
+    );
 
     // Reconciled: the sentinel stops publishing for it.
     sentinel.wait_polls(2.0).await;
     let published = sentinel.published().await;
     sentinel.wait_polls(5.0).await;
-    assert_eq!(sentinel.published().await, published, "the sentinel kept publishing a reconciled cluster");
+    assert_eq!(
+        sentinel.published().await,
+        published,
+        "the sentinel kept publishing a reconciled cluster"
+    );
 
     // A spec change bumps the generation: the objects are updated.
-    let (status, patched) = fleet.send(reqwest::Method::PATCH, &format!("/clusters/{id}"), Some(json!({"spec": {"region": "us"}}))).await;
+    let (status, patched) = fleet
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/clusters/{id}"),
+            Some(json!({"spec": {"region": "us"}})),
+        )
+        .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["generation"], 2);
     fleet.reconciled(&id, "True", 2).await;
-    assert_eq!(job().unwrap()["metadata"]["annotations"]["hyperfleet.io/generation"], "2");
+    assert_eq!(
+        job().unwrap()["metadata"]["annotations"]["hyperfleet.io/generation"],
+        "2"
+    );
     assert_eq!(
         kube.get("v1", "Namespace", None, &namespace).unwrap()["metadata"]["annotations"]["hyperfleet.io/generation"],
         "2"
     );
 
     // A deletion removes them and reports Finalized=True at the deletion's generation.
-    let (status, _) = fleet.send(reqwest::Method::DELETE, &format!("/clusters/{id}"), None).await;
+    let (status, _) = fleet
+        .send(reqwest::Method::DELETE, &format!("/clusters/{id}"), None)
+        .await;
     assert_eq!(status, 202);
     let report = eventually_async("a Finalized=True report for the deletion", WAIT, || async {
-        let (code, statuses) = fleet.send(reqwest::Method::GET, &format!("/clusters/{id}/statuses"), None).await;
+        let (code, statuses) = fleet
+            .send(
+                reqwest::Method::GET,
+                &format!("/clusters/{id}/statuses"),
+                None,
+            )
+            .await;
         if code == 404 {
             // fleet-api already hard-deleted the cluster: it only does so after Finalized=True.
             return Some(Value::Null);
         }
-        let report = statuses["items"].as_array()?.iter().find(|r| r["adapter"] == "kubernetes-example")?.clone();
-        let finalized = report["conditions"].as_array()?.iter().any(|c| c["type"] == "Finalized" && c["status"] == "True");
+        let report = statuses["items"]
+            .as_array()?
+            .iter()
+            .find(|r| r["adapter"] == "kubernetes-example")?
+            .clone();
+        let finalized = report["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Finalized" && c["status"] == "True");
         (finalized && report["observed_generation"] == 3).then_some(report)
     })
     .await;
     if !report.is_null() {
-        let finalized = report["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Finalized").unwrap();
+        let finalized = report["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Finalized")
+            .unwrap();
         assert_eq!(finalized["reason"], "CleanupConfirmed", "{report}");
     }
     assert!(kube.get("v1", "Namespace", None, &namespace).is_none());

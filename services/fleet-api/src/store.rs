@@ -631,7 +631,11 @@ pub async fn seed_clusters(
     }
     // Fresh statistics and visibility map, so lists use index-only scans at once rather than
     // after autovacuum gets round to the table.
-    sqlx::query("VACUUM ANALYZE resources").execute(pool).await?;
-    sqlx::query("VACUUM ANALYZE adapter_statuses").execute(pool).await?;
+    sqlx::query("VACUUM ANALYZE resources")
+        .execute(pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE adapter_statuses")
+        .execute(pool)
+        .await?;
     Ok(inserted)
 }

@@ -27,6 +27,8 @@
 //!   `pods/<name>/log` (text set with [`FakeKube::set_pod_log`]).
 //! * Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
 //!   `/apis/<group>/<version>`.
+//! * `kubectl` reads it (`get`, `describe`, `logs`); its writes send protobuf, which the fake
+//!   does not decode (415), so create objects through kube or JSON.
 //! * Errors are `Status` objects with Kubernetes' codes and reasons (404 NotFound, 409
 //!   AlreadyExists / Conflict, 422 Invalid for bad names and labels, 403 when creating in a
 //!   terminating namespace, ...), so client code classifies them as it would in production.

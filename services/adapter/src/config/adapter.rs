@@ -78,8 +78,8 @@ pub struct AdapterInfo {
     pub version: Option<String>,
 }
 
-/// HyperFleet's `log` section. Our services take `LOG_LEVEL` / `LOG_FORMAT` (which win); the
-/// YAML values are the defaults when neither is set.
+/// HyperFleet's `log` section, accepted so its configs load; logging is configured as in every
+/// Steadfast service, by `LOG_LEVEL` / `LOG_FORMAT` (and the flags).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {

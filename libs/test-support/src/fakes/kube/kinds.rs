@@ -87,6 +87,19 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// kubectl's short names (`kubectl get ns`).
+fn short_name(plural: &str) -> Option<&'static str> {
+    Some(match plural {
+        "namespaces" => "ns",
+        "configmaps" => "cm",
+        "pods" => "po",
+        "services" => "svc",
+        "serviceaccounts" => "sa",
+        "deployments" => "deploy",
+        _ => return None,
+    })
+}
+
 /// `GET /api`.
 pub fn core_versions(server: &str) -> Value {
     json!({
@@ -147,13 +160,17 @@ pub fn resource_list(group: &str, version: &str, kinds: &[KindSpec]) -> Option<V
         .iter()
         .filter(|k| k.group == group && k.version == version)
     {
-        resources.push(json!({
+        let mut resource = json!({
             "name": k.plural,
             "singularName": k.singular(),
             "namespaced": k.namespaced,
             "kind": k.kind,
             "verbs": VERBS,
-        }));
+        });
+        if let Some(short) = short_name(&k.plural) {
+            resource["shortNames"] = json!([short]);
+        }
+        resources.push(resource);
         if k.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", k.plural),
