@@ -276,6 +276,14 @@ async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() 
     }
     assert!(kube.get("v1", "Namespace", None, &namespace).is_none());
     assert!(job().is_none());
+    // Every required adapter finalized: fleet-api hard-deletes the cluster.
+    eventually_async("the cluster hard-deleted by fleet-api", WAIT, || async {
+        let (code, _) = fleet
+            .send(reqwest::Method::GET, &format!("/clusters/{id}"), None)
+            .await;
+        (code == 404).then_some(())
+    })
+    .await;
 
     sentinel.stop().await;
     adapter.stop().await;

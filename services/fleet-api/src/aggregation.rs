@@ -6,7 +6,8 @@
 //! the resource's `updated_time`, so the same inputs always give the same conditions.
 //!
 //! * `Reconciled` is True when every required adapter reports `Available=True` at the
-//!   resource's current generation (while deleting: also `Finalized=True`). Its
+//!   resource's current generation (while deleting: `Finalized=True` instead — HyperFleet's
+//!   adapters report `Available=False` once their resources are gone). Its
 //!   `observed_generation` is always the resource generation; `last_updated_time` is the oldest
 //!   report at the current generation (any `Available` value), or `updated_time` if none;
 //!   `last_transition_time` moves only when the status flips (to `updated_time` when a
@@ -166,6 +167,14 @@ fn snapshots<'a>(input: &Input<'a>) -> Vec<Snapshot<'a>> {
         .collect()
 }
 
+impl Snapshot<'_> {
+    /// Whether this adapter is done with the resource: applied and available, or — while the
+    /// resource is being deleted — finalized (its objects are gone, so it is not "available").
+    fn done(&self, deleting: bool) -> bool {
+        if deleting { self.finalized } else { self.available }
+    }
+}
+
 fn find<'s, 'a>(snapshots: &'s [Snapshot<'a>], adapter: &str) -> Option<&'s Snapshot<'a>> {
     snapshots.iter().find(|s| s.adapter == adapter)
 }
@@ -178,11 +187,7 @@ fn reconciled(
     let generation = input.generation;
     let all = !input.required_adapters.is_empty()
         && input.required_adapters.iter().all(|name| {
-            find(snapshots, name).is_some_and(|s| {
-                s.available
-                    && s.observed_generation == generation
-                    && (!input.deleting || s.finalized)
-            })
+            find(snapshots, name).is_some_and(|s| s.observed_generation == generation && s.done(input.deleting))
         });
     let status = status_word(all);
     let at_generation = input
@@ -216,7 +221,7 @@ fn reconciled(
             match find(snapshots, name) {
                 Some(s) => {
                     reporting.push(name);
-                    if !s.available || s.observed_generation != generation {
+                    if !s.done(input.deleting) || s.observed_generation != generation {
                         missing.push(name);
                     }
                 }
@@ -481,8 +486,10 @@ mod tests {
                 reports,
             })
         };
-        assert_eq!(input(&[a.clone(), b.clone()])[0].status, "False");
+        assert_eq!(input(&[a.clone(), b.clone()])[0].status, "False", "Available alone does not finish a deletion");
         for r in [&mut a, &mut b] {
+            // As HyperFleet's example adapter reports once its objects are deleted.
+            r.conditions.iter_mut().find(|c| c.kind == "Available").unwrap().status = "False".into();
             r.conditions.push(AdapterCondition {
                 kind: "Finalized".into(),
                 status: "True".into(),
