@@ -171,7 +171,11 @@ impl Snapshot<'_> {
     /// Whether this adapter is done with the resource: applied and available, or — while the
     /// resource is being deleted — finalized (its objects are gone, so it is not "available").
     fn done(&self, deleting: bool) -> bool {
-        if deleting { self.finalized } else { self.available }
+        if deleting {
+            self.finalized
+        } else {
+            self.available
+        }
     }
 }
 
@@ -187,7 +191,8 @@ fn reconciled(
     let generation = input.generation;
     let all = !input.required_adapters.is_empty()
         && input.required_adapters.iter().all(|name| {
-            find(snapshots, name).is_some_and(|s| s.observed_generation == generation && s.done(input.deleting))
+            find(snapshots, name)
+                .is_some_and(|s| s.observed_generation == generation && s.done(input.deleting))
         });
     let status = status_word(all);
     let at_generation = input
@@ -486,10 +491,18 @@ mod tests {
                 reports,
             })
         };
-        assert_eq!(input(&[a.clone(), b.clone()])[0].status, "False", "Available alone does not finish a deletion");
+        assert_eq!(
+            input(&[a.clone(), b.clone()])[0].status,
+            "False",
+            "Available alone does not finish a deletion"
+        );
         for r in [&mut a, &mut b] {
             // As HyperFleet's example adapter reports once its objects are deleted.
-            r.conditions.iter_mut().find(|c| c.kind == "Available").unwrap().status = "False".into();
+            r.conditions
+                .iter_mut()
+                .find(|c| c.kind == "Available")
+                .unwrap()
+                .status = "False".into();
             r.conditions.push(AdapterCondition {
                 kind: "Finalized".into(),
                 status: "True".into(),
