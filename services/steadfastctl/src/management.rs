@@ -121,7 +121,10 @@ impl ManagementApi {
                 url.path()
             );
         }
-        response.json().await.context("unexpected management API answer")
+        response
+            .json()
+            .await
+            .context("unexpected management API answer")
     }
 }
 
