@@ -50,10 +50,13 @@ trap cleanup EXIT
 
 # The baseline runs before and after the receiver phases; the mean is the reference, so a
 # neighbour's load during one of them shows as a gap between the two instead of a skewed ratio.
+# It publishes about as many messages as the capacity phase does (BENCH_BASELINE_COUNT), so
+# both fill a quorum queue to a similar depth: a short burst into an empty queue is faster.
+baseline_count=${BENCH_BASELINE_COUNT:-$((seconds * 12000))}
 baseline() {
   local line
   line=$(AMQP_URL="$amqp_url" target/release/examples/bare_publish \
-    --count "$((seconds * 1000))" --concurrency "$concurrency" --size "$size" | tail -n1)
+    --count "$baseline_count" --concurrency "$concurrency" --size "$size" | tail -n1)
   echo "$line" >&2
   sed -n 's/.*rate=\([0-9.]*\).*/\1/p' <<<"$line"
 }
