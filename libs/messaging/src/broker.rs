@@ -156,7 +156,8 @@ impl Broker {
         }
     }
 
-    /// Closes the connection and stops reconnecting.
+    /// Closes the connection and stops reconnecting (within about five seconds even if the
+    /// broker does not answer).
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
         let handle = lock(&self.inner.supervisor).take();
@@ -268,7 +269,12 @@ async fn supervise(inner: Arc<Inner>) {
         let reason = loop {
             tokio::select! {
                 () = inner.shutdown.cancelled() => {
-                    let _ = conn.close(200, "service shutting down".into()).await;
+                    // A hung broker may never answer connection.close; do not hang shutdown.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        conn.close(200, "service shutting down".into()),
+                    )
+                    .await;
                     inner.link.send_replace(Link { generation, connection: None });
                     inner.metrics.connected.set(0);
                     return;

@@ -166,7 +166,13 @@ impl<H: Handler> Consumer<H> {
                 continue;
             };
             seen = generation;
-            let (channel, mut deliveries) = match subscribe(&conn, &shared).await {
+            let subscribed = tokio::select! {
+                () = shutdown.cancelled() => break,
+                // A hung broker never answers; give up on this connection and wait for the next.
+                s = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe(&conn, &shared)) => s
+                    .unwrap_or(Err(MessagingError::NotConnected(SUBSCRIBE_TIMEOUT))),
+            };
+            let (channel, mut deliveries) = match subscribed {
                 Ok(subscribed) => subscribed,
                 Err(error) => {
                     tracing::error!(%queue, %error, "cannot subscribe; waiting for the next connection");
@@ -229,7 +235,8 @@ impl<H: Handler> Consumer<H> {
         }
         for channel in channels {
             if channel.status().connected() {
-                let _ = channel.close(200, "consumer stopped".into()).await;
+                let closed = channel.close(200, "consumer stopped".into());
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, closed).await;
             }
         }
         tracing::info!(%queue, "consumer stopped");
@@ -237,16 +244,20 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+/// How long declaring and subscribing may take before the connection is considered hung.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a cancel or close may take; a hung broker must not hang shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Stops new deliveries; what was already delivered stays ours until acked or the channel closes.
 async fn cancel(channel: &Channel, tag: &lapin::types::ShortString) {
     tracing::debug!(%tag, "cancelling subscription");
-    if let Err(error) = channel
-        .basic_cancel(tag.clone(), BasicCancelOptions::default())
-        .await
-    {
-        tracing::warn!(%error, "cancelling the subscription failed");
+    let cancelled = channel.basic_cancel(tag.clone(), BasicCancelOptions::default());
+    match tokio::time::timeout(CLOSE_TIMEOUT, cancelled).await {
+        Ok(Ok(())) => tracing::debug!(%tag, "subscription cancelled"),
+        Ok(Err(error)) => tracing::warn!(%error, "cancelling the subscription failed"),
+        Err(_) => tracing::warn!("the broker did not confirm the cancel in time"),
     }
-    tracing::debug!(%tag, "subscription cancelled");
 }
 
 async fn subscribe<H: Handler>(

@@ -88,7 +88,13 @@ impl Publisher {
         // Declare on the publishing channel so a missing connection is handled by one loop.
         loop {
             let (_, channel) = self.channel(deadline).await?;
-            match topology::declare_delay_queue(&channel, target, delay).await {
+            let declared = tokio::time::timeout_at(
+                deadline,
+                topology::declare_delay_queue(&channel, target, delay),
+            )
+            .await
+            .map_err(|_| PublishError::Timeout(self.broker.config().publish_timeout))?;
+            match declared {
                 Ok(_) => break,
                 Err(crate::error::MessagingError::Declare { source, .. }) => {
                     self.forget(&channel);
@@ -240,15 +246,17 @@ impl Publisher {
                     return Ok(cached);
                 }
                 if let Some((generation, conn)) = self.broker.current() {
-                    match open_confirm_channel(&conn).await {
-                        Ok(channel) => {
+                    // A hung broker never answers channel.open; the deadline still holds.
+                    match tokio::time::timeout_at(deadline, open_confirm_channel(&conn)).await {
+                        Ok(Ok(channel)) => {
                             *lock(&self.channel) = Some((generation, channel.clone()));
                             return Ok((generation, channel));
                         }
-                        Err(error) => {
+                        Ok(Err(error)) => {
                             tracing::debug!(%error, "cannot open a publishing channel yet");
                             seen = generation;
                         }
+                        Err(_) => return Err(PublishError::Timeout(timeout)),
                     }
                 }
             }

@@ -644,3 +644,52 @@ async fn a_dead_node_in_the_host_list_is_skipped_and_readiness_reflects_the_link
     broker.close().await;
     assert_eq!(broker.health(), (false, "closed".to_owned()));
 }
+
+#[tokio::test]
+async fn a_hung_broker_fails_publishes_within_the_deadline_and_does_not_hang_shutdown() {
+    let tb = TestBroker::new().await;
+    let exchange = tb.name("events");
+    tb.broker
+        .declare_exchange(ExchangeSpec::topic(&exchange))
+        .await
+        .unwrap();
+    let _probe = tb.probe("p", &exchange, "#").await;
+    let proxy = steadfast_test_support::FaultProxy::to_broker().await;
+    let mut config = steadfast_messaging::BrokerConfig::new(&proxy.amqp_url(), "hung-test")
+        .unwrap()
+        .with_publish_timeout(ms(700));
+    config.reconnect_min = ms(20);
+    let broker = steadfast_messaging::Broker::start(
+        config,
+        steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
+    );
+    broker.wait_connected(WAIT).await.unwrap();
+    let publisher = Publisher::new(broker.clone());
+    publisher
+        .publish(&exchange, "k", &event(1), None)
+        .await
+        .unwrap();
+
+    // The broker stops answering (a partition, a hung node): confirms never come.
+    proxy.stall();
+    let started = Instant::now();
+    let err = publisher
+        .publish(&exchange, "k", &event(2), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Timeout(_)), "{err}");
+    assert!(err.is_transient());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    broker.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "close took {:?}",
+        started.elapsed()
+    );
+}
