@@ -18,9 +18,8 @@ step() { printf '\n=== %s\n' "$*"; }
 step "services"
 scripts/ensure-services.sh
 
-export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/}"
+# The tests find the local services at their default addresses (libs/test-support); set
+# AMQP_URL, DATABASE_URL or REDIS_URL only to point them elsewhere.
 
 if [ -z "$quick" ]; then
   step "format"
