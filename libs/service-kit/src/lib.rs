@@ -12,12 +12,14 @@
 //! * [`http_client`] — outbound HTTP with retries on 408/429/5xx and network errors.
 //! * [`auth`] — constant-time token comparison, basic auth, HMAC signatures.
 //! * [`problem`] — RFC 9457 problem responses, and JSON body parsing with precise errors.
+//! * [`process`] — the tail of every `main`: exit 78 on bad config, run until a signal.
 
 pub mod auth;
 pub mod config;
 pub mod http_client;
 pub mod probes;
 pub mod problem;
+pub mod process;
 pub mod server;
 pub mod settings;
 pub mod shutdown;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use steadfast_service_kit::process::{config_ok, invalid_config, run_until_signalled};
 use steadfast_service_kit::settings::CommonArgs;
-use steadfast_service_kit::{EXIT_INVALID_CONFIG, shutdown};
 
 use crate::config::{self, Config, ConfigError, Overrides, ServiceSettings, Sources};
 use crate::dry_run::{self, DryRun, Output};
@@ -157,44 +157,22 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let config = match args.config() {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("invalid configuration: {error}");
-            return ExitCode::from(EXIT_INVALID_CONFIG);
-        }
+        Err(error) => return invalid_config(error),
     };
     if args.common.check_config {
-        println!("configuration OK");
-        return ExitCode::SUCCESS;
+        return config_ok("");
     }
     if let Some(event) = &args.dry_run_event {
         return dry_run(&args, event, config).await;
     }
-    let telemetry = match args
-        .common
-        .telemetry("adapter")
-        .map(|t| steadfast_telemetry::init(&t))
-    {
-        Ok(Ok(guard)) => guard,
-        Ok(Err(e)) | Err(e) => {
-            eprintln!("cannot start logging: {e}");
-            return ExitCode::FAILURE;
-        }
+    let telemetry = match args.common.telemetry("adapter") {
+        Ok(telemetry) => telemetry,
+        Err(error) => return invalid_config(error),
     };
-    let code = match crate::App::build(config).await {
-        Ok(app) => match app.run(shutdown::on_signals()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!(%error, "adapter stopped with an error");
-                ExitCode::FAILURE
-            }
-        },
-        Err(error) => {
-            tracing::error!(%error, "adapter failed to start");
-            ExitCode::FAILURE
-        }
-    };
-    telemetry.shutdown().await;
-    code
+    run_until_signalled("adapter", &telemetry, |shutdown| async move {
+        crate::App::build(config).await?.run(shutdown).await
+    })
+    .await
 }
 
 async fn dry_run(args: &ServeArgs, event: &std::path::Path, config: Config) -> ExitCode {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use pipeline_herder::cli::{CheckArgs, Cli, Command, ServeArgs};
 use pipeline_herder::{App, Config, HerderSettings, check};
-use steadfast_service_kit::{EXIT_INVALID_CONFIG, install_crypto_provider, shutdown};
+use steadfast_service_kit::install_crypto_provider;
+use steadfast_service_kit::process::{config_ok, invalid_config, run_until_signalled};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,42 +22,30 @@ async fn main() -> ExitCode {
 async fn serve(args: Box<ServeArgs>) -> ExitCode {
     let config = match Config::from_args(&args) {
         Ok(config) => config,
-        Err(error) => return invalid(error),
+        Err(error) => return invalid_config(error),
     };
     for warning in config.herder.matchers.warnings() {
         eprintln!("warning: {warning}");
     }
+    let telemetry = match args.common.telemetry(pipeline_herder::SERVICE) {
+        Ok(telemetry) => telemetry,
+        Err(error) => return invalid_config(error),
+    };
     if args.common.check_config {
-        println!("configuration OK: {}", config.summary());
-        return ExitCode::SUCCESS;
+        return config_ok(config.summary());
     }
-    let telemetry = args
-        .common
-        .telemetry(pipeline_herder::SERVICE)
-        .expect("validated above");
-    let guard = match steadfast_telemetry::init(&telemetry) {
-        Ok(guard) => guard,
-        Err(error) => return invalid(error),
-    };
-    let result = match App::build(config).await {
-        Ok(app) => app.run(shutdown::on_signals()).await,
-        Err(error) => Err(error),
-    };
-    if let Err(error) = &result {
-        tracing::error!(%error, "pipeline-herder failed");
-    }
-    guard.shutdown().await;
-    if result.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    run_until_signalled(
+        pipeline_herder::SERVICE,
+        &telemetry,
+        |shutdown| async move { App::build(config).await?.run(shutdown).await },
+    )
+    .await
 }
 
 async fn dry_run(args: CheckArgs) -> ExitCode {
     let settings = match HerderSettings::load(&args.config, &|name| std::env::var(name).ok()) {
         Ok(settings) => settings,
-        Err(error) => return invalid(error),
+        Err(error) => return invalid_config(error),
     };
     match check::check(&settings, &args.job_url).await {
         Ok(report) if args.json => {
@@ -75,9 +64,4 @@ async fn dry_run(args: CheckArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn invalid(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("invalid configuration: {error}");
-    ExitCode::from(EXIT_INVALID_CONFIG)
 }

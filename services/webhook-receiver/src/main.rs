@@ -3,35 +3,28 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use steadfast_service_kit::{EXIT_INVALID_CONFIG, install_crypto_provider, shutdown};
+use steadfast_service_kit::install_crypto_provider;
+use steadfast_service_kit::process::{config_ok, invalid_config, run_until_signalled};
 use webhook_receiver::{App, Cli, Config, SERVICE};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     install_crypto_provider();
     let config = match Config::from_cli(&cli) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("invalid configuration: {error}");
-            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
-        }
+        Err(error) => return invalid_config(error),
     };
     let telemetry = match cli.common.telemetry(SERVICE) {
         Ok(telemetry) => telemetry,
-        Err(error) => {
-            eprintln!("invalid configuration: {error}");
-            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
-        }
+        Err(error) => return invalid_config(error),
     };
     if cli.common.check_config {
-        println!("configuration OK: {}", config.summary());
-        return Ok(ExitCode::SUCCESS);
+        return config_ok(config.summary());
     }
-    let guard = steadfast_telemetry::init(&telemetry)?;
-    let app = App::build(config).await?;
-    let result = app.run(shutdown::on_signals()).await;
-    guard.shutdown().await;
-    result?;
-    Ok(ExitCode::SUCCESS)
+    run_until_signalled(SERVICE, &telemetry, |shutdown| async move {
+        App::build(config).await?.run(shutdown).await?;
+        Ok::<(), anyhow::Error>(())
+    })
+    .await
 }
