@@ -354,9 +354,12 @@ impl Config {
 
         let executor = match kind {
             ExecutorKind::Local => ExecutorConfig::Local {
+                // Absolute: recipes run inside their run directory, so a relative data-file
+                // path would not resolve from there.
                 work_dir: cli
                     .work_dir
                     .clone()
+                    .map(|dir| std::path::absolute(&dir).unwrap_or(dir))
                     .unwrap_or_else(|| std::env::temp_dir().join("alert-reconciler")),
             },
             ExecutorKind::Kubernetes => {
@@ -584,6 +587,25 @@ mod tests {
         args.extend_from_slice(extra);
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
         Config::from_cli(cli).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_relative_work_dir_becomes_absolute() {
+        // Recipes run inside their run directory; a relative data-file path would not resolve.
+        let config = parse(&[
+            "--recipes",
+            "r.yaml",
+            "--executor",
+            "local",
+            "--work-dir",
+            ".dev/recipes",
+        ])
+        .unwrap();
+        let ExecutorConfig::Local { work_dir } = &config.executor else {
+            panic!("local executor expected")
+        };
+        assert!(work_dir.is_absolute(), "{}", work_dir.display());
+        assert!(work_dir.ends_with(".dev/recipes"));
     }
 
     #[test]
