@@ -17,6 +17,24 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "services"
 scripts/ensure-services.sh
+# Test namespaces (`t-<hex>`) are removed when each test ends; an interrupted run can leave
+# some behind, and quorum queues cost the broker memory, so sweep them before starting.
+python3 - <<'PY' || echo "(could not sweep old test queues; continuing)"
+import base64, json, urllib.parse, urllib.request
+base = "http://127.0.0.1:15672/api"
+auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+def call(method, path):
+    req = urllib.request.Request(base + path, method=method, headers={"Authorization": auth})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r) if method == "GET" else None
+swept = 0
+for kind in ("queues", "exchanges"):
+    for item in call("GET", f"/{kind}/%2f?columns=name"):
+        if item["name"].startswith("t-"):
+            call("DELETE", f"/{kind}/%2f/" + urllib.parse.quote(item["name"], safe=""))
+            swept += 1
+print(f"swept {swept} leftover test queues and exchanges")
+PY
 
 # The tests find the local services at their default addresses (libs/test-support); set
 # AMQP_URL, DATABASE_URL or REDIS_URL only to point them elsewhere.
