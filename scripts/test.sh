@@ -35,6 +35,9 @@ for kind in ("queues", "exchanges"):
             swept += 1
 print(f"swept {swept} leftover test queues and exchanges")
 PY
+for db in $(psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'" 2>/dev/null); do
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+done
 
 # The tests find the local services at their default addresses (libs/test-support); set
 # AMQP_URL, DATABASE_URL or REDIS_URL only to point them elsewhere.
