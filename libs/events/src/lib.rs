@@ -11,7 +11,9 @@
 //! * [`amqp`]: the broker-neutral description of the AMQP properties an envelope maps onto.
 //! * [`traceparent`]: parsing and generating W3C `traceparent` values.
 //! * [`catalogue`]: event type names and the header values consumers switch on.
+//! * [`alertmanager`]: how alert events are derived (ids, routing keys, data), shared by their producers.
 
+pub mod alertmanager;
 pub mod amqp;
 pub mod catalogue;
 pub mod envelope;

@@ -218,7 +218,7 @@ impl Broker {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these short critical sections cannot leave the data inconsistent.
     mutex
         .lock()

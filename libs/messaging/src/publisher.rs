@@ -18,7 +18,7 @@ use steadfast_events::Envelope;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, lock};
 use crate::error::PublishError;
 use crate::headers;
 use crate::topology::{self, short};
@@ -296,12 +296,6 @@ impl Publisher {
             *slot = None;
         }
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn open_confirm_channel(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {

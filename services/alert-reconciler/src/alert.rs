@@ -14,15 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// The group fields copied into every alert event.
-pub const GROUP_FIELDS: [&str; 6] = [
-    "groupKey",
-    "receiver",
-    "externalURL",
-    "groupLabels",
-    "commonLabels",
-    "commonAnnotations",
-];
+pub use steadfast_events::alertmanager::GROUP_FIELDS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,13 +141,10 @@ impl AlertEvent {
     }
 }
 
-/// The id of an alert event, as the webhook-receiver derives it: hex SHA-256 of
-/// `<fingerprint>|<status>|<startsAt>`, so an alert reaching us by either path dedupes.
+/// The id of an alert event, as the webhook-receiver derives it, so an alert reaching us by
+/// either path dedupes.
 pub fn alert_event_id(fingerprint: &str, status: AlertStatus, starts_at: &str) -> String {
-    hex::encode(Sha256::digest(format!(
-        "{fingerprint}|{}|{starts_at}",
-        status.as_str()
-    )))
+    steadfast_events::alertmanager::alert_event_id(fingerprint, status.as_str(), starts_at)
 }
 
 /// Alertmanager's fingerprint is a hash of the label set; senders that omit it get ours,
@@ -171,25 +160,9 @@ pub fn fingerprint_of(labels: &BTreeMap<String, String>) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
-/// `alertmanager.<receiver>.<status>`, the receiver as one segment (dots and whitespace become
-/// `_`, as the webhook-receiver does).
+/// `alertmanager.<receiver>.<status>`, exactly as the webhook-receiver routes it.
 pub fn routing_key(receiver: &str, status: AlertStatus) -> String {
-    let receiver: String = receiver
-        .chars()
-        .map(|c| {
-            if c == '.' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let receiver = if receiver.is_empty() {
-        "default".into()
-    } else {
-        receiver
-    };
-    format!("alertmanager.{receiver}.{}", status.as_str())
+    steadfast_events::alertmanager::routing_key(receiver, status.as_str())
 }
 
 /// One alert event to publish: its id, routing key and data.

@@ -132,20 +132,23 @@ async fn an_alertmanager_notification_through_the_receiver_ends_in_an_approved_a
 }
 
 #[test]
-fn post_webhook_derives_the_same_event_ids_as_the_receiver() {
-    use alert_reconciler::alert::{AlertStatus, alert_event_id};
-    for (status, name) in [
-        (AlertStatus::Firing, "firing"),
-        (AlertStatus::Resolved, "resolved"),
-    ] {
-        assert_eq!(
-            alert_event_id("5f3b1c0e9a7d2b44", status, "2025-06-01T10:00:00Z"),
-            webhook_receiver::alertmanager::alert_id(
-                "5f3b1c0e9a7d2b44",
-                name,
-                "2025-06-01T10:00:00Z"
-            ),
-            "an alert reaching us by both paths must deduplicate"
-        );
+fn post_webhook_splits_a_notification_exactly_as_the_receiver_does() {
+    // The same notification through Euphrosyne's `POST /webhook` and through the receiver must
+    // give the same events (ids, routing keys, data), or an alert arriving by both paths would
+    // start two investigations.
+    for status in ["firing", "resolved"] {
+        let body = notification(status);
+        let ours = alert_reconciler::alert::split_notification(body.clone()).unwrap();
+        let theirs = webhook_receiver::alertmanager::split(
+            &body,
+            &steadfast_events::TraceParent::new_random(),
+        )
+        .unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (ours, theirs) in ours.iter().zip(&theirs) {
+            assert_eq!(ours.id, theirs.envelope.id, "{status}");
+            assert_eq!(ours.routing_key, theirs.routing_key, "{status}");
+            assert_eq!(ours.data, theirs.envelope.data, "{status}");
+        }
     }
 }

@@ -12,7 +12,7 @@
 //!   `groupLabels`, `commonLabels` and `commonAnnotations`.
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use steadfast_events::alertmanager::{GROUP_FIELDS, alert_event_id, receiver_segment, routing_key};
 use steadfast_events::catalogue::ALERTMANAGER_ALERT;
 use steadfast_events::{Envelope, TraceParent};
 
@@ -20,16 +20,6 @@ use crate::event::check_routing_key;
 
 /// The only notification format Alertmanager has sent since 0.x (`version: "4"`).
 pub const SUPPORTED_VERSION: &str = "4";
-/// The group-level fields copied into every alert's data.
-const GROUP_FIELDS: [&str; 6] = [
-    "groupKey",
-    "receiver",
-    "externalURL",
-    "groupLabels",
-    "commonLabels",
-    "commonAnnotations",
-];
-
 /// One alert of a notification, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertEvent {
@@ -55,7 +45,6 @@ pub fn split(notification: &Value, trace: &TraceParent) -> Result<Vec<AlertEvent
         .as_array()
         .ok_or("invalid Alertmanager notification: `alerts` must be an array")?;
     let source = source(notification, receiver);
-    let receiver_segment = routing_segment(receiver);
 
     alerts
         .iter()
@@ -91,10 +80,10 @@ pub fn split(notification: &Value, trace: &TraceParent) -> Result<Vec<AlertEvent
                     notification.get(name).cloned().unwrap_or(Value::Null),
                 );
             }
-            let routing_key = format!("alertmanager.{receiver_segment}.{status}");
+            let routing_key = routing_key(receiver, status);
             check_routing_key(&routing_key)?;
             let envelope = Envelope::new(source.clone(), ALERTMANAGER_ALERT, Value::Object(data))
-                .with_id(alert_id(fingerprint, status, starts_at))
+                .with_id(alert_event_id(fingerprint, status, starts_at))
                 .with_subject(fingerprint)
                 .with_traceparent(trace);
             Ok(AlertEvent {
@@ -103,12 +92,6 @@ pub fn split(notification: &Value, trace: &TraceParent) -> Result<Vec<AlertEvent
             })
         })
         .collect()
-}
-
-/// Hex SHA-256 of `<fingerprint>|<status>|<startsAt>`.
-pub fn alert_id(fingerprint: &str, status: &str, starts_at: &str) -> String {
-    let digest = Sha256::digest(format!("{fingerprint}|{status}|{starts_at}").as_bytes());
-    hex::encode(digest)
 }
 
 fn required_str<'a>(notification: &'a Value, name: &str) -> Result<&'a str, String> {
@@ -125,23 +108,9 @@ fn source(notification: &Value, receiver: &str) -> String {
         .and_then(Value::as_str)
         .filter(|url| !url.is_empty() && !url.chars().any(char::is_whitespace))
         .map_or_else(
-            || format!("urn:alertmanager:{}", routing_segment(receiver)),
+            || format!("urn:alertmanager:{}", receiver_segment(receiver)),
             str::to_owned,
         )
-}
-
-/// A receiver name as one routing-key segment: a `.` would split it into two segments and
-/// break consumers' `alertmanager.<receiver>.*` bindings, so dots and whitespace become `_`.
-fn routing_segment(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '.' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -177,7 +146,7 @@ mod tests {
         assert_eq!(event.routing_key, "alertmanager.team_pager.firing");
         assert_eq!(
             event.envelope.id,
-            alert_id("a1b2c3", "firing", "2026-11-25T12:00:00Z")
+            alert_event_id("a1b2c3", "firing", "2026-11-25T12:00:00Z")
         );
         assert_eq!(event.envelope.subject.as_deref(), Some("a1b2c3"));
         assert_eq!(event.envelope.source, "http://alertmanager:9093");
