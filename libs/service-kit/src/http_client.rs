@@ -22,6 +22,18 @@ pub enum BackoffKind {
     Constant,
 }
 
+impl BackoffKind {
+    /// The uncapped wait before retry `n` (1-based): `base × 2^(n−1)`, `base × n` or `base`.
+    pub fn delay(self, base: Duration, n: u32) -> Duration {
+        let n = n.max(1);
+        match self {
+            Self::Constant => base,
+            Self::Linear => base.saturating_mul(n),
+            Self::Exponential => base.saturating_mul(2u32.saturating_pow((n - 1).min(30))),
+        }
+    }
+}
+
 /// When and how often to retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -63,15 +75,7 @@ impl RetryPolicy {
 
     /// The wait before retry `n` (1-based), before jitter.
     pub fn delay(&self, n: u32) -> Duration {
-        let n = n.max(1);
-        let raw = match self.kind {
-            BackoffKind::Constant => self.base_delay,
-            BackoffKind::Linear => self.base_delay.saturating_mul(n),
-            BackoffKind::Exponential => self
-                .base_delay
-                .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(30))),
-        };
-        raw.min(self.max_delay)
+        self.kind.delay(self.base_delay, n).min(self.max_delay)
     }
 
     fn jittered(&self, n: u32) -> Duration {

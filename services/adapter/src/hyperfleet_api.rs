@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use steadfast_service_kit::http_client::BackoffKind;
+use steadfast_service_kit::http_client::{BackoffKind, is_retryable_status};
 
 use crate::config::adapter::HyperfleetApi;
 use crate::dry_run::MockApi;
@@ -129,7 +129,7 @@ fn problem_code(body: &str) -> Option<String> {
 }
 
 pub fn is_retryable(status: u16) -> bool {
-    status == 408 || status == 429 || (500..600).contains(&status)
+    reqwest::StatusCode::from_u16(status).is_ok_and(is_retryable_status)
 }
 
 /// Retry settings of one call.
@@ -141,16 +141,10 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The wait after failed attempt `attempt` (1-based): formula, ±10% jitter, cap.
+    /// The wait after failed attempt `attempt` (1-based): formula, ±10% jitter, then the cap
+    /// (HyperFleet's order; service-kit's client caps before jitter).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let attempt = attempt.max(1);
-        let raw = match self.kind {
-            BackoffKind::Exponential => self
-                .base
-                .saturating_mul(2u32.saturating_pow((attempt - 1).min(30))),
-            BackoffKind::Linear => self.base.saturating_mul(attempt),
-            BackoffKind::Constant => self.base,
-        };
+        let raw = self.kind.delay(self.base, attempt);
         let jittered = raw.mul_f64(rand::rng().random_range(0.9..=1.1));
         jittered.min(self.max)
     }
