@@ -1,8 +1,11 @@
 //! Bare lapin confirmed publishing, the broker baseline other benchmarks compare against.
 //!
 //!   cargo run --release -p steadfast-messaging --example bare_publish -- \
-//!       --count 20000 --concurrency 32 --size 2048
+//!       --count 20000 --concurrency 32 --size 2048 [--cloudevent-key gitlab.com.a.b.build]
 //!
+//! Plain messages by default; with `--cloudevent-key K` each message carries the properties
+//! and headers of one of our CloudEvents and routing key K (`bare::Shape::cloudevent`), so a
+//! service's benchmark can also compare against bare publishing of messages like its own.
 //! Prints `bare_publish rate=<messages per second>`.
 
 // Shared with the throughput bench, which also uses the consuming half.
@@ -22,6 +25,16 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    Some(
+        args.get(at + 1)
+            .unwrap_or_else(|| panic!("{name} takes a value"))
+            .clone(),
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let count = arg("--count", 20_000);
@@ -30,7 +43,11 @@ async fn main() {
     let queue = format!("bench-bare-{}", std::process::id());
     let conn = bare::connect("bare-publish-baseline").await;
     bare::declare_quorum(&conn, &queue).await;
-    let rate = bare::publish(&conn, &queue, count, concurrency, size).await;
+    let shape = match text_arg("--cloudevent-key") {
+        Some(key) => bare::Shape::cloudevent(&key),
+        None => bare::Shape::plain(),
+    };
+    let rate = bare::publish_shaped(&conn, &queue, count, concurrency, size, &shape).await;
     bare::delete(&conn, &queue).await;
     println!("bare_publish rate={rate:.0}");
 }

@@ -202,7 +202,9 @@ impl Delivery {
         reason: SpoolReason,
     ) -> Result<(), SpoolError> {
         let _shared = self.gate.lock.read().await;
-        spool.append(events, reason).await?;
+        // Boxed: sqlx's transaction future is tens of KiB, and inlined it would make every
+        // delivery future that large, copied on each spawn even when nothing is spooled.
+        Box::pin(spool.append(events, reason)).await?;
         self.gate.enter();
         drop(_shared);
         for event in events {

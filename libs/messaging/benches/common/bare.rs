@@ -76,14 +76,74 @@ pub async fn delete(conn: &Connection, queue: &str) {
         .await;
 }
 
-/// Publishes `count` messages of `size` bytes from `concurrency` tasks sharing one confirm
-/// channel, each awaiting its own confirm; returns messages per second.
+/// What each baseline message looks like apart from its size: routing key and properties.
+pub struct Shape {
+    pub routing_key: String,
+    pub properties: BasicProperties,
+}
+
+impl Shape {
+    /// A short key and nothing but persistence: the cheapest message for the broker.
+    pub fn plain() -> Self {
+        Self {
+            routing_key: "bench.event".into(),
+            properties: BasicProperties::default().with_delivery_mode(2),
+        }
+    }
+
+    /// The AMQP properties a CloudEvent of ours carries (content type, id, type, app id,
+    /// timestamp, `message-type` and `traceparent` headers), under `routing_key`: the same
+    /// broker work per message as a service's events, with nothing of ours on the client.
+    // Used by the bare_publish and http_floor examples, not by the throughput bench.
+    #[allow(dead_code)]
+    pub fn cloudevent(routing_key: &str) -> Self {
+        let mut headers = FieldTable::default();
+        for (name, value) in [
+            ("message-type", "gitlab"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ] {
+            headers.insert(
+                name.into(),
+                AMQPValue::LongString(value.as_bytes().to_vec().into()),
+            );
+        }
+        Self {
+            routing_key: routing_key.into(),
+            properties: BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/cloudevents+json".into())
+                .with_message_id("0193a3c2-5f1e-7abc-8def-0123456789ab".into())
+                .with_type("com.gitlab.build".into())
+                .with_app_id("webhook-receiver".into())
+                .with_timestamp(1_795_608_000)
+                .with_headers(headers),
+        }
+    }
+}
+
+/// Publishes `count` plain messages of `size` bytes from `concurrency` tasks sharing one
+/// confirm channel, each awaiting its own confirm; returns messages per second.
 pub async fn publish(
     conn: &Connection,
     queue: &str,
     count: usize,
     concurrency: usize,
     size: usize,
+) -> f64 {
+    publish_shaped(conn, queue, count, concurrency, size, &Shape::plain()).await
+}
+
+/// [`publish`] with messages of the given [`Shape`].
+pub async fn publish_shaped(
+    conn: &Connection,
+    queue: &str,
+    count: usize,
+    concurrency: usize,
+    size: usize,
+    shape: &Shape,
 ) -> f64 {
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -94,19 +154,20 @@ pub async fn publish(
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let (ch, body, exchange) = (ch.clone(), body.clone(), exchange_of(queue));
+        let (key, properties) = (shape.routing_key.clone(), shape.properties.clone());
         let share = count / concurrency + usize::from(worker < count % concurrency);
         tasks.push(tokio::spawn(async move {
             for _ in 0..share {
                 let confirm = ch
                     .basic_publish(
                         exchange.as_str().into(),
-                        "bench.event".into(),
+                        key.as_str().into(),
                         BasicPublishOptions {
                             mandatory: true,
                             immediate: false,
                         },
                         &body,
-                        BasicProperties::default().with_delivery_mode(2),
+                        properties.clone(),
                     )
                     .await
                     .unwrap()
