@@ -14,25 +14,10 @@
 mod bare;
 
 fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
-
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|a| a == name)?;
-    Some(
-        args.get(at + 1)
-            .unwrap_or_else(|| panic!("{name} takes a value"))
-            .clone(),
-    )
+    bare::arg(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} takes a number"))
+    })
 }
 
 #[tokio::main]
@@ -43,7 +28,7 @@ async fn main() {
     let queue = format!("bench-bare-{}", std::process::id());
     let conn = bare::connect("bare-publish-baseline").await;
     bare::declare_quorum(&conn, &queue).await;
-    let shape = match text_arg("--cloudevent-key") {
+    let shape = match bare::arg("--cloudevent-key") {
         Some(key) => bare::Shape::cloudevent(&key),
         None => bare::Shape::plain(),
     };

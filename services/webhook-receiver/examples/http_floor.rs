@@ -33,16 +33,6 @@ struct Floor {
     message: Vec<u8>,
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|a| a == name)?;
-    Some(
-        args.get(at + 1)
-            .unwrap_or_else(|| panic!("{name} takes a value"))
-            .clone(),
-    )
-}
-
 async fn publish(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, String) {
     let confirmed = floor
         .channel
@@ -71,9 +61,10 @@ async fn publish(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, S
 
 #[tokio::main]
 async fn main() {
-    let listen = arg("--listen").unwrap_or_else(|| "127.0.0.1:18082".into());
-    let size: usize = arg("--size").map_or(2349, |v| v.parse().expect("--size takes a number"));
-    let key = arg("--cloudevent-key").unwrap_or_else(|| "gitlab.com.a.b.build".into());
+    let listen = bare::arg("--listen").unwrap_or_else(|| "127.0.0.1:18082".into());
+    let size: usize =
+        bare::arg("--size").map_or(2349, |v| v.parse().expect("--size takes a number"));
+    let key = bare::arg("--cloudevent-key").unwrap_or_else(|| "gitlab.com.a.b.build".into());
     let queue = format!("bench-floor-{}", std::process::id());
     let conn = bare::connect("http-floor").await;
     bare::declare_quorum(&conn, &queue).await;

@@ -19,6 +19,18 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// The value after `name` on the command line, for the examples built on this module.
+#[allow(dead_code)]
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    Some(
+        args.get(at + 1)
+            .unwrap_or_else(|| panic!("{name} takes a value"))
+            .clone(),
+    )
+}
+
 pub async fn connect(name: &str) -> Connection {
     Connection::connect(
         &amqp_url(),
