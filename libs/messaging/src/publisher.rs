@@ -170,24 +170,27 @@ impl Publisher {
         loop {
             let (_, channel) = self.channel(deadline).await?;
             let started = Instant::now();
-            let sent = channel
-                .basic_publish(
-                    exchange_name.clone(),
-                    key.clone(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    body,
-                    properties.clone(),
-                )
-                .await;
-            let confirmed = match sent {
-                Ok(confirm) => match tokio::time::timeout_at(deadline, confirm).await {
-                    Ok(result) => result,
-                    Err(_) => return Err(PublishError::Timeout(timeout)),
-                },
-                Err(error) => Err(error),
+            // Both waits count against the deadline: lapin's `basic_publish` returns only once
+            // its IO thread has written the frames, which never happens while a broker that
+            // stopped reading leaves the socket buffers full; then the confirm.
+            let attempt = async {
+                channel
+                    .basic_publish(
+                        exchange_name.clone(),
+                        key.clone(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            immediate: false,
+                        },
+                        body,
+                        properties.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            let confirmed = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(result) => result,
+                Err(_) => return Err(PublishError::Timeout(timeout)),
             };
             match confirmed {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {

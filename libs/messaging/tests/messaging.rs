@@ -645,6 +645,54 @@ async fn a_dead_node_in_the_host_list_is_skipped_and_readiness_reflects_the_link
 }
 
 #[tokio::test]
+async fn a_publish_the_broker_stops_reading_fails_within_the_deadline() {
+    let tb = TestBroker::new().await;
+    let exchange = tb.name("events");
+    tb.broker
+        .declare_exchange(ExchangeSpec::topic(&exchange))
+        .await
+        .unwrap();
+    let _probe = tb.probe("p", &exchange, "#").await;
+    let proxy = steadfast_test_support::FaultProxy::to_broker().await;
+    let config = steadfast_messaging::BrokerConfig::new(&proxy.amqp_url(), "unread-test")
+        .unwrap()
+        .with_publish_timeout(ms(700));
+    let broker = steadfast_messaging::Broker::start(
+        config,
+        steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
+    );
+    broker.wait_connected(WAIT).await.unwrap();
+    let publisher = Publisher::new(broker.clone());
+    publisher
+        .publish(&exchange, "k", &event(1), None)
+        .await
+        .unwrap();
+
+    // The broker stops reading: a message larger than the loopback socket buffers can never be
+    // written out, so the wait is for the write itself, not for the confirm.
+    proxy.stall();
+    let big = vec![b'x'; 32 * 1024 * 1024];
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        publisher.publish_raw(&exchange, "k", &big, Default::default()),
+    )
+    .await
+    .expect("the publish returns instead of waiting for the heartbeat");
+    let err = result.unwrap_err();
+    assert!(matches!(err, PublishError::Timeout(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    proxy.cut();
+    tokio::time::timeout(Duration::from_secs(8), broker.close())
+        .await
+        .expect("close is bounded");
+}
+
+#[tokio::test]
 async fn a_hung_broker_fails_publishes_within_the_deadline_and_does_not_hang_shutdown() {
     let tb = TestBroker::new().await;
     let exchange = tb.name("events");

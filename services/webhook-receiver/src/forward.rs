@@ -101,13 +101,10 @@ impl Forwarder {
         let mut redeclared = false;
         loop {
             let properties = headers::properties_from(&event.meta);
+            // The publisher holds the whole publish (channel, write, confirm) to the deadline.
             match self
-                .bounded(self.publisher.publish_raw(
-                    &event.exchange,
-                    &event.routing_key,
-                    &event.body,
-                    properties,
-                ))
+                .publisher
+                .publish_raw(&event.exchange, &event.routing_key, &event.body, properties)
                 .await
             {
                 Ok(()) => return Ok(Routed::Queued),
@@ -168,12 +165,12 @@ impl Forwarder {
         meta.headers
             .push((ORIGINAL_EXCHANGE.to_owned(), event.exchange.clone()));
         let publish = || {
-            self.bounded(self.publisher.publish_raw(
+            self.publisher.publish_raw(
                 &self.topology.unrouted_exchange,
                 &event.routing_key,
                 &event.body,
                 headers::properties_from(&meta),
-            ))
+            )
         };
         match publish().await {
             Err(PublishError::Unroutable { .. } | PublishError::Refused { .. }) => {
@@ -193,10 +190,9 @@ impl Forwarder {
         }
     }
 
-    /// Holds one broker operation to the publish deadline, wherever it blocks. The publisher
-    /// bounds waiting for a confirm and for a reconnect, but opening a channel on a connection
-    /// whose peer went silent (a hung broker, a partition without RST) waits until the
-    /// heartbeat gives up, ~20 s later: past GitLab's 10 s.
+    /// Holds a declaration to the publish deadline. Publishes are bounded by the publisher, but
+    /// a declaration on a connection whose peer went silent (a hung broker, a partition
+    /// without RST) waits until the heartbeat gives up, ~20 s later: past GitLab's 10 s.
     async fn bounded<T>(
         &self,
         operation: impl Future<Output = Result<T, PublishError>>,
