@@ -644,19 +644,28 @@ async fn a_dead_node_in_the_host_list_is_skipped_and_readiness_reflects_the_link
     assert_eq!(broker.health(), (false, "closed".to_owned()));
 }
 
-#[tokio::test]
-async fn a_publish_the_broker_stops_reading_fails_within_the_deadline() {
-    let tb = TestBroker::new().await;
+/// A publisher whose broker connection runs through a [`FaultProxy`], with a 700 ms publish
+/// deadline, that has already published once to `exchange` (bound to a probe queue).
+async fn publishing_through_a_proxy(
+    tb: &TestBroker,
+    connection_name: &str,
+) -> (
+    String,
+    steadfast_test_support::FaultProxy,
+    steadfast_messaging::Broker,
+    Publisher,
+) {
     let exchange = tb.name("events");
     tb.broker
         .declare_exchange(ExchangeSpec::topic(&exchange))
         .await
         .unwrap();
-    let _probe = tb.probe("p", &exchange, "#").await;
+    tb.probe("p", &exchange, "#").await;
     let proxy = steadfast_test_support::FaultProxy::to_broker().await;
-    let config = steadfast_messaging::BrokerConfig::new(&proxy.amqp_url(), "unread-test")
+    let mut config = steadfast_messaging::BrokerConfig::new(&proxy.amqp_url(), connection_name)
         .unwrap()
         .with_publish_timeout(ms(700));
+    config.reconnect_min = ms(20);
     let broker = steadfast_messaging::Broker::start(
         config,
         steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
@@ -667,6 +676,13 @@ async fn a_publish_the_broker_stops_reading_fails_within_the_deadline() {
         .publish(&exchange, "k", &event(1), None)
         .await
         .unwrap();
+    (exchange, proxy, broker, publisher)
+}
+
+#[tokio::test]
+async fn a_publish_the_broker_stops_reading_fails_within_the_deadline() {
+    let tb = TestBroker::new().await;
+    let (exchange, proxy, broker, publisher) = publishing_through_a_proxy(&tb, "unread-test").await;
 
     // The broker stops reading: a message larger than the loopback socket buffers can never be
     // written out, so the wait is for the write itself, not for the confirm.
@@ -695,27 +711,7 @@ async fn a_publish_the_broker_stops_reading_fails_within_the_deadline() {
 #[tokio::test]
 async fn a_hung_broker_fails_publishes_within_the_deadline_and_does_not_hang_shutdown() {
     let tb = TestBroker::new().await;
-    let exchange = tb.name("events");
-    tb.broker
-        .declare_exchange(ExchangeSpec::topic(&exchange))
-        .await
-        .unwrap();
-    let _probe = tb.probe("p", &exchange, "#").await;
-    let proxy = steadfast_test_support::FaultProxy::to_broker().await;
-    let mut config = steadfast_messaging::BrokerConfig::new(&proxy.amqp_url(), "hung-test")
-        .unwrap()
-        .with_publish_timeout(ms(700));
-    config.reconnect_min = ms(20);
-    let broker = steadfast_messaging::Broker::start(
-        config,
-        steadfast_messaging::MessagingMetrics::unregistered().unwrap(),
-    );
-    broker.wait_connected(WAIT).await.unwrap();
-    let publisher = Publisher::new(broker.clone());
-    publisher
-        .publish(&exchange, "k", &event(1), None)
-        .await
-        .unwrap();
+    let (exchange, proxy, broker, publisher) = publishing_through_a_proxy(&tb, "hung-test").await;
 
     // The broker stops answering (a partition, a hung node): confirms never come.
     proxy.stall();
