@@ -170,6 +170,20 @@ impl GitLab {
         Ok((url, config))
     }
 
+    /// `.../projects/:id/jobs/:job_id` followed by `action` (`trace`, `retry`), if any.
+    fn job_url(
+        &self,
+        instance: &str,
+        project: &ProjectRef,
+        job_id: u64,
+        action: Option<&str>,
+    ) -> Result<(Url, &Instance), GitLabError> {
+        let (project, job) = (project.segment(), job_id.to_string());
+        let mut segments = vec!["projects", &project, "jobs", &job];
+        segments.extend(action);
+        self.url(instance, &segments)
+    }
+
     fn authorised(request: RequestBuilder, config: &Instance) -> RequestBuilder {
         match &config.token {
             Some(token) => request.header("PRIVATE-TOKEN", token),
@@ -238,10 +252,7 @@ impl GitLab {
         project: &ProjectRef,
         job_id: u64,
     ) -> Result<ApiJob, GitLabError> {
-        let (url, config) = self.url(
-            instance,
-            &["projects", &project.segment(), "jobs", &job_id.to_string()],
-        )?;
+        let (url, config) = self.job_url(instance, project, job_id, None)?;
         Ok(self.get_json(instance, "job", url, config).await?.0)
     }
 
@@ -254,16 +265,7 @@ impl GitLab {
         job_id: u64,
         max_bytes: u64,
     ) -> Result<Trace, GitLabError> {
-        let (url, config) = self.url(
-            instance,
-            &[
-                "projects",
-                &project.segment(),
-                "jobs",
-                &job_id.to_string(),
-                "trace",
-            ],
-        )?;
+        let (url, config) = self.job_url(instance, project, job_id, Some("trace"))?;
         let mut response = self.get(instance, "trace", url.clone(), config).await?;
         let keep = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let mut tail: Vec<u8> = Vec::new();
@@ -394,16 +396,7 @@ impl GitLab {
         name: &str,
         job_id: u64,
     ) -> Result<u64, GitLabError> {
-        let (url, config) = self.url(
-            instance,
-            &[
-                "projects",
-                &project.segment(),
-                "jobs",
-                &job_id.to_string(),
-                "retry",
-            ],
-        )?;
+        let (url, config) = self.job_url(instance, project, job_id, Some("retry"))?;
         let policy = self.http.policy().clone();
         let started = tokio::time::Instant::now();
         let mut attempt = 1u32;

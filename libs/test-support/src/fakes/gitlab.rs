@@ -17,8 +17,10 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -256,7 +258,7 @@ impl FakeGitLab {
 
     /// The router: the API under `/api/v4`, and `/fake/*` for seeding and inspection.
     pub fn router(&self) -> Router {
-        Router::new()
+        let api = Router::new()
             .route("/api/v4/projects/{project}/jobs/{job}", get(get_job))
             .route(
                 "/api/v4/projects/{project}/jobs/{job}/trace",
@@ -275,11 +277,14 @@ impl FakeGitLab {
                 "/api/v4/projects/{project}/pipelines/{pipeline}/jobs",
                 get(list_pipeline_jobs),
             )
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(self.state.clone(), gate));
+        Router::new()
             .route("/fake/jobs", post(seed_job))
             .route("/fake/pipelines", post(seed_pipeline))
             .route("/fake/requests", get(list_requests))
             .route("/fake/fail", post(seed_failure))
-            .fallback(not_found)
+            .merge(api)
             .with_state(self.state.clone())
     }
 }
@@ -326,12 +331,25 @@ fn admit(
     answer
 }
 
-/// Sets the recorded status of the last request once the handler has answered.
-fn answered(state: &mut FakeState, response: Response) -> Response {
-    if let Some(last) = state.requests.last_mut()
-        && last.status == 0
-    {
-        last.status = response.status().as_u16();
+/// Every API request (and every unknown path) goes through here: recorded, refused on a wrong
+/// token or answered by a scripted failure, else passed to its handler; the recorded status
+/// is the one answered.
+async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let recorded = {
+        let mut state = lock(&state);
+        if let Some(refused) = admit(
+            &mut state,
+            request.method(),
+            request.uri(),
+            request.headers(),
+        ) {
+            return refused;
+        }
+        state.requests.len() - 1
+    };
+    let response = next.run(request).await;
+    if let Some(request) = lock(&state).requests.get_mut(recorded) {
+        request.status = response.status().as_u16();
     }
     response
 }
@@ -410,57 +428,38 @@ fn find_job<'a>(state: &'a FakeState, project: &str, job: u64) -> Option<&'a Fak
 async fn get_job(
     State(state): State<Shared>,
     Path((project, job)): Path<(String, u64)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
-    let response = match find_job(&state, &project, job) {
+    let state = lock(&state);
+
+    match find_job(&state, &project, job) {
         Some(found) => Json(job_json(&state, found)).into_response(),
         None => not_found_message("Job"),
-    };
-    answered(&mut state, response)
+    }
 }
 
 async fn get_trace(
     State(state): State<Shared>,
     Path((project, job)): Path<(String, u64)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
-    let response = match find_job(&state, &project, job) {
+    let state = lock(&state);
+
+    match find_job(&state, &project, job) {
         Some(found) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             found.trace.clone(),
         )
             .into_response(),
         None => not_found_message("Job"),
-    };
-    answered(&mut state, response)
+    }
 }
 
 async fn retry_job(
     State(state): State<Shared>,
     Path((project, job)): Path<(String, u64)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
     let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
     let Some(old) = find_job(&state, &project, job).cloned() else {
-        let response = not_found_message("Job");
-        return answered(&mut state, response);
+        return not_found_message("Job");
     };
     state.next_job_id += 1;
     let new = FakeJob {
@@ -476,8 +475,8 @@ async fn retry_job(
     }
     let body = job_json(&state, &new);
     state.jobs.insert(new.id, new);
-    let response = (StatusCode::CREATED, Json(body)).into_response();
-    answered(&mut state, response)
+
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -516,17 +515,10 @@ async fn list_pipelines(
     State(state): State<Shared>,
     Path(project): Path<String>,
     Query(query): Query<ListQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
+    let state = lock(&state);
     let Some(project) = project_id(&state, &project) else {
-        let response = not_found_message("Project");
-        return answered(&mut state, response);
+        return not_found_message("Project");
     };
     let mut pipelines: Vec<&FakePipeline> = state
         .pipelines
@@ -539,53 +531,40 @@ async fn list_pipelines(
         pipelines.reverse();
     }
     let items = pipelines.iter().map(|p| pipeline_json(&state, p)).collect();
-    let response = paginate(items, &query);
-    answered(&mut state, response)
+
+    paginate(items, &query)
 }
 
 async fn get_pipeline(
     State(state): State<Shared>,
     Path((project, pipeline)): Path<(String, u64)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
+    let state = lock(&state);
     let project = project_id(&state, &project);
-    let response = match state
+
+    match state
         .pipelines
         .get(&pipeline)
         .filter(|p| Some(p.project_id) == project)
     {
         Some(p) => Json(pipeline_json(&state, p)).into_response(),
         None => not_found_message("Pipeline"),
-    };
-    answered(&mut state, response)
+    }
 }
 
 async fn list_pipeline_jobs(
     State(state): State<Shared>,
     Path((project, pipeline)): Path<(String, u64)>,
     Query(query): Query<ListQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
+    let state = lock(&state);
     let project = project_id(&state, &project);
     if state
         .pipelines
         .get(&pipeline)
         .is_none_or(|p| Some(p.project_id) != project)
     {
-        let response = not_found_message("Pipeline");
-        return answered(&mut state, response);
+        return not_found_message("Pipeline");
     }
     let mut jobs: Vec<&FakeJob> = state
         .jobs
@@ -594,22 +573,12 @@ async fn list_pipeline_jobs(
         .collect();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
     let items = jobs.iter().map(|j| job_json(&state, j)).collect();
-    let response = paginate(items, &query);
-    answered(&mut state, response)
+
+    paginate(items, &query)
 }
 
-async fn not_found(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let mut state = lock(&state);
-    if let Some(response) = admit(&mut state, &method, &uri, &headers) {
-        return response;
-    }
-    let response = error(StatusCode::NOT_FOUND, "404 Not Found");
-    answered(&mut state, response)
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "404 Not Found")
 }
 
 // --- seeding and inspection (dev stack) ----------------------------------------------------
@@ -772,5 +741,13 @@ mod tests {
         );
         assert_eq!(fake.requests()[1].status, 200);
         assert_eq!(fake.requests()[3].status, 401);
+
+        // Unknown paths are answered and recorded like the API's own.
+        assert_eq!(get("/projects/7/nothing").await.unwrap().status(), 404);
+        let last = fake.requests().pop().unwrap();
+        assert_eq!(
+            (last.path.as_str(), last.status),
+            ("/api/v4/projects/7/nothing", 404)
+        );
     }
 }

@@ -100,14 +100,7 @@ impl WebexClient {
                     .json(&body)
             })
             .await?;
-        let created: Created = response
-            .json()
-            .await
-            .map_err(|source| HttpError::Transport {
-                method: "POST".into(),
-                url: url.to_string(),
-                source,
-            })?;
+        let created: Created = read_json(response, "POST", &url).await?;
         Ok(created.id)
     }
 
@@ -118,14 +111,7 @@ impl WebexClient {
             .http
             .send(|client| client.get(url.clone()).bearer_auth(&self.token))
             .await?;
-        response
-            .json()
-            .await
-            .map_err(|source| HttpError::Transport {
-                method: "GET".into(),
-                url: url.to_string(),
-                source,
-            })
+        read_json(response, "GET", &url).await
     }
 
     /// Registers the `attachmentActions`/`created` webhook for `target` unless it exists;
@@ -136,14 +122,7 @@ impl WebexClient {
             .http
             .send(|client| client.get(url.clone()).bearer_auth(&self.token))
             .await?;
-        let existing: Webhooks = response
-            .json()
-            .await
-            .map_err(|source| HttpError::Transport {
-                method: "GET".into(),
-                url: url.to_string(),
-                source,
-            })?;
+        let existing: Webhooks = read_json(response, "GET", &url).await?;
         if existing.items.iter().any(|w| {
             w.target_url == target.as_str()
                 && w.resource == "attachmentActions"
@@ -264,4 +243,21 @@ pub fn card(report: &Report) -> Option<Value> {
         "body": body,
         "actions": buttons,
     }))
+}
+
+/// The JSON body of a successful answer; a body that does not decode is reported like a
+/// transport failure of that request.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    method: &str,
+    url: &Url,
+) -> Result<T, HttpError> {
+    response
+        .json()
+        .await
+        .map_err(|source| HttpError::Transport {
+            method: method.into(),
+            url: url.to_string(),
+            source,
+        })
 }
