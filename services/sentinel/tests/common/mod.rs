@@ -44,16 +44,21 @@ impl Fleet {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    /// Sends `body` and returns the answer's JSON; any non-2xx answer fails the test.
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let response = self
             .client
-            .post(self.url(path))
+            .request(method.clone(), self.url(path))
             .json(&body)
             .send()
             .await
             .unwrap();
         assert!(
             response.status().is_success(),
-            "POST {path}: {}",
+            "{method} {path}: {}",
             response.status()
         );
         response.json().await.unwrap()
@@ -68,19 +73,7 @@ impl Fleet {
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .client
-            .patch(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "PATCH {path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        self.send_json(reqwest::Method::PATCH, path, body).await
     }
 
     /// The `validator` adapter reports `Available=True` at `generation`, observed now.

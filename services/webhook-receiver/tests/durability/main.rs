@@ -19,6 +19,14 @@ pub async fn spool_rows(pool: &PgPool) -> Vec<(String, String)> {
         .expect("read the spool")
 }
 
+/// Waits until the drainer has emptied the spool.
+pub async fn wait_for_empty_spool(pool: &PgPool) {
+    steadfast_test_support::eventually_async("an empty spool", common::WAIT, || async {
+        spool_rows(pool).await.is_empty().then_some(())
+    })
+    .await;
+}
+
 /// `ev-<n>` for n in `range`, the ids a burst was posted with.
 pub fn ids(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
     range.map(|n| format!("ev-{n}")).collect()

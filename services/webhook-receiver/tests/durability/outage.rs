@@ -8,10 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use steadfast_test_support::{TestBroker, TestDatabase, eventually_async};
+use steadfast_test_support::{TestBroker, TestDatabase};
 
 use crate::common::*;
-use crate::{ids, spool_rows};
+use crate::{ids, spool_rows, wait_for_empty_spool};
 
 /// Runs `rabbitmqctl stop_app`; dropping it runs `start_app` and waits for the broker.
 struct StoppedBroker;
@@ -94,10 +94,7 @@ async fn outage_rabbitmq_stop_app_webhooks_spool_and_arrive_in_order_after_start
         );
     }
     assert_eq!(received, ids(0..=25), "every webhook, in order, none lost");
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     assert!(probe.try_next().await.is_none(), "no duplicates");
     receiver.stop().await;
 }

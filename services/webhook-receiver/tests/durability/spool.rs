@@ -9,7 +9,7 @@ use steadfast_test_support::{FaultProxy, TestBroker, TestDatabase, eventually_as
 use webhook_receiver::spool::DRAIN_LOCK;
 
 use crate::common::*;
-use crate::{ids, spool_rows};
+use crate::{ids, spool_rows, wait_for_empty_spool};
 
 /// A receiver with a spool, reaching the broker through `proxy`.
 async fn spooling_receiver(tb: &TestBroker, db: &TestDatabase, proxy: &FaultProxy) -> Receiver {
@@ -97,10 +97,7 @@ async fn a_cut_broker_spools_a_burst_and_the_drainer_delivers_it_in_order() {
         ids(0..=20),
         "every event, in order"
     );
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     receiver.wait_for_path("broker").await;
     let (status, _) = post_event(&receiver, 21).await;
     assert_eq!(
@@ -163,10 +160,7 @@ async fn a_stalled_broker_is_noticed_by_the_publish_deadline_and_the_event_is_sp
     proxy.restore();
     // The timed-out publishes may arrive too (at-least-once); the event arrives, nothing else.
     assert_eq!(probe.next(WAIT).await.message_id().as_deref(), Some("ev-1"));
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     while let Some(extra) = probe.try_next().await {
         assert_eq!(extra.message_id().as_deref(), Some("ev-1"));
     }
@@ -227,10 +221,7 @@ async fn new_events_queue_behind_spooled_ones_even_when_the_broker_is_back() {
 
     lock.commit().await.unwrap();
     assert_eq!(received_ids(&probe, 5).await, ids(1..=5));
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     receiver.stop().await;
 }
 
@@ -265,10 +256,7 @@ async fn a_restarted_receiver_drains_the_spool_it_left_before_anything_new() {
     );
 
     assert_eq!(received_ids(&probe, 6).await, ids(1..=6));
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     second.stop().await;
 }
 
@@ -294,10 +282,7 @@ async fn two_replicas_drain_one_spool_in_order_without_duplicates() {
     proxy_b.restore();
 
     assert_eq!(received_ids(&probe, 30).await, ids(1..=30));
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     assert!(probe.try_next().await.is_none(), "each event once");
     a.stop().await;
     b.stop().await;
@@ -421,10 +406,7 @@ async fn events_nobody_is_bound_for_are_kept_on_the_unrouted_queue_also_from_the
         Some("ev-2")
     );
     let pool = db.pool().await;
-    eventually_async("an empty spool", WAIT, || async {
-        spool_rows(&pool).await.is_empty().then_some(())
-    })
-    .await;
+    wait_for_empty_spool(&pool).await;
     let metrics = receiver.metrics_text().await;
     assert_eq!(
         metric(
