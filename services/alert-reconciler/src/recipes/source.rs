@@ -4,8 +4,12 @@
 //! ConfigMap when its `resourceVersion` does. A valid new version replaces the set at once; an
 //! invalid one is logged with its precise error, counted, shown on `GET /api/recipes`, and
 //! ignored — the previous set stays in force, so a typo in a hot edit never stops remediation.
+//!
+//! A file is acted on only once two checks in a row read the same new bytes: an editor or
+//! `cp` writes in place (truncate, then write), and a check between the two would otherwise
+//! refuse an empty registry, or install a half-written one. ConfigMaps change atomically.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,6 +51,8 @@ struct Inner {
     require_images: bool,
     current: RwLock<Arc<RecipeSet>>,
     status: RwLock<RegistryStatus>,
+    /// A new file version seen by the last check and not acted on yet.
+    unsettled: Mutex<Option<String>>,
     metrics: Metrics,
 }
 
@@ -74,6 +80,7 @@ impl RecipeRegistry {
                 require_images,
                 current: RwLock::new(Arc::new(set)),
                 status: RwLock::new(status),
+                unsettled: Mutex::new(None),
                 metrics,
             }),
         })
@@ -124,6 +131,9 @@ impl RecipeRegistry {
                 return false;
             }
         }
+        if matches!(inner.source, RecipeSource::File(_)) && !self.settled(&version) {
+            return false;
+        }
         match parse(&inner.source, &text, inner.require_images) {
             Ok(set) => {
                 let (debugging, actions) = set.counts();
@@ -155,6 +165,22 @@ impl RecipeRegistry {
                 self.reject(version, error.to_string());
                 false
             }
+        }
+    }
+
+    /// Whether `version` was also what the previous check read; remembers it otherwise.
+    fn settled(&self, version: &str) -> bool {
+        let mut unsettled = self
+            .inner
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unsettled.as_deref() == Some(version) {
+            *unsettled = None;
+            true
+        } else {
+            *unsettled = Some(version.to_owned());
+            false
         }
     }
 
@@ -270,5 +296,78 @@ async fn fetch(
                 .map_err(|e| RecipeError(format!("ConfigMap {namespace}/{name}: {e}")))?;
             Ok((text, version))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipes(name: &str) -> String {
+        format!("debugging:\n  {name}:\n    entrypoint: ./{name}.sh\n")
+    }
+
+    async fn registry(dir: &std::path::Path) -> (RecipeRegistry, std::path::PathBuf) {
+        let file = dir.join("recipes.yaml");
+        std::fs::write(&file, recipes("first")).unwrap();
+        let registry = RecipeRegistry::load(
+            RecipeSource::File(file.clone()),
+            None,
+            false,
+            Metrics::unregistered(),
+        )
+        .await
+        .unwrap();
+        (registry, file)
+    }
+
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("recipes-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_file_caught_mid_write_is_neither_refused_nor_installed() {
+        let dir = scratch_dir("mid-write");
+        let (registry, file) = registry(&dir).await;
+
+        // Truncated, then written: one check lands in between.
+        std::fs::write(&file, "").unwrap();
+        assert!(!registry.reload().await);
+        std::fs::write(&file, recipes("second")).unwrap();
+        assert!(!registry.reload().await, "acted on after one sighting");
+        assert!(
+            registry.status().last_error.is_none(),
+            "the empty file was reported"
+        );
+        assert!(registry.reload().await, "the settled version is installed");
+        assert_eq!(registry.current().counts(), (1, 0));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_bad_version_that_stays_is_refused_on_the_second_check() {
+        let dir = scratch_dir("bad-stays");
+        let (registry, file) = registry(&dir).await;
+
+        std::fs::write(
+            &file,
+            "debugging:\n  x:\n    entrypoint: ./x.sh\n    timeot: 5s\n",
+        )
+        .unwrap();
+        assert!(!registry.reload().await);
+        assert!(registry.status().last_error.is_none());
+        assert!(!registry.reload().await);
+        let refused = registry
+            .status()
+            .last_error
+            .expect("refused on the second check");
+        assert!(
+            refused.error.contains("unknown field `timeot`"),
+            "{}",
+            refused.error
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
