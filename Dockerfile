@@ -1,19 +1,34 @@
-# One image with every Steadfast binary; each compose service or Deployment picks its command.
-#   docker build -t steadfast:dev .
-FROM rust:1.95-bookworm AS build
+# Two images from one build:
+#   docker build -t steadfast:dev .                        the product: Steadfast's services only
+#   docker build --target fakes -t steadfast-fakes:dev .   stand-ins for the dev stack (compose)
+# Each compose service or Deployment picks its binary by command.
+#
+# The product stage copies an explicit list of binaries, never "whatever was built":
+# scripts/check-deploy.sh fails if a stand-in (a package under services/fakes/) is named there.
+FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
+ARG PRODUCT_BINARIES="webhook-receiver pipeline-herder sentinel adapter alert-reconciler steadfast-recipe steadfastctl"
+ARG FAKE_PACKAGES="fleet-api fake-gitlab fake-kube fake-webex"
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --workspace --bins \
- && mkdir /out \
- && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
+    cargo build --release --locked $(for b in $PRODUCT_BINARIES; do printf -- '--bin %s ' "$b"; done) \
+ && cargo build --release --locked $(for p in $FAKE_PACKAGES; do printf -- '-p %s ' "$p"; done) --bins \
+ && mkdir -p /out/product /out/fakes \
+ && for b in $PRODUCT_BINARIES; do cp "target/release/$b" /out/product/; done \
+ && for p in $FAKE_PACKAGES; do cp "target/release/$p" /out/fakes/; done
 
-FROM debian:bookworm-slim
+FROM docker.io/library/debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/ /usr/local/bin/
 # Nonroot, as in distroless images; nothing in the image needs root.
 USER 65532:65532
 ENV LOG_FORMAT=json
+
+FROM runtime AS fakes
+COPY --from=build /out/fakes/ /usr/local/bin/
+
+# Last, so a plain `docker build .` gives the product image.
+FROM runtime AS product
+COPY --from=build /out/product/ /usr/local/bin/

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a Docker engine or a cluster:
-# `docker-compose config` for compose.yaml and `kubectl kustomize` for every overlay.
+# the Dockerfile's product stage names only product binaries (never a stand-in from
+# services/fakes/), `docker-compose config` for compose.yaml and `kubectl kustomize` for every
+# overlay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,43 @@ need() {
   $SUDO apt-get update -qq >/dev/null || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
 }
+# The product image is built from the Dockerfile's PRODUCT_BINARIES list. It must name every
+# binary of the product crates and none of the stand-ins (every package under services/fakes/).
+metadata=$(mktemp)
+cargo metadata --format-version 1 --no-deps --locked >"$metadata"
+trap 'rm -f "$metadata"' EXIT
+check_product_list() {
+  python3 - "$1" "$metadata" <<'PY'
+import json, os, re, sys
+dockerfile, metadata = sys.argv[1], json.load(open(sys.argv[2]))
+text = open(dockerfile).read()
+m = re.search(r'^ARG PRODUCT_BINARIES="([^"]*)"', text, re.M)
+if not m:
+    sys.exit(f"{dockerfile}: no ARG PRODUCT_BINARIES=\"...\" line")
+listed = set(m.group(1).split())
+fakes_dir = os.path.join(metadata["workspace_root"], "services", "fakes") + os.sep
+fake_bins, product_bins = set(), set()
+for package in metadata["packages"]:
+    bins = {t["name"] for t in package["targets"] if "bin" in t["kind"]}
+    (fake_bins if package["manifest_path"].startswith(fakes_dir) else product_bins).update(bins)
+problems = [f"stand-in binary `{b}` is in the product image's PRODUCT_BINARIES" for b in sorted(listed & fake_bins)]
+problems += [f"`{b}` in PRODUCT_BINARIES is no binary of the workspace" for b in sorted(listed - fake_bins - product_bins)]
+problems += [f"product binary `{b}` is missing from PRODUCT_BINARIES" for b in sorted(product_bins - listed)]
+for p in problems:
+    print(f"{dockerfile}: {p}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+}
+check_product_list Dockerfile
+echo "Dockerfile: the product stage names only product binaries"
+# The check itself must catch a stand-in slipping in.
+probe=$(mktemp)
+sed -E 's/^(ARG PRODUCT_BINARIES="[^"]*)"/\1 fake-kube"/' Dockerfile >"$probe"
+if check_product_list "$probe" 2>/dev/null; then
+  rm -f "$probe"; echo "check-deploy: the product-list check did not catch fake-kube" >&2; exit 1
+fi
+rm -f "$probe"
+
 need docker-compose docker-compose
 need kubectl kubectl
 

@@ -9,12 +9,11 @@
 //! [`FaultProxy`] sits between one component and the broker to cut or stall its connection, so
 //! outage behaviour is tested without stopping the shared broker.
 //!
-//! The fakes of systems outside the project (GitLab, the Kubernetes API, Webex) are real HTTP
-//! servers, so the code under test runs its real clients against them.
+//! The stand-ins for systems outside the project (GitLab, the Kubernetes API, Webex, the
+//! HyperFleet API) are crates of their own under `services/fakes/`.
 
 mod broker;
 mod database;
-pub mod fakes;
 mod proxy;
 mod wait;
 
@@ -140,22 +139,69 @@ pub(crate) fn management_path(base: &str, segments: &[&str]) -> url::Url {
     url
 }
 
+/// The variable that makes missing peer cases a failure instead of a skip (`.ci/run` sets it,
+/// so CI can never pass by skipping them).
+pub const REQUIRE_SHARED_VAR: &str = "STEADFAST_REQUIRE_SHARED";
+
 /// The `shared/` directory beside the repository (HyperFleet's OpenAPI spec, Sentinel configs,
-/// Adapter cases), or `STEADFAST_SHARED_DIR`. Panics with a clear message when it is absent:
-/// those files are read in place, never copied into the project.
-pub fn shared_dir() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("STEADFAST_SHARED_DIR") {
-        return dir.into();
+/// Adapter cases), or `STEADFAST_SHARED_DIR`; `None` when neither holds `peer-cases/`. Those files are read in
+/// place, never copied into the project, so a user's clone has none of them.
+pub fn find_shared_dir() -> Option<std::path::PathBuf> {
+    let has_peer_cases = |dir: &std::path::Path| dir.join("peer-cases").is_dir();
+    if let Some(dir) = std::env::var_os("STEADFAST_SHARED_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        return has_peer_cases(&dir).then_some(dir);
     }
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for ancestor in manifest.ancestors() {
-        let candidate = ancestor.join("shared");
-        if candidate.join("peer-cases").is_dir() {
-            return candidate;
-        }
+    manifest
+        .ancestors()
+        .map(|ancestor| ancestor.join("shared"))
+        .find(|candidate| has_peer_cases(candidate))
+}
+
+/// Whether the calling test can run: true when the peer cases are there. When they are not,
+/// says on stderr that the test skipped and why, and returns false, unless
+/// [`REQUIRE_SHARED_VAR`] is set, where it panics. Use it through [`skip_without_peer_cases!`].
+pub fn peer_cases_present() -> bool {
+    if find_shared_dir().is_some() {
+        return true;
     }
-    panic!(
-        "../shared (with peer-cases/) not found beside the repository; set STEADFAST_SHARED_DIR \
-         to the directory holding HyperFleet's peer cases"
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    if std::env::var_os(REQUIRE_SHARED_VAR).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!(
+            "{test}: ../shared/peer-cases not found and {REQUIRE_SHARED_VAR} is set; put the \
+             shared/ directory beside the repository or point STEADFAST_SHARED_DIR at it"
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: needs HyperFleet's peer cases (../shared/peer-cases, or \
+         STEADFAST_SHARED_DIR), which are not in a plain clone"
     );
+    false
+}
+
+/// Returns from the calling test when HyperFleet's peer cases are absent (saying so on
+/// stderr); fails it instead when `STEADFAST_REQUIRE_SHARED` is set. The first line of every
+/// test that reads `../shared`.
+#[macro_export]
+macro_rules! skip_without_peer_cases {
+    () => {
+        if !$crate::peer_cases_present() {
+            return;
+        }
+    };
+}
+
+/// The `shared/` directory beside the repository, for a test that already passed
+/// [`skip_without_peer_cases!`] (or a benchmark). Panics with a clear message when it is absent.
+pub fn shared_dir() -> std::path::PathBuf {
+    find_shared_dir().unwrap_or_else(|| {
+        panic!(
+            "../shared (with peer-cases/) not found beside the repository; set \
+             STEADFAST_SHARED_DIR to the directory holding HyperFleet's peer cases"
+        )
+    })
 }

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use adapter::config::{self, Config, Overrides, ServiceSettings, Sources};
+use fake_kube::FakeKube;
 use serde_json::{Value, json};
 use steadfast_events::Envelope;
 use steadfast_messaging::{Consumer, ConsumerSettings, Outcome, Publisher, QueueSpec};
-use steadfast_test_support::fakes::kube::FakeKube;
 use steadfast_test_support::{
     FnHandler, TestBroker, TestDatabase, amqp_url, eventually_async, shared_dir,
 };

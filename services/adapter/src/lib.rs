@@ -5,7 +5,7 @@
 //!
 //! * [`config`] — the adapter and task configs, HyperFleet's flat snake_case form, validated
 //!   and compiled at load;
-//! * [`template`] — HyperFleet's Go-template syntax;
+//! * templates — HyperFleet's Go-template syntax, from `steadfast_gotemplate` (libs/gotemplate);
 //! * [`hyperfleet_api`] — the API client with HyperFleet's retry rules;
 //! * [`transport`] — applying manifests (kube, or the dry-run's in-memory cluster);
 //! * [`pipeline`] — the four phases;
@@ -22,7 +22,6 @@ pub mod handler;
 pub mod hyperfleet_api;
 pub mod metrics;
 pub mod pipeline;
-pub mod template;
 pub mod transport;
 
 pub use app::App;

@@ -63,6 +63,7 @@ fn assert_contains(text: &str, fragments: &[&str]) {
 
 #[test]
 fn hyperfleet_examples_load_unchanged() {
+    steadfast_test_support::skip_without_peer_cases!();
     let sources = Sources {
         adapter_config: Some(example_dir().join("adapter-config.yaml")),
         task_config: Some(example_dir().join("adapter-task-config.yaml")),

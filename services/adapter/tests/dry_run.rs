@@ -50,6 +50,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn cel_showcase_prints_phases_manifests_and_payload_as_text() {
+    steadfast_test_support::skip_without_peer_cases!();
     let out = text(&showcase("text"));
     for fragment in [
         "Event: id=abc123 type=io.hyperfleet.cluster.updated",
@@ -71,6 +72,7 @@ fn cel_showcase_prints_phases_manifests_and_payload_as_text() {
 
 #[test]
 fn cel_showcase_payload_is_what_the_task_config_describes() {
+    steadfast_test_support::skip_without_peer_cases!();
     let trace: Value = serde_json::from_str(&text(&showcase("json"))).expect("JSON trace");
     assert_eq!(trace["status"], "success");
     assert_eq!(
@@ -147,6 +149,7 @@ fn cel_showcase_payload_is_what_the_task_config_describes() {
 
 #[test]
 fn kubernetes_example_reports_the_completed_job() {
+    steadfast_test_support::skip_without_peer_cases!();
     let d = dryrun_dir();
     let e = example_dir();
     let output = dry_run(&[
@@ -212,6 +215,7 @@ fn kubernetes_example_reports_the_completed_job() {
 
 #[test]
 fn unmet_precondition_skips_resources_and_exits_0() {
+    steadfast_test_support::skip_without_peer_cases!();
     let d = dryrun_dir();
     let dir = TempDir::new();
     let responses =
@@ -258,6 +262,7 @@ fn unmet_precondition_skips_resources_and_exits_0() {
 
 #[test]
 fn a_bad_cel_expression_exits_non_zero_naming_it() {
+    steadfast_test_support::skip_without_peer_cases!();
     let d = dryrun_dir();
     let dir = TempDir::new();
     let task = std::fs::read_to_string(d.join("cel-showcase/dryrun-cel-showcase-task-config.yaml"))
@@ -289,6 +294,7 @@ fn a_bad_cel_expression_exits_non_zero_naming_it() {
 
 #[test]
 fn missing_or_invalid_inputs_are_named() {
+    steadfast_test_support::skip_without_peer_cases!();
     let d = dryrun_dir();
     let dir = TempDir::new();
     let config = path(d.join("dryrun-kubernetes-adapter-config.yaml"));
@@ -398,4 +404,81 @@ fn the_shipped_task_config_renders_a_namespace_and_a_job() {
         trace["apiRequests"][1]["url"],
         "http://127.0.0.1:8000/api/hyperfleet/v1/clusters/c1/statuses"
     );
+}
+
+/// HyperFleet's template functions `trimPrefix`, `trimSuffix` and `float` (its
+/// `pkg/utils/template.go`; string first, as Go's `strings.TrimPrefix`) load and render in a
+/// task config, as they do on HyperFleet's adapter.
+#[test]
+fn a_task_config_using_trim_prefix_trim_suffix_and_float_renders() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = TempDir::new();
+    let task = dir.write(
+        "task.yaml",
+        r#"params:
+  - name: clusterId
+    source: event.id
+    type: string
+    required: true
+  - name: cluster
+    source:
+      api_call:
+        method: GET
+        url: "/clusters/{{ .clusterId }}"
+  - name: version
+    source: cluster.spec.version
+    type: string
+  - name: manifestFile
+    source: cluster.spec.manifest
+    type: string
+  - name: cpu
+    source: cluster.spec.cpu
+    type: string
+resources:
+  - name: workNamespace
+    transport:
+      client: kubernetes
+    manifest:
+      apiVersion: v1
+      kind: Namespace
+      metadata:
+        name: "{{ trimSuffix .manifestFile \".yaml\" }}-{{ .clusterId }}"
+        labels:
+          version: "{{ trimPrefix .version \"v\" }}"
+        annotations:
+          cpu: '{{ printf "%.2f" (float .cpu) }}'
+          size: '{{ if gt (float .cpu) 1.0 }}large{{ else }}small{{ end }}'
+    discovery:
+      by_name: "{{ trimSuffix .manifestFile \".yaml\" }}-{{ .clusterId }}"
+"#,
+    );
+    let responses = dir.write(
+        "responses.json",
+        r#"{"responses": [
+          {"match": {"method": "GET", "urlPattern": "/clusters/c1$"},
+           "responses": [{"statusCode": 200, "body": {"id": "c1", "kind": "Cluster", "generation": 1,
+             "spec": {"version": "v4.16.2", "manifest": "cluster.yaml", "cpu": "0.5"}}}]}]}"#,
+    );
+    let event = dir.write(
+        "event.json",
+        r#"{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {"id": "c1", "kind": "Cluster", "generation": 1}}"#,
+    );
+    let output = dry_run(&[
+        "--config",
+        &path(root.join("services/adapter/config/dev.yaml")),
+        "--task-config",
+        &path(task),
+        "--dry-run-event",
+        &path(event),
+        "--dry-run-api-responses",
+        &path(responses),
+        "--dry-run-output",
+        "json",
+    ]);
+    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
+    let metadata = &trace["resources"][0]["manifest"]["metadata"];
+    assert_eq!(metadata["name"], "cluster-c1", "{trace:#}");
+    assert_eq!(metadata["labels"]["version"], "4.16.2");
+    assert_eq!(metadata["annotations"]["cpu"], "0.50");
+    assert_eq!(metadata["annotations"]["size"], "small");
 }

@@ -138,6 +138,7 @@ impl Fleet {
 
 #[tokio::test]
 async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() {
+    steadfast_test_support::skip_without_peer_cases!();
     init_test_logging();
     let broker = TestBroker::new().await;
     let db = TestDatabase::new().await;

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use fake_kube::Fault;
 use serde_json::Value;
-use steadfast_test_support::fakes::kube::Fault;
 use steadfast_test_support::{
     TestBroker, eventually, eventually_async, init_test_logging, unique_name,
 };
@@ -17,8 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Setup {
     broker: TestBroker,
     fleet: FakeFleet,
-    kube: steadfast_test_support::fakes::kube::FakeKube,
-    _kubeconfig: steadfast_test_support::fakes::kube::KubeconfigFile,
+    kube: fake_kube::FakeKube,
+    _kubeconfig: fake_kube::KubeconfigFile,
     _dir: TempDir,
     topic: String,
     adapter: Running,
@@ -88,6 +88,7 @@ impl Setup {
 
 #[tokio::test]
 async fn applies_the_example_and_reports_available_once_the_job_completes() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.fleet.set_cluster(&id, 1, false);
@@ -134,6 +135,7 @@ async fn applies_the_example_and_reports_available_once_the_job_completes() {
 
 #[tokio::test]
 async fn generation_bump_updates_and_deletion_reports_finalized() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.fleet.set_cluster(&id, 1, false);
@@ -174,6 +176,7 @@ async fn generation_bump_updates_and_deletion_reports_finalized() {
 
 #[tokio::test]
 async fn kubernetes_503_is_retried_through_a_tier_and_reported_once() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.fleet.set_cluster(&id, 1, false);
@@ -203,6 +206,7 @@ async fn kubernetes_503_is_retried_through_a_tier_and_reported_once() {
 
 #[tokio::test]
 async fn forbidden_is_reported_unhealthy_and_parked_with_the_reason() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.fleet.set_cluster(&id, 1, false);
@@ -237,6 +241,7 @@ async fn forbidden_is_reported_unhealthy_and_parked_with_the_reason() {
 
 #[tokio::test]
 async fn status_report_503_is_retried_and_reported_once() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.fleet.set_cluster(&id, 1, false);
@@ -255,6 +260,7 @@ async fn status_report_503_is_retried_and_reported_once() {
 
 #[tokio::test]
 async fn missing_cluster_is_acknowledged_without_a_report() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
     s.send(&id, 1).await;
@@ -271,6 +277,7 @@ async fn missing_cluster_is_acknowledged_without_a_report() {
 
 #[tokio::test]
 async fn probes_name_config_and_broker_checks() {
+    steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let body: Value = reqwest::get(format!("{}/readyz", s.adapter.http))
         .await

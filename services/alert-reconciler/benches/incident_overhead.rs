@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use alert_reconciler::config::{ExecutorConfig, RecipeSource, SinksConfig, WebexConfig};
 use alert_reconciler::results::{BusEvent, ResultBus};
 use alert_reconciler::{App, Config};
+use fake_webex::FakeWebex;
 use serde_json::json;
 use steadfast_events::Envelope;
 use steadfast_events::catalogue::{ALERTMANAGER_ALERT, MESSAGE_TYPE_ALERTMANAGER};
 use steadfast_messaging::Publisher;
-use steadfast_test_support::fakes::webex::FakeWebex;
 use steadfast_test_support::{TestBroker, TestDatabase, redis_url, unique_name};
 use tokio_util::sync::CancellationToken;
 

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fake_webex::{send_callback, send_callback_with_signature, sign};
 use serde_json::{Value, json};
-use steadfast_test_support::fakes::webex::{send_callback, send_callback_with_signature, sign};
 
 fn callback_url(app: &Running) -> String {
     format!("{}/webex/attachment-actions", app.base)

@@ -9,8 +9,8 @@ use std::time::Duration;
 use alert_reconciler::config::{ExecutorConfig, KubeTarget, RecipeSource};
 use alert_reconciler::results::{self, RecipeResult, ResultBody, ResultStatus, SuggestedAction};
 use common::*;
+use fake_kube::{FakeKube, KubeconfigFile};
 use serde_json::{Value, json};
-use steadfast_test_support::fakes::kube::{FakeKube, KubeconfigFile};
 use steadfast_test_support::{eventually, eventually_async, redis_url};
 
 const NS: &str = "recipes";

@@ -123,7 +123,7 @@ async fn a_report_queued_before_a_crash_is_sent_once_after_it() {
     assert_eq!(body["deliveries"][0]["state"], "pending");
     first.kill().await;
 
-    let webex_up = steadfast_test_support::fakes::webex::FakeWebex::start(BOT_TOKEN).await;
+    let webex_up = fake_webex::FakeWebex::start(BOT_TOKEN).await;
     let mut config = h.config.clone();
     if let Some(webex) = config.sinks.webex.as_mut() {
         webex.api_url = webex_up.api_url().parse().unwrap();

@@ -465,7 +465,7 @@ impl GitLab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steadfast_test_support::fakes::gitlab::{FakeGitLab, FakeJob, FakePipeline};
+    use fake_gitlab::{FakeGitLab, FakeJob, FakePipeline};
 
     fn client(fake: &FakeGitLab, token: Option<&str>) -> GitLab {
         let mut instances = HashMap::new();
@@ -539,12 +539,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_retry_call_is_repeated_after_5xx_and_sends_the_token() {
-        let fake =
-            FakeGitLab::start_with(steadfast_test_support::fakes::gitlab::FakeGitLabOptions {
-                token: Some("t0ken".into()),
-                web_base: None,
-            })
-            .await;
+        let fake = FakeGitLab::start_with(fake_gitlab::FakeGitLabOptions {
+            token: Some("t0ken".into()),
+            web_base: None,
+        })
+        .await;
         fake.add_job(FakeJob::failed(5, 1, "g/p", 9, "build", "x"));
         fake.fail_next("POST", "/projects/1/jobs/5/retry", &[500, 502]);
         let gitlab = client(&fake, Some("t0ken"));

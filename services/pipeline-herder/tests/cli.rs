@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use common::{IMAGE_PULL_LOG, INSTANCE, PROJECT, PROJECT_ID, TEST_FAILURE_LOG, settings_yaml};
+use fake_gitlab::{FakeGitLab, FakeGitLabOptions, FakeJob};
 use serde_json::Value;
-use steadfast_test_support::fakes::gitlab::{FakeGitLab, FakeGitLabOptions, FakeJob};
 use steadfast_test_support::unique_name;
 use tokio::process::Command;
 

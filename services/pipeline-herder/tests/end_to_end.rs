@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, IMAGE_PULL_LOG, PROJECT_ID, job_hook};
+use fake_gitlab::FakePipeline;
 use serde_json::Value;
 use steadfast_test_support::TestBroker;
-use steadfast_test_support::fakes::gitlab::FakePipeline;
 use tokio_util::sync::CancellationToken;
 use webhook_receiver::auth::Secret;
 

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, IMAGE_PULL_LOG, Options, PROJECT_ID, TEST_FAILURE_LOG, WAIT, job_hook};
+use fake_gitlab::FakePipeline;
 use serde_json::json;
-use steadfast_test_support::fakes::gitlab::FakePipeline;
 use steadfast_test_support::{eventually, eventually_async};
 
 #[tokio::test]

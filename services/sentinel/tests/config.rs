@@ -22,6 +22,7 @@ fn load(args: &[&str]) -> Result<Config, String> {
 
 #[test]
 fn every_hyperfleet_config_loads_as_it_is() {
+    steadfast_test_support::skip_without_peer_cases!();
     for file in [
         "configs/dev-example.yaml",
         "configs/rabbitmq-example.yaml",
@@ -66,6 +67,7 @@ fn every_hyperfleet_config_loads_as_it_is() {
 
 #[test]
 fn unknown_fields_are_rejected_by_name() {
+    steadfast_test_support::skip_without_peer_cases!();
     let err = load(&[
         "-c",
         peer_cases()
@@ -80,6 +82,7 @@ fn unknown_fields_are_rejected_by_name() {
 
 #[test]
 fn flags_beat_the_file() {
+    steadfast_test_support::skip_without_peer_cases!();
     let path = peer_cases().join("configs/dev-example.yaml");
     let config = load(&[
         "-c",
@@ -160,6 +163,7 @@ fn bad_values_are_named() {
 
 #[test]
 fn check_config_exits_78_with_the_reason_and_0_when_valid() {
+    steadfast_test_support::skip_without_peer_cases!();
     let bin = env!("CARGO_BIN_EXE_sentinel");
     let bad = write(
         "bad.yaml",

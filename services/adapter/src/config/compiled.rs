@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use steadfast_rules::{Environment, Expression};
 
-use crate::template::Template;
+use steadfast_gotemplate::Template;
 
 /// A resource's manifest, ready to render.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ impl Compiled {
     pub fn template<'a>(
         &'a self,
         source: &str,
-    ) -> Result<Cow<'a, Template>, crate::template::TemplateError> {
+    ) -> Result<Cow<'a, Template>, steadfast_gotemplate::TemplateError> {
         match self.templates.get(source) {
             Some(t) => Ok(Cow::Borrowed(t)),
             None => Template::parse(source).map(Cow::Owned),

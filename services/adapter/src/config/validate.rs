@@ -11,7 +11,7 @@ use steadfast_rules::Environment;
 use super::compiled::{Compiled, Manifest};
 use super::error::Issue;
 use super::task::{ApiCall, Discovery, ParamSource, TaskConfig};
-use crate::template::Template;
+use steadfast_gotemplate::Template;
 
 /// Names every expression and template may use besides params, captures and payloads.
 pub const BUILTIN_VARIABLES: [&str; 5] = ["adapter", "config", "env", "event", "resources"];

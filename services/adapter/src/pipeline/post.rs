@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::result::{Phase, PostActionResult, StepStatus};
 use super::values::lookup;
 use super::{CallError, Run};
-use crate::template::Template;
+use steadfast_gotemplate::Template;
 
 impl Run<'_> {
     pub(super) async fn post(&mut self) {

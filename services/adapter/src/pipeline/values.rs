@@ -28,7 +28,13 @@ pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
     match kind {
         ParamType::String => Ok(Value::String(match value {
             Value::String(s) => s.clone(),
-            Value::Number(n) => crate::template::TValue::owned(Value::Number(n.clone())).print(),
+            // HyperFleet converts with strconv.FormatFloat(v, 'f', -1, 64): shortest digits,
+            // never an exponent, which is what f64's Display prints.
+            Value::Number(n) => n
+                .as_i64()
+                .map(|i| i.to_string())
+                .or_else(|| n.as_u64().map(|u| u.to_string()))
+                .unwrap_or_else(|| n.as_f64().unwrap_or(0.0).to_string()),
             other => other.to_string(),
         })),
         ParamType::Int | ParamType::Int64 => match value {

@@ -14,10 +14,10 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use fake_kube::FakeKube;
 use serde_json::{Value, json};
 use steadfast_events::Envelope;
 use steadfast_messaging::Publisher;
-use steadfast_test_support::fakes::kube::FakeKube;
 use steadfast_test_support::{TestBroker, amqp_url, shared_dir, unique_name};
 use tokio_util::sync::CancellationToken;
 
@@ -303,10 +303,7 @@ pub fn condition<'a>(report: &'a Value, kind: &str) -> &'a Value {
 }
 
 /// A fake Kubernetes API with its kubeconfig.
-pub async fn fake_kube() -> (
-    FakeKube,
-    steadfast_test_support::fakes::kube::KubeconfigFile,
-) {
+pub async fn fake_kube() -> (FakeKube, fake_kube::KubeconfigFile) {
     let fake = FakeKube::start().await;
     let file = fake.kubeconfig_file();
     (fake, file)

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use alert_reconciler::config::{ExecutorConfig, RecipeSource, SinksConfig, WebexConfig};
 use alert_reconciler::{App, Config};
+use fake_webex::{FakeWebex, Message};
 use serde_json::{Value, json};
 use steadfast_events::Envelope;
 use steadfast_events::catalogue::{ALERTMANAGER_ALERT, MESSAGE_TYPE_ALERTMANAGER};
 use steadfast_messaging::Publisher;
-use steadfast_test_support::fakes::webex::{FakeWebex, Message};
 use steadfast_test_support::{
     TestBroker, TestDatabase, eventually, eventually_async, redis_url, unique_name,
 };

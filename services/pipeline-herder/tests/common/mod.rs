@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::routing::post;
+use fake_gitlab::{FakeGitLab, FakeJob};
 use pipeline_herder::ledger::DecisionRow;
 use pipeline_herder::{App, Config, HerderSettings};
 use serde_json::{Value, json};
@@ -18,7 +19,6 @@ use sqlx::PgPool;
 use steadfast_events::Envelope;
 use steadfast_events::catalogue::{MESSAGE_TYPE_GITLAB, gitlab_type};
 use steadfast_messaging::Publisher;
-use steadfast_test_support::fakes::gitlab::{FakeGitLab, FakeJob};
 use steadfast_test_support::{
     FaultProxy, Probe, TestBroker, TestDatabase, eventually_async, spawn_http,
 };
@@ -112,12 +112,11 @@ impl Harness {
         steadfast_test_support::init_test_logging();
         let broker = TestBroker::new().await;
         let database = TestDatabase::new().await;
-        let gitlab =
-            FakeGitLab::start_with(steadfast_test_support::fakes::gitlab::FakeGitLabOptions {
-                token: Some("glpat-test".into()),
-                web_base: Some(format!("https://{INSTANCE}")),
-            })
-            .await;
+        let gitlab = FakeGitLab::start_with(fake_gitlab::FakeGitLabOptions {
+            token: Some("glpat-test".into()),
+            web_base: Some(format!("https://{INSTANCE}")),
+        })
+        .await;
         let mut herder = HerderSettings::from_yaml(
             &settings_yaml(&gitlab, &options.matchers),
             Path::new("."),

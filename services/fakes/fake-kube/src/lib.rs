@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use steadfast_test_support::fakes::kube::{FakeKube, Fault};
+//! use fake_kube::{FakeKube, Fault};
 //! let fake = FakeKube::start().await;              // 127.0.0.1:<ephemeral>
 //! let kubeconfig = fake.kubeconfig_file();         // temp file, removed on drop
 //! // point the code under test at kubeconfig.path() ...
@@ -357,8 +357,10 @@ impl FakeKube {
 
     /// The kubeconfig in a temporary file that is removed when the handle drops.
     pub fn kubeconfig_file(&self) -> KubeconfigFile {
-        let path =
-            std::env::temp_dir().join(format!("{}.kubeconfig", crate::unique_name("fake-kube")));
+        let path = std::env::temp_dir().join(format!(
+            "fake-kube-{}.kubeconfig",
+            uuid::Uuid::new_v4().simple()
+        ));
         self.write_kubeconfig(&path).expect("write kubeconfig");
         KubeconfigFile { path }
     }

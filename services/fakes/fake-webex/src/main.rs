@@ -8,7 +8,7 @@
 //!                                             card button; the signed callback goes to every
 //!                                             registered attachmentActions webhook
 
-use steadfast_test_support::fakes::webex::FakeWebex;
+use fake_webex::FakeWebex;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

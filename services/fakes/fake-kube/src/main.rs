@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use steadfast_test_support::fakes::kube::{FakeKube, FakeKubeOptions};
+use fake_kube::{FakeKube, FakeKubeOptions};
 
 const HELP: &str = "fake-kube: an in-memory Kubernetes API server for local development
 

@@ -1,17 +1,71 @@
-//! HyperFleet's Go-template syntax (`{{ .clusterId }}`, `{{ now | date "2006-01-02" }}`), so
-//! task configs written for HyperFleet render unchanged.
+//! Go's `text/template` language over JSON data, with HyperFleet's function map, so task
+//! configs written for HyperFleet's adapter render here unchanged
+//! (`{{ .clusterId | lower }}`, `{{ now | date "2006-01-02T15:04:05Z07:00" }}`).
 //!
-//! Supported: text and actions with `{{-`/`-}}` trimming and comments; fields (`.a.b`),
-//! variables (`$x := ...`, `$.a`), literals, pipelines, parenthesised pipelines, `if` /
-//! `else if` / `else`, `range` (lists, maps, with `$i, $v :=`), `with`; the functions listed in
-//! [`funcs`]. Missing map keys are errors (Go's `missingkey=error`, which HyperFleet sets), with
-//! the keys that do exist in the message. Not supported (rejected at load): `define`,
-//! `template`, `block`, `break`, `continue`.
+//! ```
+//! use serde_json::json;
+//! use steadfast_gotemplate::Template;
 //!
-//! A template is parsed once, at config load; [`Template::render`] only evaluates.
+//! let t = Template::parse(r#"{{ .name | upper }}-{{ printf "%03d" .n }}"#).unwrap();
+//! assert_eq!(t.render(&json!({"name": "web", "n": 7})).unwrap(), "WEB-007");
+//! ```
+//!
+//! A template is parsed once (at config load, where syntax errors, unknown functions and
+//! undefined variables are reported); [`Template::render`] only evaluates.
+//!
+//! # The language
+//!
+//! As Go's `text/template` (<https://pkg.go.dev/text/template>):
+//!
+//! - text and `{{ actions }}`; `{{-` and `-}}` trim the spaces, tabs and newlines beside them;
+//!   `{{/* comments */}}` (opening and closing at the delimiters);
+//! - `.`, fields `.a.b`, `$` (the data), variables `$x := pipeline`, `$x = pipeline`, `$x.a`;
+//!   fields of a result, `(index .items 0).name`;
+//! - Go literals: strings (`"..."` with Go escapes, `` `raw` ``), characters (`'a'` is 97),
+//!   ints (`42`, `0x1F`, `0o17`, `017`, `0b101`, `1_000`), floats (`1.5`, `1e3`, `0x1p-2`),
+//!   `true`, `false`, `nil`;
+//! - pipelines `a | f x` (the piped value is the last argument) and `(parenthesised)` ones;
+//! - `if` / `else if` / `else`, `with` / `else with` / `else`, `range` over lists, maps (in
+//!   key order) and ints, with `$v :=` or `$i, $v :=` and `else` for an empty range;
+//! - Go's truth: `false`, `0`, `0.0`, `""`, `nil`, and empty lists and maps are false;
+//! - printing as Go's `fmt` does (`[a b]`, `map[k:v]`, `1e+06`, `<no value>` for nil).
+//!
+//! A missing map key is an error (Go's `missingkey=error`, which HyperFleet sets); the message
+//! lists the keys that do exist. `index` of a missing key gives nil instead, as in Go.
+//!
+//! # Functions
+//!
+//! One table, [`funcs::FUNCTIONS`], defines every function: its name, usage, a one-line doc
+//! and its implementation. It holds HyperFleet's function map (`now`, `date`, `dateFormat`,
+//! `lower`, `upper`, `title`, `trim`, `trimPrefix`, `trimSuffix`, `replace`, `contains`,
+//! `hasPrefix`, `hasSuffix`, `quote`, `default`, `int`, `int64`, `float`, `float64`, `string`)
+//! with HyperFleet's argument order, Go's built-ins (`and`, `or`, `not`, `eq`, `ne`, `lt`, `le`,
+//! `gt`, `ge`, `len`, `index`, `slice`, `print`, `printf`, `println`, `html`, `js`,
+//! `urlquery`, `call`), and three sprig helpers HyperFleet lacks (`toJson`, `b64enc`, `b64dec`).
+//!
+//! HyperFleet binds Go's `strings` functions as they are, so the string comes first:
+//! `{{ trimPrefix .tag "v" }}` strips a `v`, while the pipeline `{{ .tag | trimPrefix "v" }}`
+//! is `strings.TrimPrefix("v", .tag)`.
+//!
+//! # Not supported
+//!
+//! Refused when a template loads: `define`, `template`, `block` (no named templates),
+//! `break`, `continue`, and complex numbers. Methods (such as `now.Year`) are not supported;
+//! format times with `date`.
+//!
+//! # Where this port differs from Go
+//!
+//! JSON numbers have no Go type of their own: this port sees an integer where HyperFleet
+//! (decoding API responses) has a `float64`. So an integer and a float compare by value
+//! (`eq 1 1.0` is true; Go reports incompatible types), and float verbs accept integers
+//! (`printf "%.1f" 5` is `5.0`; Go prints `%!f(int=5)`). `date` also takes RFC 3339 strings and
+//! Unix seconds besides times. `float` of a string that parses to ±Inf or NaN is an error (a
+//! JSON value cannot hold it; Go returns the value). `title` and `quote` use approximations of
+//! Unicode tables (word breaks, printable characters) that agree with Go's for common text.
 
 mod exec;
 pub mod funcs;
+mod gofmt;
 mod golayout;
 mod lexer;
 mod parse;
@@ -21,6 +75,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 pub use exec::TValue;
+pub use funcs::FuncError;
 use parse::{Node, Operand, Pipeline};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,6 +91,13 @@ pub enum TemplateError {
         key: String,
         path: String,
         available: String,
+    },
+    /// A function failed (wrong arguments, a bad time, an incomparable value, ...).
+    #[error("template: error calling {name}: {source}")]
+    Call {
+        name: String,
+        #[source]
+        source: FuncError,
     },
 }
 
@@ -141,11 +203,17 @@ fn pipelines(nodes: &[Node], f: &mut impl FnMut(&Pipeline, bool), top: bool) {
 fn operands(pipeline: &Pipeline, f: &mut impl FnMut(&Operand)) {
     for command in &pipeline.commands {
         for operand in &command.operands {
-            f(operand);
-            if let Operand::Nested(inner) = operand {
-                operands(inner, f);
-            }
+            visit(operand, f);
         }
+    }
+}
+
+fn visit(operand: &Operand, f: &mut impl FnMut(&Operand)) {
+    f(operand);
+    match operand {
+        Operand::Nested(inner) => operands(inner, f),
+        Operand::Chain(inner, _) => visit(inner, f),
+        _ => {}
     }
 }
 
@@ -217,7 +285,7 @@ mod tests {
                 "https://ABC123.kube-example.io",
             ),
             ("{{ .tags }} {{ .labels }}", "[a b] map[a:2 z:1]"),
-            ("{{ .nothing }}", "<nil>"),
+            ("{{ .nothing }}", "<no value>"),
             (
                 "{{ if .empty }}x{{ else if .generation }}g{{ else }}y{{ end }}",
                 "g",
@@ -281,7 +349,7 @@ mod tests {
             ("{{ end }}", "unexpected {{end}}"),
             ("{{ nosuch .x }}", "function \"nosuch\" not defined"),
             ("{{ template \"x\" }}", "not supported"),
-            ("{{ }}", "empty action"),
+            ("{{ }}", "missing value for command"),
         ] {
             let err = Template::parse(source).unwrap_err().to_string();
             assert!(err.contains(fragment), "{source}: {err}");

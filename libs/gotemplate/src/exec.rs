@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::TemplateError;
-use super::funcs;
-use super::parse::{Command, Node, Operand, Pipeline};
+use crate::TemplateError;
+use crate::funcs;
+use crate::gofmt;
+use crate::parse::{Command, Node, Operand, Pipeline};
 
 /// A value inside a template: JSON (borrowed from the data where possible, so a field
 /// lookup never copies the document), or a time (what `now` returns).
@@ -46,7 +47,7 @@ impl TValue<'_> {
     pub fn as_json(&self) -> Value {
         match self {
             Self::Json(v) => v.as_ref().clone(),
-            Self::Time(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Self::Time(t) => Value::String(crate::golayout::rfc3339_nano(t)),
         }
     }
 
@@ -65,11 +66,17 @@ impl TValue<'_> {
         }
     }
 
-    /// How Go's `fmt.Print` shows the value (what `{{ .x }}` writes).
+    /// How Go's `fmt.Print` shows the value (`%v`; nil is `<nil>`).
     pub fn print(&self) -> String {
-        match self {
-            Self::Time(t) => t.format("%Y-%m-%d %H:%M:%S%.f +0000 UTC").to_string(),
-            Self::Json(v) => print_json(v),
+        gofmt::print_one(self)
+    }
+
+    /// What an action such as `{{ .x }}` writes: the `%v` form, but `<no value>` for nil,
+    /// as Go's template printer writes a nil interface.
+    pub(crate) fn print_action(&self) -> String {
+        match self.json() {
+            Some(Value::Null) => "<no value>".into(),
+            _ => self.print(),
         }
     }
 
@@ -87,59 +94,6 @@ impl TValue<'_> {
             },
         }
     }
-}
-
-fn print_json(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => print_number(n),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(print_json).collect::<Vec<_>>().join(" ")
-        ),
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            format!(
-                "map[{}]",
-                keys.iter()
-                    .map(|k| format!("{k}:{}", print_json(&map[*k])))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        }
-    }
-}
-
-/// Integers as digits; other floats as Go's `%v` (shortest form, exponent when large).
-pub fn print_number(n: &serde_json::Number) -> String {
-    if let Some(i) = n.as_i64() {
-        return i.to_string();
-    }
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
-    }
-    let f = n.as_f64().unwrap_or(f64::NAN);
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        return format!("{f:.0}");
-    }
-    let exponent = if f == 0.0 {
-        0
-    } else {
-        f.abs().log10().floor() as i32
-    };
-    if !(-4..21).contains(&exponent) {
-        let text = format!("{f:e}");
-        // Rust writes `1e21`, Go `1e+21`.
-        return match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp:0>2}"),
-            Some((mantissa, exp)) => format!("{mantissa}e-{:0>2}", &exp[1..]),
-            None => text,
-        };
-    }
-    f.to_string()
 }
 
 struct Scope<'a> {
@@ -178,7 +132,7 @@ fn walk<'a>(nodes: &[Node], scope: &mut Scope<'a>, out: &mut String) -> Result<(
             Node::Action(pipeline) => {
                 let value = pipe(pipeline, scope)?;
                 if pipeline.declare.is_empty() {
-                    out.push_str(&value.print());
+                    out.push_str(&value.print_action());
                 }
             }
             Node::If {
@@ -208,8 +162,9 @@ fn walk<'a>(nodes: &[Node], scope: &mut Scope<'a>, out: &mut String) -> Result<(
                 let value = pipe(pipeline, scope)?;
                 if value.truthy() {
                     let saved = std::mem::replace(&mut scope.dot, value);
-                    walk(body, scope, out)?;
+                    let result = walk(body, scope, out);
                     scope.dot = saved;
+                    result?;
                 } else {
                     walk(otherwise, scope, out)?;
                 }
@@ -219,72 +174,140 @@ fn walk<'a>(nodes: &[Node], scope: &mut Scope<'a>, out: &mut String) -> Result<(
                 pipeline,
                 body,
                 otherwise,
-            } => {
-                let depth = scope.variables.len();
-                let mut bare = pipeline.clone();
-                bare.declare.clear();
-                let collection = pipe(&bare, scope)?;
-                let items: Vec<(TValue<'a>, TValue<'a>)> = match collection.json() {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (TValue::owned(i.into()), TValue::owned(v.clone())))
-                        .collect(),
-                    Some(Value::Object(map)) => {
-                        let mut keys: Vec<&String> = map.keys().collect();
-                        keys.sort();
-                        keys.into_iter()
-                            .map(|k| {
-                                (
-                                    TValue::owned(k.clone().into()),
-                                    TValue::owned(map[k].clone()),
-                                )
-                            })
-                            .collect()
-                    }
-                    Some(Value::Number(n)) if n.as_i64().is_some() => (0..n.as_i64().unwrap_or(0))
-                        .map(|i| (TValue::owned(i.into()), TValue::owned(i.into())))
-                        .collect(),
-                    Some(Value::Null) => Vec::new(),
-                    _ => {
-                        return Err(TemplateError::Exec(format!(
-                            "range can't iterate over {}",
-                            collection.print()
-                        )));
-                    }
-                };
-                if items.is_empty() {
-                    walk(otherwise, scope, out)?;
-                }
-                for (key, value) in items {
-                    let inner = scope.variables.len();
-                    match pipeline.declare.as_slice() {
-                        [] => {}
-                        [v] => scope.variables.push((v.clone(), value.clone())),
-                        [k, v] => {
-                            scope.variables.push((k.clone(), key));
-                            scope.variables.push((v.clone(), value.clone()));
-                        }
-                        _ => return Err(TemplateError::Exec("too many range variables".into())),
-                    }
-                    let saved = std::mem::replace(&mut scope.dot, value);
-                    walk(body, scope, out)?;
-                    scope.dot = saved;
-                    scope.variables.truncate(inner);
-                }
-                scope.variables.truncate(depth);
-            }
+            } => range(pipeline, body, otherwise, scope, out)?,
         }
     }
     Ok(())
 }
 
-fn pipe<'a>(pipeline: &Pipeline, scope: &mut Scope<'a>) -> Result<TValue<'a>, TemplateError> {
+/// `{{ range }}` over a list, a map (in key order) or an int (`range 3` is 0, 1, 2).
+fn range<'a>(
+    pipeline: &Pipeline,
+    body: &[Node],
+    otherwise: &[Node],
+    scope: &mut Scope<'a>,
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    let depth = scope.variables.len();
+    let collection = commands(pipeline, scope)?;
+    let entries = match &collection {
+        TValue::Json(Cow::Borrowed(value)) => entries(value, |v| TValue::Json(Cow::Borrowed(v))),
+        TValue::Json(Cow::Owned(value)) => entries(value, |v| TValue::owned(v.clone())),
+        TValue::Time(_) => None,
+    };
+    let items = match (entries, collection.json()) {
+        (Some(items), _) => items,
+        (None, Some(Value::Null)) => Vec::new(),
+        (None, Some(Value::Number(n))) if n.as_i64().is_some() => {
+            if pipeline.declare.len() > 1 {
+                return Err(TemplateError::Exec(format!(
+                    "can't use {} to iterate over more than one variable",
+                    collection.print()
+                )));
+            }
+            (0..n.as_i64().unwrap_or(0))
+                .map(|i| (TValue::owned(i.into()), TValue::owned(i.into())))
+                .collect()
+        }
+        _ => {
+            return Err(TemplateError::Exec(format!(
+                "range can't iterate over {}",
+                collection.print()
+            )));
+        }
+    };
+    if items.is_empty() {
+        walk(otherwise, scope, out)?;
+    }
+    // Declared variables live for the whole range; each iteration sets them.
+    if !pipeline.assign {
+        for name in &pipeline.declare {
+            scope.variables.push((name.clone(), TValue::null()));
+        }
+    }
+    for (key, value) in items {
+        match pipeline.declare.as_slice() {
+            [] => {}
+            [v] => scope.set(v, value.clone(), pipeline.assign, depth)?,
+            [k, v] => {
+                scope.set(k, key, pipeline.assign, depth)?;
+                scope.set(v, value.clone(), pipeline.assign, depth)?;
+            }
+            _ => return Err(TemplateError::Exec("too many range variables".into())),
+        }
+        let inner = scope.variables.len();
+        let saved = std::mem::replace(&mut scope.dot, value);
+        let result = walk(body, scope, out);
+        scope.dot = saved;
+        result?;
+        scope.variables.truncate(inner);
+    }
+    scope.variables.truncate(depth);
+    Ok(())
+}
+
+/// A list's (index, element) or a map's (key, value) pairs in key order; `None` for other
+/// values.
+fn entries<'v, 'a>(
+    value: &'v Value,
+    wrap: impl Fn(&'v Value) -> TValue<'a>,
+) -> Option<Vec<(TValue<'a>, TValue<'a>)>> {
+    match value {
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (TValue::owned(i.into()), wrap(v)))
+                .collect(),
+        ),
+        Value::Object(map) => {
+            let mut pairs: Vec<(&String, &'v Value)> = map.iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
+            Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (TValue::owned(k.clone().into()), wrap(v)))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Scope<'a> {
+    /// Sets a range variable: the one this range declared (at or above `depth`), or for
+    /// `range $x = ...` an existing one.
+    fn set(
+        &mut self,
+        name: &str,
+        value: TValue<'a>,
+        assign: bool,
+        depth: usize,
+    ) -> Result<(), TemplateError> {
+        let slot = self
+            .variables
+            .iter_mut()
+            .enumerate()
+            .rev()
+            .find(|(i, (n, _))| n == name && (assign || *i >= depth))
+            .map(|(_, slot)| slot)
+            .ok_or_else(|| TemplateError::Exec(format!("undefined variable \"${name}\"")))?;
+        slot.1 = value;
+        Ok(())
+    }
+}
+
+/// The value of a pipeline's commands, without its declarations.
+fn commands<'a>(pipeline: &Pipeline, scope: &mut Scope<'a>) -> Result<TValue<'a>, TemplateError> {
     let mut value: Option<TValue<'a>> = None;
     for command in &pipeline.commands {
         value = Some(run(command, value, scope)?);
     }
-    let value = value.unwrap_or_else(TValue::null);
+    Ok(value.unwrap_or_else(TValue::null))
+}
+
+fn pipe<'a>(pipeline: &Pipeline, scope: &mut Scope<'a>) -> Result<TValue<'a>, TemplateError> {
+    let value = commands(pipeline, scope)?;
     if let Some(name) = pipeline.declare.first() {
         if pipeline.assign {
             let slot = scope
@@ -301,6 +324,13 @@ fn pipe<'a>(pipeline: &Pipeline, scope: &mut Scope<'a>) -> Result<TValue<'a>, Te
     Ok(value)
 }
 
+fn call_error(name: &str, source: funcs::FuncError) -> TemplateError {
+    TemplateError::Call {
+        name: name.to_owned(),
+        source,
+    }
+}
+
 fn run<'a>(
     command: &Command,
     piped: Option<TValue<'a>>,
@@ -311,15 +341,20 @@ fn run<'a>(
         .split_first()
         .ok_or_else(|| TemplateError::Exec("empty command".into()))?;
     if let Operand::Function(name) = first {
-        let mut args = Vec::with_capacity(rest.len() + 1);
+        let func = funcs::lookup(name)
+            .ok_or_else(|| call_error(name, funcs::FuncError::Undefined(name.clone())))?;
+        let count = rest.len() + usize::from(piped.is_some());
+        if matches!(name.as_str(), "and" | "or") && count > 0 {
+            return and_or(name == "or", rest, piped, scope);
+        }
+        let mut args = Vec::with_capacity(count);
         for operand in rest {
             args.push(operand_value(operand, scope)?);
         }
         if let Some(piped) = piped {
             args.push(piped);
         }
-        return funcs::call(name, args)
-            .map_err(|e| TemplateError::Exec(format!("error calling {name}: {e}")));
+        return func.call(args).map_err(|e| call_error(name, e));
     }
     if !rest.is_empty() || piped.is_some() {
         return Err(TemplateError::Exec(format!(
@@ -327,7 +362,28 @@ fn run<'a>(
             describe(first)
         )));
     }
+    if let Operand::Nil = first {
+        return Err(TemplateError::Exec("nil is not a command".into()));
+    }
     operand_value(first, scope)
+}
+
+/// `and` / `or` evaluate their arguments only until the result is known.
+fn and_or<'a>(
+    is_or: bool,
+    operands: &[Operand],
+    piped: Option<TValue<'a>>,
+    scope: &mut Scope<'a>,
+) -> Result<TValue<'a>, TemplateError> {
+    let mut last = None;
+    for operand in operands {
+        let value = operand_value(operand, scope)?;
+        if value.truthy() == is_or {
+            return Ok(value);
+        }
+        last = Some(value);
+    }
+    Ok(piped.or(last).unwrap_or_else(TValue::null))
 }
 
 fn describe(operand: &Operand) -> String {
@@ -340,6 +396,7 @@ fn describe(operand: &Operand) -> String {
         Operand::Literal(v) => v.to_string(),
         Operand::Nil => "nil".into(),
         Operand::Nested(_) => "(...)".into(),
+        Operand::Chain(inner, path) => format!("{}.{}", describe(inner), path.join(".")),
     }
 }
 
@@ -351,11 +408,14 @@ fn operand_value<'a>(
         Operand::Dot => Ok(scope.dot.clone()),
         Operand::Field(path) => follow(scope.dot.clone(), path),
         Operand::Variable(name, path) => follow(scope.variable(name)?, path),
-        Operand::Function(name) => funcs::call(name, Vec::new())
-            .map_err(|e| TemplateError::Exec(format!("error calling {name}: {e}"))),
+        Operand::Function(name) => funcs::call(name, Vec::new()).map_err(|e| call_error(name, e)),
         Operand::Literal(v) => Ok(TValue::owned(v.clone())),
         Operand::Nil => Ok(TValue::null()),
         Operand::Nested(pipeline) => pipe(pipeline, scope),
+        Operand::Chain(inner, path) => {
+            let value = operand_value(inner, scope)?;
+            follow(value, path)
+        }
     }
 }
 
@@ -384,6 +444,11 @@ fn follow<'a>(start: TValue<'a>, path: &[String]) -> Result<TValue<'a>, Template
             TValue::Json(v) if v.is_null() => {
                 return Err(TemplateError::Exec(format!(
                     "nil pointer evaluating interface {{}}.{key}{here}"
+                )));
+            }
+            TValue::Time(_) => {
+                return Err(TemplateError::Exec(format!(
+                    "can't evaluate field {key} in type time.Time{here} (time methods are not supported: use date)"
                 )));
             }
             other => {

@@ -14,7 +14,7 @@
 //!   POST /fake/fail        `{method, path, statuses}`: answer the next calls with these statuses
 //!   GET  /fake/requests    every request received, with the status answered
 
-use steadfast_test_support::fakes::gitlab::{FakeGitLab, FakeGitLabOptions, FakeJob};
+use fake_gitlab::{FakeGitLab, FakeGitLabOptions, FakeJob};
 
 const IMAGE_PULL_TRACE: &str = "\
 Running with gitlab-runner 17.5.0 (7ad2a5a8)

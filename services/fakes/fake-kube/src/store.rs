@@ -892,7 +892,7 @@ fn is_qualified_name(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::kube::kinds::builtin;
+    use crate::kinds::builtin;
 
     fn store() -> (Store, KindSpec, KindSpec) {
         let store = Store::new(builtin());

@@ -164,7 +164,14 @@ impl FakeWebex {
     /// Starts the fake on an ephemeral loopback port; `bot_token` is the only accepted token.
     pub async fn start(bot_token: &str) -> Self {
         let state = Self::new_state(bot_token);
-        let base_url = crate::spawn_http(router(state.clone())).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake Webex");
+        });
         Self { base_url, state }
     }
 
@@ -756,7 +763,7 @@ mod tests {
         // A receiver that checks the signature the way a bot must.
         let seen = Arc::new(Mutex::new(Vec::<(Option<String>, Vec<u8>)>::new()));
         let record = seen.clone();
-        let target = crate::spawn_http(Router::new().route(
+        let target = steadfast_test_support::spawn_http(Router::new().route(
             "/callback",
             post(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let record = record.clone();
