@@ -312,10 +312,30 @@ async fn supervise(inner: Arc<Inner>) {
     }
 }
 
-async fn connect_any(config: &BrokerConfig) -> Result<Connection, String> {
+/// Why no node of the cluster gave us a connection; the last node tried is the one named.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("no broker URL configured")]
+    NoUrl,
+    #[error("{url}: {source}")]
+    Failed {
+        /// Redacted: no credentials.
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("{url}: no answer within {timeout:?}")]
+    Timeout {
+        /// Redacted: no credentials.
+        url: String,
+        timeout: Duration,
+    },
+}
+
+async fn connect_any(config: &BrokerConfig) -> Result<Connection, ConnectError> {
     let mut uris = config.uris();
     uris.shuffle(&mut rand::rng());
-    let mut last_error = String::from("no broker URL configured");
+    let mut last_error = ConnectError::NoUrl;
     for (uri, url) in uris.into_iter().zip(config.urls.iter()) {
         let props =
             ConnectionProperties::default().with_connection_name(config.app_id.clone().into());
@@ -323,13 +343,17 @@ async fn connect_any(config: &BrokerConfig) -> Result<Connection, String> {
             .await
         {
             Ok(Ok(conn)) => return Ok(conn),
-            Ok(Err(error)) => last_error = format!("{}: {error}", redact_url(url)),
+            Ok(Err(source)) => {
+                last_error = ConnectError::Failed {
+                    url: redact_url(url),
+                    source,
+                };
+            }
             Err(_) => {
-                last_error = format!(
-                    "{}: no answer within {:?}",
-                    redact_url(url),
-                    config.connect_timeout
-                );
+                last_error = ConnectError::Timeout {
+                    url: redact_url(url),
+                    timeout: config.connect_timeout,
+                };
             }
         }
     }

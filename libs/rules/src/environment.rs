@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cel::common::value::CowVal;
 use cel::{Context, ExecutionError, FunctionContext};
 
-use crate::error::{CompileError, EnvironmentError};
+use crate::error::{CompileError, EnvironmentError, FunctionError};
 use crate::evaluation::Evaluator;
 use crate::expression::Expression;
 use crate::value::Value;
@@ -60,14 +60,17 @@ impl EnvironmentBuilder {
 
     /// Adds a function of your own, callable as `name(a, b)` and as `a.name(b)` (then the
     /// receiver is the first argument). It gets its arguments as [`Value`]s and returns a
-    /// value, or an error message that becomes the evaluation error.
+    /// value, or a [`FunctionError`] whose text becomes the evaluation error.
     ///
     /// ```
-    /// use steadfast_rules::{Environment, Value};
+    /// use steadfast_rules::{Environment, FunctionError, Value};
     /// let env = Environment::builder()
     ///     .function("twice", |args: &[Value]| match args {
-    ///         [v] => v.as_i64().map(|i| Value::from(i * 2)).ok_or("twice() takes an int".into()),
-    ///         _ => Err(format!("twice() takes 1 argument, got {}", args.len())),
+    ///         [v] => v
+    ///             .as_i64()
+    ///             .map(|i| Value::from(i * 2))
+    ///             .ok_or_else(|| FunctionError::bad_argument("twice", "takes an int")),
+    ///         _ => Err(FunctionError::argument_count("twice", 1, args.len())),
     ///     })
     ///     .build()
     ///     .unwrap();
@@ -76,7 +79,7 @@ impl EnvironmentBuilder {
     /// ```
     pub fn function<F>(self, name: &str, function: F) -> Self
     where
-        F: Fn(&[Value]) -> Result<Value, String> + Send + Sync + 'static,
+        F: Fn(&[Value]) -> Result<Value, FunctionError> + Send + Sync + 'static,
     {
         let raw: Arc<RawFunction> = Arc::new(move |ftx: &mut FunctionContext<'_, '_>| {
             let mut args = Vec::with_capacity(ftx.args.len() + 1);
@@ -86,7 +89,7 @@ impl EnvironmentBuilder {
             for arg in &ftx.args {
                 args.push(Value(cel::Value::try_from(arg.as_ref())?));
             }
-            let result = function(&args).map_err(|message| ftx.error(message))?;
+            let result = function(&args).map_err(|error| ftx.error(error.to_string()))?;
             Ok(CowVal::Owned(result.0.try_into()?))
         });
         self.raw_function(name, raw)

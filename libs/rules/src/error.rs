@@ -27,7 +27,57 @@ pub struct EnvironmentError {
     pub reason: String,
 }
 
-/// A value that cannot be converted as asked (e.g. a CEL type value to JSON).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ValueError(pub String);
+/// A value that cannot be converted to JSON.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    /// A double that is NaN or infinite.
+    #[error("{value} cannot be represented in JSON")]
+    NotFinite { value: f64 },
+    /// An opaque value other than an optional (e.g. a CEL type value).
+    #[error("a value of type `{type_name}` cannot be represented in JSON")]
+    Opaque { type_name: String },
+    #[error("function `{name}` cannot be represented in JSON")]
+    Function { name: String },
+    #[error("a `{name}` struct cannot be represented in JSON")]
+    Struct { name: String },
+}
+
+/// Why a function added with [`EnvironmentBuilder::function`](crate::EnvironmentBuilder::function)
+/// refused its call; the text becomes the evaluation error, after the function's name.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FunctionError {
+    /// Called with the wrong number of arguments (the receiver of a method call counts).
+    #[error(
+        "{function}() takes {expected} argument{plural}, got {got}",
+        plural = if *expected == 1 { "" } else { "s" }
+    )]
+    ArgumentCount {
+        function: String,
+        expected: usize,
+        got: usize,
+    },
+    /// An argument of the wrong type or form; `problem` says which and what was expected,
+    /// e.g. `path must be a string`.
+    #[error("{function}() {problem}")]
+    BadArgument { function: String, problem: String },
+    /// The result (or an argument) cannot be converted, e.g. to JSON.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+}
+
+impl FunctionError {
+    pub fn argument_count(function: &str, expected: usize, got: usize) -> Self {
+        Self::ArgumentCount {
+            function: function.to_owned(),
+            expected,
+            got,
+        }
+    }
+
+    pub fn bad_argument(function: &str, problem: impl Into<String>) -> Self {
+        Self::BadArgument {
+            function: function.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}

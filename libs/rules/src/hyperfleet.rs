@@ -25,6 +25,7 @@ use cel::{ExecutionError, FunctionContext};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::environment::{EnvironmentBuilder, RawFunction};
+use crate::error::FunctionError;
 use crate::evaluation::Scope;
 use crate::json::{format_rfc3339_nano, to_go_json};
 use crate::value::Value;
@@ -72,12 +73,14 @@ impl EnvironmentBuilder {
             })
             .function("toJson", |args| {
                 expect_args("toJson", args, 1)?;
-                let json = args[0].to_json().map_err(|e| e.to_string())?;
+                let json = args[0].to_json()?;
                 Ok(Value::from(to_go_json(&json)))
             })
             .function("dig", |args| {
                 expect_args("dig", args, 2)?;
-                let path = args[1].as_str().ok_or("dig() path must be a string")?;
+                let path = args[1]
+                    .as_str()
+                    .ok_or_else(|| FunctionError::bad_argument("dig", "path must be a string"))?;
                 Ok(Value(dig(&args[0].0, path).unwrap_or(cel::Value::Null)))
             })
             .function("conditionStatus", |args| {
@@ -93,9 +96,12 @@ impl EnvironmentBuilder {
             .function("stableFor", move |args| {
                 expect_args("stableFor", args, 3)?;
                 let kind = string_arg("stableFor", &args[1])?;
-                let seconds = args[2]
-                    .as_i64()
-                    .ok_or("stableFor() takes the number of seconds as an int")?;
+                let seconds = args[2].as_i64().ok_or_else(|| {
+                    FunctionError::bad_argument(
+                        "stableFor",
+                        "takes the number of seconds as an int",
+                    )
+                })?;
                 let age = condition_age(&args[0].0, kind, stable_clock());
                 Ok(Value::from(
                     condition_status(&args[0].0, kind) == "True" && age >= 0 && age >= seconds,
@@ -104,7 +110,7 @@ impl EnvironmentBuilder {
             .function("triState", |args| {
                 expect_args("triState", args, 2)?;
                 let (Some(is_true), Some(is_false)) = (args[0].as_bool(), args[1].as_bool()) else {
-                    return Err("triState() takes two bools".into());
+                    return Err(FunctionError::bad_argument("triState", "takes two bools"));
                 };
                 Ok(Value::from(if is_true {
                     "True"
@@ -117,22 +123,18 @@ impl EnvironmentBuilder {
     }
 }
 
-fn expect_args(function: &str, args: &[Value], count: usize) -> Result<(), String> {
+fn expect_args(function: &str, args: &[Value], count: usize) -> Result<(), FunctionError> {
     if args.len() == count {
         Ok(())
     } else {
-        Err(format!(
-            "{function}() takes {count} argument{}, got {}",
-            if count == 1 { "" } else { "s" },
-            args.len()
-        ))
+        Err(FunctionError::argument_count(function, count, args.len()))
     }
 }
 
-fn string_arg<'a>(function: &str, value: &'a Value) -> Result<&'a str, String> {
-    value
-        .as_str()
-        .ok_or_else(|| format!("{function}() takes the condition type as a string"))
+fn string_arg<'a>(function: &str, value: &'a Value) -> Result<&'a str, FunctionError> {
+    value.as_str().ok_or_else(|| {
+        FunctionError::bad_argument(function, "takes the condition type as a string")
+    })
 }
 
 /// The hidden variable holding conditions looked up before evaluation (`@` cannot start an

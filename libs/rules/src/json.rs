@@ -90,7 +90,7 @@ pub(crate) fn value_to_json(value: &cel::Value) -> Result<Json, ValueError> {
         cel::Value::UInt(u) => Json::from(*u),
         cel::Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(Json::Number)
-            .ok_or_else(|| ValueError(format!("{f} cannot be represented in JSON")))?,
+            .ok_or(ValueError::NotFinite { value: *f })?,
         cel::Value::String(s) => Json::String(s.as_ref().clone()),
         cel::Value::Bytes(b) => {
             use base64::Engine as _;
@@ -117,22 +117,20 @@ pub(crate) fn value_to_json(value: &cel::Value) -> Result<Json, ValueError> {
                 None => Json::Null,
             },
             None => {
-                return Err(ValueError(format!(
-                    "a value of type `{}` cannot be represented in JSON",
-                    opaque.runtime_type_name()
-                )));
+                return Err(ValueError::Opaque {
+                    type_name: opaque.runtime_type_name().to_owned(),
+                });
             }
         },
         cel::Value::Function(name, _) => {
-            return Err(ValueError(format!(
-                "function `{name}` cannot be represented in JSON"
-            )));
+            return Err(ValueError::Function {
+                name: name.to_string(),
+            });
         }
         cel::Value::Struct(s) => {
-            return Err(ValueError(format!(
-                "a `{}` struct cannot be represented in JSON",
-                s.name()
-            )));
+            return Err(ValueError::Struct {
+                name: s.name().to_owned(),
+            });
         }
     })
 }

@@ -51,7 +51,7 @@ mod json;
 mod value;
 
 pub use environment::{Environment, EnvironmentBuilder};
-pub use error::{CompileError, EnvironmentError, EvalError, ValueError};
+pub use error::{CompileError, EnvironmentError, EvalError, FunctionError, ValueError};
 pub use evaluation::{Evaluator, Scope};
 pub use expression::{Expression, FieldUse};
 pub use hyperfleet::{Clock, system_clock};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value as Json, json};
-use steadfast_rules::{Clock, Environment, Expression, Value};
+use steadfast_rules::{Clock, Environment, Expression, FunctionError, Value};
 
 fn sentinel_env() -> Environment {
     Environment::builder()
@@ -413,7 +413,7 @@ fn custom_functions_are_called_globally_and_as_methods() {
                 "hello {}",
                 name.as_str().unwrap_or("?")
             ))),
-            _ => Err(format!("greet() takes 1 argument, got {}", args.len())),
+            _ => Err(FunctionError::argument_count("greet", 1, args.len())),
         })
         .build()
         .unwrap();

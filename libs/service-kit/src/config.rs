@@ -29,23 +29,59 @@ pub fn load_yaml_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError
         path: path.to_owned(),
         source,
     })?;
-    parse_yaml(&text).map_err(|message| ConfigError::Parse {
+    parse_yaml(&text).map_err(|error| ConfigError::Parse {
         path: path.to_owned(),
-        message,
+        message: error.to_string(),
     })
 }
 
+/// YAML that does not deserialise; its text carries line, column and the offending field.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct YamlError(#[from] serde_norway::Error);
+
+/// Callers that collect configuration problems as text (`ConfigError::Invalid`) take it as is.
+impl From<YamlError> for String {
+    fn from(error: YamlError) -> Self {
+        error.to_string()
+    }
+}
+
+/// Why a Go-style duration was refused. Each message quotes the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error("`{text}`: missing unit (ms, s, m or h)")]
+    MissingUnit { text: String },
+    #[error("`{text}` is not a duration like 500ms, 30s, 5m or 1h30m")]
+    NotADuration { text: String },
+    #[error("`{text}`: bad number `{number}`")]
+    BadNumber { text: String, number: String },
+    #[error("`{text}`: unknown unit `{unit}` (use ms, s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("`{text}` must be a non-negative duration")]
+    Negative { text: String },
+}
+
+/// Callers whose own errors are text (e.g. a matcher's delay) keep using `?`.
+impl From<DurationError> for String {
+    fn from(error: DurationError) -> Self {
+        error.to_string()
+    }
+}
+
 /// Deserialises YAML text; the error text carries line and column.
-pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    serde_norway::from_str(text).map_err(|e| e.to_string())
+pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    Ok(serde_norway::from_str(text)?)
 }
 
 /// Parses a Go-style duration: `300ms`, `5s`, `1.5m`, `1h30m`, `2h`, `10us`. A bare number is
 /// seconds. Negative durations are refused.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     if let Ok(seconds) = s.parse::<f64>() {
         return seconds_to_duration(seconds, text);
@@ -55,15 +91,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("`{text}`: missing unit (ms, s, m or h)"))?;
+            .ok_or_else(|| DurationError::MissingUnit { text: text.into() })?;
         if number_len == 0 {
-            return Err(format!(
-                "`{text}` is not a duration like 500ms, 30s, 5m or 1h30m"
-            ));
+            return Err(DurationError::NotADuration { text: text.into() });
         }
         let value: f64 = rest[..number_len]
             .parse()
-            .map_err(|_| format!("`{text}`: bad number `{}`", &rest[..number_len]))?;
+            .map_err(|_| DurationError::BadNumber {
+                text: text.into(),
+                number: rest[..number_len].into(),
+            })?;
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -76,9 +113,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             other => {
-                return Err(format!(
-                    "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
-                ));
+                return Err(DurationError::UnknownUnit {
+                    text: text.into(),
+                    unit: other.into(),
+                });
             }
         };
         total += value * scale;
@@ -87,15 +125,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     seconds_to_duration(total, text)
 }
 
-fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, String> {
+fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, DurationError> {
     if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` must be a non-negative duration"));
+        return Err(DurationError::Negative { text: text.into() });
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
 /// clap value parser for duration flags.
-pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+pub fn parse_duration_arg(text: &str) -> Result<Duration, DurationError> {
     parse_duration(text)
 }
 
@@ -160,22 +198,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations_with_the_reason() {
-        assert_eq!(parse_duration("").unwrap_err(), "empty duration");
-        assert!(
-            parse_duration("5 minutes")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(
-            parse_duration("-5s")
-                .unwrap_err()
-                .contains("is not a duration")
-        );
-        assert!(parse_duration("-5").unwrap_err().contains("non-negative"));
-        assert!(
-            parse_duration("5d")
-                .unwrap_err()
-                .contains("unknown unit `d`")
+        let message = |text| parse_duration(text).unwrap_err().to_string();
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(message(""), "empty duration");
+        assert!(message("5 minutes").contains("unknown unit"));
+        assert!(message("-5s").contains("is not a duration"));
+        assert!(message("-5").contains("non-negative"));
+        assert!(message("5d").contains("unknown unit `d`"));
+        assert_eq!(
+            parse_duration("5x1"),
+            Err(DurationError::UnknownUnit {
+                text: "5x1".into(),
+                unit: "x".into()
+            })
         );
     }
 

@@ -12,10 +12,13 @@
 //! * [`http_client`] — outbound HTTP with retries on 408/429/5xx and network errors.
 //! * [`auth`] — constant-time token comparison, basic auth, HMAC signatures.
 //! * [`problem`] — RFC 9457 problem responses, and JSON body parsing with precise errors.
-//! * [`process`] — the tail of every `main`: exit 78 on bad config, run until a signal.
+//! * [`host`] — the one start-up order every service runs in (load → telemetry →
+//!   `--check-config` → build → run until a signal), behind the [`host::Service`] trait.
+//! * [`process`] — the exit codes and the run-until-signalled tail the host is built on.
 
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod http_client;
 pub mod probes;
 pub mod problem;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter::config::{self, Overrides, Sources};
-use adapter::dry_run::MockApi;
 use adapter::hyperfleet_api::ApiClient;
+use adapter::hyperfleet_api::MockApi;
 use adapter::pipeline::{Executor, RunOptions, Verdict};
 use adapter::transport::{MemoryCluster, Transport};
 use criterion::{BatchSize, Criterion};

@@ -25,7 +25,7 @@ use crate::transport::Transport;
 use crate::transport::kube_cluster::{KubeCluster, KubeSettings};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub enum AppError {
     #[error(transparent)]
     Bind(#[from] server::BindError),
     #[error("metrics: {0}")]
@@ -36,10 +36,25 @@ pub enum StartError {
     Kubernetes(#[from] crate::transport::kube_cluster::ClientError),
     #[error("failed to create the HyperFleet API client: {0}")]
     Api(#[from] crate::hyperfleet_api::ApiError),
-    #[error("{0}")]
-    Config(String),
+    #[error("Missing required broker configuration: subscription_id and topic")]
+    MissingBrokerSubscription,
 }
 
+impl steadfast_service_kit::host::Service for Config {
+    const NAME: &'static str = "adapter";
+    type CheckError = std::convert::Infallible;
+    type Error = AppError;
+
+    fn check(&self) -> Result<String, Self::CheckError> {
+        Ok(String::new())
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        App::build(self).await?.run(shutdown).await
+    }
+}
+
+/// A built adapter: connected, listening, not yet consuming.
 pub struct App {
     config: Config,
     probes: Probes,
@@ -54,15 +69,13 @@ pub struct App {
 
 impl App {
     /// Connects and binds everything; the subscription starts in [`App::run`].
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
         let loaded = &config.loaded;
         let adapter = &loaded.adapter;
         let broker_settings = &adapter.clients.broker;
         let (Some(queue), Some(topic)) = (adapter.queue_name(), broker_settings.topic.clone())
         else {
-            return Err(StartError::Config(
-                "Missing required broker configuration: subscription_id and topic".into(),
-            ));
+            return Err(AppError::MissingBrokerSubscription);
         };
         let registry = Registry::new();
         let metrics = Metrics::register(&registry, &adapter.adapter.name, &topic)?;
@@ -135,7 +148,7 @@ impl App {
     }
 
     /// Serves and consumes until `shutdown`; then not ready → stop intake → drain → close.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let Self {
             config,
             probes,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use steadfast_service_kit::process::{config_ok, invalid_config, run_until_signalled};
+use steadfast_service_kit::host::{Launch, LoadError};
+use steadfast_service_kit::process::invalid_config;
 use steadfast_service_kit::settings::CommonArgs;
 
 use crate::config::{self, Config, ConfigError, Overrides, ServiceSettings, Sources};
@@ -60,7 +61,7 @@ pub struct ServeArgs {
 
     /// Read `ref` files and file sources under FROM from TO instead, e.g.
     /// `/etc/adapter/job.yaml=./job.yaml` (for configs written for the cluster's mounts).
-    #[arg(long = "remap-path", value_name = "FROM=TO", env = "HYPERFLEET_REMAP_PATHS", value_delimiter = ',', value_parser = parse_remap)]
+    #[arg(long = "remap-path", value_name = "FROM=TO", env = "HYPERFLEET_REMAP_PATHS", value_delimiter = ',', value_parser = config::parse_remap)]
     pub remap_paths: Vec<(PathBuf, PathBuf)>,
 
     /// Dry-run this CloudEvent (JSON) and exit; no broker, API or cluster is touched.
@@ -87,16 +88,6 @@ pub struct ServeArgs {
     pub common: CommonArgs,
 }
 
-fn parse_remap(text: &str) -> Result<(PathBuf, PathBuf), String> {
-    let (from, to) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not FROM=TO"))?;
-    if from.is_empty() || to.is_empty() {
-        return Err(format!("`{text}`: FROM and TO must both be set"));
-    }
-    Ok((from.into(), to.into()))
-}
-
 impl ServeArgs {
     /// Builds the config from flags, the environment and the two files.
     pub fn config(&self) -> Result<Config, ConfigError> {
@@ -118,11 +109,9 @@ impl ServeArgs {
         let clock = steadfast_rules::system_clock();
         let loaded = config::load(&sources, clock.clone(), self.dry_run_event.is_some())?;
         if self.dry_run_event.is_none() {
-            self.common
-                .telemetry("adapter")
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            // The telemetry settings are checked by the service host (`launch`).
             steadfast_messaging::BrokerConfig::new(&self.common.amqp_url, "adapter")
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                .map_err(ConfigError::BrokerUrl)?;
         }
         Ok(Config {
             loaded,
@@ -138,63 +127,61 @@ impl ServeArgs {
     }
 }
 
-/// Everything `main` does, so `main.rs` stays a page.
-pub async fn run(cli: Cli) -> ExitCode {
-    let args = match cli.command {
-        Command::Version => {
-            let formats: Vec<String> = config::COMPATIBLE_VERSIONS
-                .iter()
-                .map(|(a, b)| format!("{a}.{b}"))
-                .collect();
-            println!(
-                "adapter {} (runs HyperFleet task-config formats {})",
-                env!("CARGO_PKG_VERSION"),
-                formats.join(", ")
-            );
-            return ExitCode::SUCCESS;
+impl ServeArgs {
+    /// Whether this is a dry run (`--dry-run-event`) rather than the service.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run_event.is_some() && !self.common.check_config
+    }
+
+    /// The configuration for the service host.
+    pub fn launch(&self) -> Result<Launch<Config>, LoadError<ConfigError>> {
+        Launch::load(self.config(), &self.common)
+    }
+
+    /// `--dry-run-event`: one event through the task config with mocks, the trace on stdout;
+    /// exits with the trace's code (0 success, 1 failed phase), 2 when the run itself fails.
+    pub async fn dry_run(&self) -> ExitCode {
+        let config = match self.config() {
+            Ok(config) => config,
+            Err(error) => return invalid_config(error),
+        };
+        let Some(event) = &self.dry_run_event else {
+            return invalid_config("--dry-run-event is required for a dry run");
+        };
+        // The trace goes to stdout; logs to stderr, warnings only.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init();
+        let inputs = DryRun {
+            event,
+            api_responses: self.dry_run_api_responses.as_deref(),
+            discovery: self.dry_run_discovery.as_deref(),
+            verbose: self.dry_run_verbose,
+        };
+        match dry_run::run(Arc::new(config.loaded), &inputs, &config.environment).await {
+            Ok(trace) => {
+                print!("{}", trace.render(self.dry_run_output));
+                ExitCode::from(trace.exit_code())
+            }
+            Err(error) => {
+                eprintln!("dry run failed: {error}");
+                ExitCode::from(2)
+            }
         }
-        Command::Serve(args) => args,
-    };
-    let config = match args.config() {
-        Ok(config) => config,
-        Err(error) => return invalid_config(error),
-    };
-    if args.common.check_config {
-        return config_ok("");
     }
-    if let Some(event) = &args.dry_run_event {
-        return dry_run(&args, event, config).await;
-    }
-    let telemetry = match args.common.telemetry("adapter") {
-        Ok(telemetry) => telemetry,
-        Err(error) => return invalid_config(error),
-    };
-    run_until_signalled("adapter", &telemetry, |shutdown| async move {
-        crate::App::build(config).await?.run(shutdown).await
-    })
-    .await
 }
 
-async fn dry_run(args: &ServeArgs, event: &std::path::Path, config: Config) -> ExitCode {
-    // The trace goes to stdout; logs to stderr, warnings only.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .try_init();
-    let inputs = DryRun {
-        event,
-        api_responses: args.dry_run_api_responses.as_deref(),
-        discovery: args.dry_run_discovery.as_deref(),
-        verbose: args.dry_run_verbose,
-    };
-    match dry_run::run(Arc::new(config.loaded), &inputs, &config.environment).await {
-        Ok(trace) => {
-            print!("{}", trace.render(args.dry_run_output));
-            ExitCode::from(trace.exit_code())
-        }
-        Err(error) => {
-            eprintln!("dry run failed: {error}");
-            ExitCode::from(2)
-        }
-    }
+/// `adapter version`: the version and the HyperFleet task-config formats it runs.
+pub fn print_version() -> ExitCode {
+    let formats: Vec<String> = config::COMPATIBLE_VERSIONS
+        .iter()
+        .map(|(a, b)| format!("{a}.{b}"))
+        .collect();
+    println!(
+        "adapter {} (runs HyperFleet task-config formats {})",
+        env!("CARGO_PKG_VERSION"),
+        formats.join(", ")
+    );
+    ExitCode::SUCCESS
 }

@@ -7,6 +7,9 @@
 //! | transient failure (API 408/429/5xx/network, Kubernetes retryable) | retry tier; status not reported yet |
 //! | transient failure on the last allowed attempt | status reported (`Health=False`), then parked |
 //! | permanent failure (invalid manifest, forbidden, bad CEL data) | status reported, then parked |
+//!
+//! Transient or permanent is [`Failure::class`] (the pipeline's typed error classifying
+//! itself), and nothing else.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +18,8 @@ use serde_json::Value;
 use steadfast_messaging::{Handler, Incoming, Outcome};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Executor, RunOptions, Verdict};
+use crate::pipeline::{ExecutionResult, Executor, Failure, RunOptions, Verdict};
+use crate::transport::ErrorClass;
 
 pub struct EventHandler {
     pub executor: Arc<Executor>,
@@ -47,7 +51,7 @@ impl Handler for EventHandler {
                 },
             )
             .await;
-        self.metrics.event(&result, started.elapsed());
+        count(&self.metrics, &result, started.elapsed());
         let outcome = match (result.verdict, &result.failure) {
             (Verdict::Success, _) => {
                 tracing::info!(
@@ -63,23 +67,21 @@ impl Handler for EventHandler {
                 );
                 Outcome::Done
             }
-            (Verdict::Failed, Some(failure)) if failure.transient => {
-                let reason = format!(
-                    "{} [{}]: {}",
-                    failure.phase.as_str(),
-                    failure.step,
-                    failure.message
-                );
-                tracing::warn!(deferred = result.deferred, error = %reason, "event failed transiently; retrying through a retry tier");
-                Outcome::Retry(reason)
-            }
-            (Verdict::Failed, failure) => {
-                let reason = failure.as_ref().map_or_else(
-                    || "failed".to_owned(),
-                    |f| format!("{} [{}]: {}", f.phase.as_str(), f.step, f.message),
-                );
-                tracing::error!(error = %reason, "event failed permanently; parking it");
-                Outcome::Park(reason)
+            (Verdict::Failed, Some(failure)) => match failure.class() {
+                ErrorClass::Retryable => {
+                    let reason = describe(failure);
+                    tracing::warn!(deferred = result.deferred, error = %reason, "event failed transiently; retrying through a retry tier");
+                    Outcome::Retry(reason)
+                }
+                ErrorClass::NotFound | ErrorClass::Fatal => {
+                    let reason = describe(failure);
+                    tracing::error!(error = %reason, "event failed permanently; parking it");
+                    Outcome::Park(reason)
+                }
+            },
+            (Verdict::Failed, None) => {
+                tracing::error!(error = "failed", "event failed permanently; parking it");
+                Outcome::Park("failed".to_owned())
             }
         };
         self.metrics.outcome(match &outcome {
@@ -91,4 +93,28 @@ impl Handler for EventHandler {
         });
         outcome
     }
+}
+
+/// `<phase> [<step>]: <message>`, the reason a retried or parked message carries.
+fn describe(failure: &Failure) -> String {
+    format!(
+        "{} [{}]: {}",
+        failure.phase.as_str(),
+        failure.step,
+        failure.message()
+    )
+}
+
+/// HyperFleet's per-event metrics for one execution.
+fn count(metrics: &Metrics, result: &ExecutionResult, elapsed: std::time::Duration) {
+    let status = match result.verdict {
+        Verdict::Success => "success",
+        Verdict::Skipped => "skipped",
+        Verdict::Failed => "failed",
+    };
+    metrics.event(
+        status,
+        result.failed_phase().map(|phase| phase.as_str()),
+        elapsed,
+    );
 }

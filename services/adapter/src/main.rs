@@ -2,11 +2,15 @@
 
 use std::process::ExitCode;
 
+use adapter::cli::{self, Cli, Command};
 use clap::Parser;
+use steadfast_service_kit::host;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = adapter::cli::Cli::parse();
-    steadfast_service_kit::install_crypto_provider();
-    adapter::cli::run(cli).await
+    match Cli::parse().command {
+        Command::Version => cli::print_version(),
+        Command::Serve(args) if args.is_dry_run() => args.dry_run().await,
+        Command::Serve(args) => host::run(args.launch()).await,
+    }
 }

@@ -12,8 +12,6 @@ use prometheus::{
     Registry,
 };
 
-use crate::pipeline::{ExecutionResult, Verdict};
-
 const BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 #[derive(Clone)]
@@ -214,23 +212,20 @@ impl Metrics {
         Self::register(&Registry::new(), "unregistered", "none").expect("fresh registry")
     }
 
-    /// Counts one processed event.
-    pub fn event(&self, result: &ExecutionResult, elapsed: Duration) {
-        let status = match result.verdict {
-            Verdict::Success => "success",
-            Verdict::Skipped => "skipped",
-            Verdict::Failed => "failed",
-        };
+    /// Counts one processed event: `status` is `success`, `failed` or `skipped`;
+    /// `failed_phase` the phase that failed (HyperFleet's `error_type`), if any. The
+    /// handler maps an execution to these.
+    pub fn event(&self, status: &str, failed_phase: Option<&str>, elapsed: Duration) {
         self.events.with_label_values(&[status]).inc();
         self.duration.observe(elapsed.as_secs_f64());
-        if let Some(phase) = result.failed_phase() {
-            self.errors.with_label_values(&[phase.as_str()]).inc();
+        if let Some(phase) = failed_phase {
+            self.errors.with_label_values(&[phase]).inc();
         }
         self.broker_consumed.with_label_values(&[&self.topic]).inc();
         self.broker_duration
             .with_label_values(&[&self.topic])
             .observe(elapsed.as_secs_f64());
-        if result.verdict == Verdict::Failed {
+        if status == "failed" {
             self.broker_errors
                 .with_label_values(&[&self.topic, "handler"])
                 .inc();

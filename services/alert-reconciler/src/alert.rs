@@ -35,18 +35,48 @@ impl AlertStatus {
         match value.and_then(Value::as_str) {
             Some("firing") => Ok(Self::Firing),
             Some("resolved") => Ok(Self::Resolved),
-            Some(other) => Err(AlertError(format!(
-                "`{field}` must be `firing` or `resolved`, not `{other}`"
-            ))),
-            None => Err(AlertError(format!("missing `{field}`"))),
+            Some(other) => Err(AlertError::BadStatus {
+                field: field.to_owned(),
+                value: other.to_owned(),
+            }),
+            None => Err(AlertError::Missing {
+                field: field.to_owned(),
+            }),
         }
     }
 }
 
 /// Why an alert or notification cannot be used; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct AlertError(pub String);
+pub enum AlertError {
+    #[error("alert event data must be a JSON object")]
+    EventNotAnObject,
+    #[error("the notification must be a JSON object")]
+    NotificationNotAnObject,
+    #[error("missing `{field}`")]
+    Missing { field: String },
+    #[error("`groupKey` must not be empty")]
+    EmptyGroupKey,
+    #[error("`{field}` must be `firing` or `resolved`, not `{value}`")]
+    BadStatus { field: String, value: String },
+    #[error("`{field}` must be a string")]
+    NotAString { field: String },
+    #[error("`{field}` must be an object")]
+    NotAnObject { field: String },
+    #[error("`alerts` is empty")]
+    NoAlerts,
+    #[error("`alerts` must be an array")]
+    AlertsNotAnArray,
+    #[error("alerts[{index}] must be an object")]
+    AlertNotAnObject { index: usize },
+    /// A problem with one alert of a notification.
+    #[error("alerts[{index}]: {error}")]
+    InAlert {
+        index: usize,
+        #[source]
+        error: Box<AlertError>,
+    },
+}
 
 /// One alert with the group it was notified in.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,12 +102,13 @@ impl AlertEvent {
     /// Reads the data of an alert event.
     pub fn from_data(data: Value) -> Result<Self, AlertError> {
         let Value::Object(mut object) = data else {
-            return Err(AlertError("alert event data must be a JSON object".into()));
+            return Err(AlertError::EventNotAnObject);
         };
-        let group_key = string_field(&object, "groupKey")?
-            .ok_or_else(|| AlertError("missing `groupKey`".into()))?;
+        let group_key = string_field(&object, "groupKey")?.ok_or_else(|| AlertError::Missing {
+            field: "groupKey".into(),
+        })?;
         if group_key.is_empty() {
-            return Err(AlertError("`groupKey` must not be empty".into()));
+            return Err(AlertError::EmptyGroupKey);
         }
         let receiver = string_field(&object, "receiver")?.unwrap_or_default();
         let external_url = string_field(&object, "externalURL")?;
@@ -177,13 +208,17 @@ pub struct SplitAlert {
 /// Splits an Alertmanager (v4) or Grafana webhook notification into one event per alert.
 pub fn split_notification(body: Value) -> Result<Vec<SplitAlert>, AlertError> {
     let Value::Object(notification) = body else {
-        return Err(AlertError("the notification must be a JSON object".into()));
+        return Err(AlertError::NotificationNotAnObject);
     };
     let alerts = match notification.get("alerts") {
         Some(Value::Array(alerts)) if !alerts.is_empty() => alerts,
-        Some(Value::Array(_)) => return Err(AlertError("`alerts` is empty".into())),
-        Some(_) => return Err(AlertError("`alerts` must be an array".into())),
-        None => return Err(AlertError("missing `alerts`".into())),
+        Some(Value::Array(_)) => return Err(AlertError::NoAlerts),
+        Some(_) => return Err(AlertError::AlertsNotAnArray),
+        None => {
+            return Err(AlertError::Missing {
+                field: "alerts".into(),
+            });
+        }
     };
     let receiver = string_field(&notification, "receiver")?.unwrap_or_default();
     let group_labels = string_map(&notification, "groupLabels")?;
@@ -218,12 +253,16 @@ pub fn split_notification(body: Value) -> Result<Vec<SplitAlert>, AlertError> {
         .enumerate()
         .map(|(index, alert)| {
             let Value::Object(alert) = alert else {
-                return Err(AlertError(format!("alerts[{index}] must be an object")));
+                return Err(AlertError::AlertNotAnObject { index });
             };
             let mut data = alert.clone();
             data.extend(group.clone());
-            let event = AlertEvent::from_data(Value::Object(data))
-                .map_err(|e| AlertError(format!("alerts[{index}]: {e}")))?;
+            let event = AlertEvent::from_data(Value::Object(data)).map_err(|error| {
+                AlertError::InAlert {
+                    index,
+                    error: Box::new(error),
+                }
+            })?;
             let mut data = event.alert.clone();
             data.extend(group.clone());
             Ok(SplitAlert {
@@ -240,7 +279,9 @@ fn string_field(object: &Map<String, Value>, field: &str) -> Result<Option<Strin
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(AlertError(format!("`{field}` must be a string"))),
+        Some(_) => Err(AlertError::NotAString {
+            field: field.to_owned(),
+        }),
     }
 }
 
@@ -254,10 +295,14 @@ fn string_map(
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(AlertError(format!("`{field}.{k}` must be a string"))),
+                _ => Err(AlertError::NotAString {
+                    field: format!("{field}.{k}"),
+                }),
             })
             .collect(),
-        Some(_) => Err(AlertError(format!("`{field}` must be an object"))),
+        Some(_) => Err(AlertError::NotAnObject {
+            field: field.to_owned(),
+        }),
     }
 }
 

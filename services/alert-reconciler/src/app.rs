@@ -49,7 +49,7 @@ pub enum AppError {
     #[error("recipe registry: {0}")]
     Recipes(#[from] RecipeError),
     #[error("Kubernetes client: {0}")]
-    Kube(String),
+    Kube(#[from] crate::executor::kubernetes::KubeClientError),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] BusError),
     #[error(transparent)]
@@ -60,6 +60,20 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl steadfast_service_kit::host::Service for Config {
+    const NAME: &'static str = "alert-reconciler";
+    type CheckError = crate::CheckError;
+    type Error = AppError;
+
+    fn check(&self) -> Result<String, Self::CheckError> {
+        crate::check_config(self)
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        App::build(self).await?.run(shutdown).await
+    }
 }
 
 pub struct App {
@@ -83,28 +97,7 @@ pub fn alert_queue(config: &Config) -> QueueSpec {
 
 /// A Kubernetes client for `target`.
 pub async fn kube_client(target: &KubeTarget) -> Result<kube::Client, AppError> {
-    let fail = |e: &dyn std::fmt::Display| AppError::Kube(e.to_string());
-    let config = match target {
-        KubeTarget::Infer => kube::Config::infer().await.map_err(|e| fail(&e))?,
-        KubeTarget::Kubeconfig(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| AppError::Kube(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .map_err(|e| AppError::Kube(format!("{}: {e}", path.display())))?
-        }
-        KubeTarget::Url(url) => {
-            let uri = url
-                .as_str()
-                .parse::<http::Uri>()
-                .map_err(|e| AppError::Kube(format!("{url}: {e}")))?;
-            kube::Config::new(uri)
-        }
-    };
-    kube::Client::try_from(config).map_err(|e| fail(&e))
+    Ok(crate::executor::kubernetes::client(target).await?)
 }
 
 impl App {

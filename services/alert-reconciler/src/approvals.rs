@@ -55,8 +55,8 @@ pub struct Approved {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
-    #[error("no incident `{0}`")]
-    IncidentNotFound(String),
+    #[error("no incident `{incident}`")]
+    IncidentNotFound { incident: String },
     #[error("no approval `{0}`")]
     ApprovalNotFound(Uuid),
     #[error("incident {id} is {state}: its actions can no longer be approved")]
@@ -64,11 +64,11 @@ pub enum ApprovalError {
     #[error("incident {0} is still being investigated; approve once its analysis is reported")]
     StillInvestigating(Uuid),
     #[error(
-        "action `{0}` was not suggested for this incident; send \"force\": true to run it anyway (audited as forced)"
+        "action `{action}` was not suggested for this incident; send \"force\": true to run it anyway (audited as forced)"
     )]
-    NotSuggested(String),
-    #[error("no enabled action recipe is named `{0}`")]
-    UnknownAction(String),
+    NotSuggested { action: String },
+    #[error("no enabled action recipe is named `{action}`")]
+    UnknownAction { action: String },
     #[error("action `{action}` was already approved by {by} at {at}; an approval is single-use")]
     AlreadyApproved {
         action: String,
@@ -77,8 +77,8 @@ pub enum ApprovalError {
     },
     #[error("the approval of `{action}` expired at {at}")]
     Expired { action: String, at: DateTime<Utc> },
-    #[error("the approval of `{0}` was cancelled: its incident was resolved")]
-    Cancelled(String),
+    #[error("the approval of `{action}` was cancelled: its incident was resolved")]
+    Cancelled { action: String },
     #[error("this approval is not on that message")]
     WrongMessage,
     #[error(transparent)]
@@ -89,10 +89,12 @@ impl ApprovalError {
     /// The decision label for metrics.
     pub fn decision(&self) -> &'static str {
         match self {
-            Self::IncidentNotFound(_) | Self::ApprovalNotFound(_) => "not_found",
-            Self::IncidentClosed { .. } | Self::Expired { .. } | Self::Cancelled(_) => "expired",
+            Self::IncidentNotFound { .. } | Self::ApprovalNotFound(_) => "not_found",
+            Self::IncidentClosed { .. } | Self::Expired { .. } | Self::Cancelled { .. } => {
+                "expired"
+            }
             Self::StillInvestigating(_) => "too_early",
-            Self::NotSuggested(_) | Self::UnknownAction(_) => "not_suggested",
+            Self::NotSuggested { .. } | Self::UnknownAction { .. } => "not_suggested",
             Self::AlreadyApproved { .. } => "replayed",
             Self::WrongMessage => "forbidden",
             Self::Store(_) => "error",
@@ -112,7 +114,9 @@ pub async fn approve(
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let incident = incidents::get_for_update(&mut tx, incident)
         .await?
-        .ok_or_else(|| ApprovalError::IncidentNotFound(incident.to_string()))?;
+        .ok_or_else(|| ApprovalError::IncidentNotFound {
+            incident: incident.to_string(),
+        })?;
     check_open(&incident)?;
     let mut approved = Vec::new();
     for request in actions {
@@ -146,7 +150,9 @@ pub async fn approve_by_id(
     }
     let incident = incidents::get_for_update(&mut tx, approval.incident_id)
         .await?
-        .ok_or_else(|| ApprovalError::IncidentNotFound(approval.incident_id.to_string()))?;
+        .ok_or_else(|| ApprovalError::IncidentNotFound {
+            incident: approval.incident_id.to_string(),
+        })?;
     let request = ActionRequest {
         name: approval.action.clone(),
         data: None,
@@ -203,7 +209,9 @@ fn check_approval(approval: &ApprovalRow) -> Result<(), ApprovalError> {
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default(),
         }),
-        "cancelled" => Err(ApprovalError::Cancelled(approval.action.clone())),
+        "cancelled" => Err(ApprovalError::Cancelled {
+            action: approval.action.clone(),
+        }),
         "expired" => Err(ApprovalError::Expired {
             action: approval.action.clone(),
             at: approval.expires_at,
@@ -229,7 +237,9 @@ async fn approve_one(
 ) -> Result<Approved, ApprovalError> {
     let registry = ctx.recipes.current();
     let recipe = registry.action(&request.name).cloned();
-    let unknown = || ApprovalError::UnknownAction(request.name.clone());
+    let unknown = || ApprovalError::UnknownAction {
+        action: request.name.clone(),
+    };
     let (approval, forced) = match existing {
         Some(approval) => {
             check_approval(&approval)?;
@@ -245,7 +255,11 @@ async fn approve_one(
             }
             (approval, false)
         }
-        None if !force => return Err(ApprovalError::NotSuggested(request.name.clone())),
+        None if !force => {
+            return Err(ApprovalError::NotSuggested {
+                action: request.name.clone(),
+            });
+        }
         None => {
             if recipe.is_none() {
                 return Err(unknown());

@@ -18,7 +18,7 @@ use sqlx::PgConnection;
 use steadfast_messaging::{Handler, Incoming, Outcome};
 use uuid::Uuid;
 
-use crate::alert::{AlertEvent, AlertStatus};
+use crate::alert::{AlertError, AlertEvent, AlertStatus};
 use crate::context::Context;
 use crate::incident::IncidentState;
 use crate::recipes::{Recipe, RecipeKind};
@@ -49,6 +49,27 @@ pub enum Intake {
     Ignored,
 }
 
+/// Why an alert event was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The event's data is not an alert: it never will be.
+    #[error("invalid alert event: {0}")]
+    InvalidEvent(#[from] AlertError),
+    /// PostgreSQL failed or could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntakeError {
+    /// Whether the event may succeed later (retry tier) rather than never (parking lot).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::InvalidEvent(_) => false,
+            Self::Store(_) => true,
+        }
+    }
+}
+
 /// The consumer of `<ns>.alert-reconciler.alerts`.
 pub struct AlertHandler {
     pub ctx: Arc<Context>,
@@ -58,10 +79,17 @@ impl Handler for AlertHandler {
     type Data = Value;
 
     async fn handle(&self, message: Incoming<Value>) -> Outcome {
-        let event = match AlertEvent::from_data(message.event.data) {
-            Ok(event) => event,
-            Err(error) => return Outcome::park(format!("invalid alert event: {error}")),
-        };
+        match self.intake(message).await {
+            Ok(()) => Outcome::Done,
+            Err(error) if error.is_transient() => Outcome::retry(error),
+            Err(error) => Outcome::park(error),
+        }
+    }
+}
+
+impl AlertHandler {
+    async fn intake(&self, message: Incoming<Value>) -> Result<(), IntakeError> {
+        let event = AlertEvent::from_data(message.event.data)?;
         let metrics = &self.ctx.metrics;
         metrics
             .alerts_received
@@ -72,25 +100,21 @@ impl Handler for AlertHandler {
         } else {
             message.event.id.clone()
         };
-        match process(&self.ctx, &id, &event).await {
-            Ok(result) => {
-                let reason = match &result {
-                    Intake::Duplicate => Some("duplicate_event"),
-                    Intake::Repeated { .. } => Some("repeat_notification"),
-                    Intake::Ignored => Some("resolved_without_incident"),
-                    _ => None,
-                };
-                if let Some(reason) = reason {
-                    metrics
-                        .alerts_deduplicated
-                        .with_label_values(&[reason])
-                        .inc();
-                }
-                tracing::info!(event_id = %id, group_key = %event.group_key, outcome = ?result, "alert handled");
-                Outcome::Done
-            }
-            Err(error) => Outcome::retry(error),
+        let result = process(&self.ctx, &id, &event).await?;
+        let reason = match &result {
+            Intake::Duplicate => Some("duplicate_event"),
+            Intake::Repeated { .. } => Some("repeat_notification"),
+            Intake::Ignored => Some("resolved_without_incident"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            metrics
+                .alerts_deduplicated
+                .with_label_values(&[reason])
+                .inc();
         }
+        tracing::info!(event_id = %id, group_key = %event.group_key, outcome = ?result, "alert handled");
+        Ok(())
     }
 }
 
@@ -314,4 +338,21 @@ pub async fn enqueue(
         deliveries::enqueue(conn, incident, sink, &key, &body).await?;
     }
     store::notify(conn, &Wake::Deliveries).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_events_park_and_store_failures_retry() {
+        let invalid = IntakeError::from(AlertEvent::from_data(json!([])).unwrap_err());
+        assert!(!invalid.is_transient());
+        assert_eq!(
+            invalid.to_string(),
+            "invalid alert event: alert event data must be a JSON object"
+        );
+        let store = IntakeError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert!(store.is_transient());
+    }
 }

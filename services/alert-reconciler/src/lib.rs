@@ -39,17 +39,37 @@ pub mod supervisor;
 pub use app::{App, AppError};
 pub use config::{Cli, Config};
 
+/// Why `--check-config` refuses a recipes file it can read offline.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot read recipes file `{}`: {source}", path.display())]
+    ReadRecipes {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recipes file `{}`: {source}", path.display())]
+    Recipes {
+        path: std::path::PathBuf,
+        source: recipes::RecipeError,
+    },
+}
+
 /// Validates what `--check-config` can check offline: the configuration (already parsed)
 /// and a recipe file. Returns the summary to print.
-pub fn check_config(config: &Config) -> Result<String, String> {
+pub fn check_config(config: &Config) -> Result<String, CheckError> {
     if let config::RecipeSource::File(path) = &config.recipes {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read recipes file `{}`: {e}", path.display()))?;
-        let set = recipes::RecipeSet::parse(&text, path.parent().map(Into::into))
-            .map_err(|e| format!("recipes file `{}`: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| CheckError::ReadRecipes {
+            path: path.clone(),
+            source,
+        })?;
+        let invalid = |source| CheckError::Recipes {
+            path: path.clone(),
+            source,
+        };
+        let set =
+            recipes::RecipeSet::parse(&text, path.parent().map(Into::into)).map_err(invalid)?;
         if matches!(config.executor, config::ExecutorConfig::Kubernetes { .. }) {
-            set.check_for_kubernetes()
-                .map_err(|e| format!("recipes file `{}`: {e}", path.display()))?;
+            set.check_for_kubernetes().map_err(invalid)?;
         }
     }
     Ok(config.summary())

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::chat::{SinkError, WEBEX};
+use crate::chat::WEBEX;
 use crate::context::Context;
 use crate::report::Report;
 use crate::store::deliveries::{self, DeliveryRow};
@@ -140,11 +140,12 @@ async fn send_one(ctx: &Context, row: &DeliveryRow) -> Result<bool, StoreError> 
             tracing::info!(incident_id = %row.incident_id, sink = %row.sink, report = %report.key(), "report delivered");
             Ok(true)
         }
-        Err(SinkError::Transient(error)) if row.attempts + 1 < MAX_ATTEMPTS => {
+        Err(error) if error.is_transient() && row.attempts + 1 < MAX_ATTEMPTS => {
             let wait = backoff(row.attempts + 1);
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             let mut conn = ctx.pool.acquire().await?;
-            deliveries::mark_attempt_failed(&mut conn, row.id, &error, Some(next)).await?;
+            deliveries::mark_attempt_failed(&mut conn, row.id, &error.to_string(), Some(next))
+                .await?;
             metrics
                 .chat_deliveries
                 .with_label_values(&[&row.sink, "retried"])

@@ -133,12 +133,56 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs a command; returns what to print.
-pub async fn execute(command: Command) -> Result<String, String> {
+/// Why a `steadfast-recipe` command failed; printed after `steadfast-recipe: `.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeCliError {
+    #[error("cannot read the data file {}: {source}", path.display())]
+    ReadData {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the data file {} is not JSON: {source}", path.display())]
+    DataNotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{} has no `uuid`: is it a recipe data file?", path.display())]
+    NoRunId { path: PathBuf },
+    #[error("no `{key}` in {}", path.display())]
+    NoSuchKey { key: String, path: PathBuf },
+    #[error("cannot read the analysis from standard input: {0}")]
+    ReadAnalysisStdin(#[source] std::io::Error),
+    #[error("cannot read the analysis from {}: {source}", path.display())]
+    ReadAnalysis {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--action-data `{item}` is not NAME=JSON")]
+    ActionDataNotPair { item: String },
+    #[error("--action-data for `{action}` is not JSON: {source}")]
+    ActionDataNotJson {
+        action: String,
+        source: serde_json::Error,
+    },
+    #[error("--action-data for `{action}` must be a JSON object")]
+    ActionDataNotObject { action: String },
+    #[error("--json is not JSON: {0}")]
+    JsonNotJson(#[source] serde_json::Error),
+    #[error("cannot publish to Redis at {address}: {source}")]
+    Publish {
+        address: String,
+        source: redis::RedisError,
+    },
+}
+
+pub async fn execute(command: Command) -> Result<String, RecipeCliError> {
     match command {
         Command::Get(args) => {
             let data = read_data(&args.run)?;
-            let value = lookup(&data, &args.path)
-                .ok_or_else(|| format!("no `{}` in {}", args.path, args.run.data_file.display()))?;
+            let value = lookup(&data, &args.path).ok_or_else(|| RecipeCliError::NoSuchKey {
+                key: args.path.clone(),
+                path: args.run.data_file.clone(),
+            })?;
             Ok(match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -147,9 +191,12 @@ pub async fn execute(command: Command) -> Result<String, String> {
         Command::Report(args) => {
             let result = build_result(&args)?;
             let url = redis_url(&args.redis_address);
-            let listeners = results::publish(&url, &result)
-                .await
-                .map_err(|e| format!("cannot publish to Redis at {}: {e}", args.redis_address))?;
+            let listeners = results::publish(&url, &result).await.map_err(|source| {
+                RecipeCliError::Publish {
+                    address: args.redis_address.clone(),
+                    source,
+                }
+            })?;
             eprintln!(
                 "steadfast-recipe: reported {} for `{}` on run {} ({listeners} listening)",
                 args.status, result.name, result.incident
@@ -160,17 +207,14 @@ pub async fn execute(command: Command) -> Result<String, String> {
 }
 
 /// The result message `args` describe.
-pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, String> {
+pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, RecipeCliError> {
     let data = read_data(&args.run)?;
     let channel = data
         .get("uuid")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            format!(
-                "{} has no `uuid`: is it a recipe data file?",
-                args.run.data_file.display()
-            )
+        .ok_or_else(|| RecipeCliError::NoRunId {
+            path: args.run.data_file.clone(),
         })?;
     let status = match args.status.as_str() {
         "successful" => ResultStatus::Successful,
@@ -183,11 +227,15 @@ pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, String> {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read the analysis from standard input: {e}"))?;
+                .map_err(RecipeCliError::ReadAnalysisStdin)?;
             text
         }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the analysis from {}: {e}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map_err(|source| RecipeCliError::ReadAnalysis {
+                path: path.clone(),
+                source,
+            })?
+        }
         (None, None) => String::new(),
     };
     let mut actions: Vec<SuggestedAction> = args
@@ -201,11 +249,16 @@ pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, String> {
     for item in &args.action_data {
         let (name, json) = item
             .split_once('=')
-            .ok_or_else(|| format!("--action-data `{item}` is not NAME=JSON"))?;
-        let data: Value = serde_json::from_str(json)
-            .map_err(|e| format!("--action-data for `{name}` is not JSON: {e}"))?;
+            .ok_or_else(|| RecipeCliError::ActionDataNotPair { item: item.clone() })?;
+        let data: Value =
+            serde_json::from_str(json).map_err(|source| RecipeCliError::ActionDataNotJson {
+                action: name.to_owned(),
+                source,
+            })?;
         if !data.is_object() {
-            return Err(format!("--action-data for `{name}` must be a JSON object"));
+            return Err(RecipeCliError::ActionDataNotObject {
+                action: name.to_owned(),
+            });
         }
         match actions.iter_mut().find(|a| a.name == name) {
             Some(action) => action.data = data,
@@ -216,7 +269,7 @@ pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, String> {
         }
     }
     let json = match &args.json {
-        Some(text) => serde_json::from_str(text).map_err(|e| format!("--json is not JSON: {e}"))?,
+        Some(text) => serde_json::from_str(text).map_err(RecipeCliError::JsonNotJson)?,
         None => Value::String(String::new()),
     };
     Ok(RecipeResult {
@@ -239,11 +292,16 @@ pub fn build_result(args: &ReportArgs) -> Result<RecipeResult, String> {
     })
 }
 
-fn read_data(run: &RunArgs) -> Result<Value, String> {
-    let text = std::fs::read_to_string(&run.data_file)
-        .map_err(|e| format!("cannot read the data file {}: {e}", run.data_file.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("the data file {} is not JSON: {e}", run.data_file.display()))
+fn read_data(run: &RunArgs) -> Result<Value, RecipeCliError> {
+    let text =
+        std::fs::read_to_string(&run.data_file).map_err(|source| RecipeCliError::ReadData {
+            path: run.data_file.clone(),
+            source,
+        })?;
+    serde_json::from_str(&text).map_err(|source| RecipeCliError::DataNotJson {
+        path: run.data_file.clone(),
+        source,
+    })
 }
 
 /// `host:port` (Euphrosyne's form) or a full URL.
@@ -337,7 +395,7 @@ mod tests {
             panic!("report")
         };
         assert_eq!(
-            build_result(&args).unwrap_err(),
+            build_result(&args).unwrap_err().to_string(),
             "--action-data for `x` must be a JSON object"
         );
         assert!(

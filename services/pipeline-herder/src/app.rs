@@ -40,6 +40,20 @@ pub enum AppError {
     Messaging(#[from] steadfast_messaging::MessagingError),
 }
 
+impl steadfast_service_kit::host::Service for Config {
+    const NAME: &'static str = crate::SERVICE;
+    type CheckError = std::convert::Infallible;
+    type Error = AppError;
+
+    fn check(&self) -> Result<String, Self::CheckError> {
+        Ok(self.summary())
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        App::build(self).await?.run(shutdown).await
+    }
+}
+
 /// A built herder: connected, listening, not yet consuming.
 pub struct App {
     config: Config,

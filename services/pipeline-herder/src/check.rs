@@ -9,15 +9,15 @@ use serde::Serialize;
 use crate::config::HerderSettings;
 use crate::decide::{self, DecidedAction, Decision, LogFetch};
 use crate::gitlab::{GitLab, GitLabError, ProjectRef};
-use crate::hook::{Job, JobUrl};
+use crate::hook::{Job, JobUrl, JobUrlError};
 use crate::matchers::{Action, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{0}")]
-    BadUrl(String),
-    #[error("GitLab instance `{0}` is not configured in gitlab_instances")]
-    UnknownInstance(String),
+    #[error(transparent)]
+    BadUrl(#[from] JobUrlError),
+    #[error("GitLab instance `{instance}` is not configured in gitlab_instances")]
+    UnknownInstance { instance: String },
     #[error("reading the job from GitLab: {0}")]
     GitLab(#[from] GitLabError),
     #[error("HTTP client: {0}")]
@@ -41,10 +41,10 @@ pub struct CheckReport {
 }
 
 pub async fn check(settings: &HerderSettings, job_url: &str) -> Result<CheckReport, CheckError> {
-    let url = JobUrl::parse(job_url).map_err(CheckError::BadUrl)?;
+    let url = JobUrl::parse(job_url)?;
     let instance = url.project.instance.clone();
     if !settings.instances.contains_key(&instance) {
-        return Err(CheckError::UnknownInstance(instance));
+        return Err(CheckError::UnknownInstance { instance });
     }
     let gitlab = GitLab::new(settings.instances.clone(), &settings.api, None)?;
     let api_job = gitlab

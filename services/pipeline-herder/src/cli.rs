@@ -1,9 +1,14 @@
 //! The command line: `serve` and `check`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use steadfast_service_kit::host::Launch;
+use steadfast_service_kit::process::invalid_config;
 use steadfast_service_kit::settings::CommonArgs;
+
+use crate::config::{Config, HerderSettings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,4 +61,44 @@ pub struct CheckArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ServeArgs {
+    /// The configuration for the service host; matcher warnings go to stderr first, so
+    /// `--check-config` shows them too.
+    pub fn launch(&self) -> Result<Launch<Config>, impl std::fmt::Display + use<>> {
+        let config = Config::from_args(self);
+        if let Ok(config) = &config {
+            for warning in config.herder.matchers.warnings() {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Launch::load(config, &self.common)
+    }
+}
+
+impl CheckArgs {
+    /// `pipeline-herder check`: what the herder would do with one job, as text or JSON.
+    pub async fn run(&self) -> ExitCode {
+        let env = |name: &str| std::env::var(name).ok();
+        let settings = match HerderSettings::load(&self.config, &env) {
+            Ok(settings) => settings,
+            Err(error) => return invalid_config(error),
+        };
+        match crate::check::check(&settings, &self.job_url).await {
+            Ok(report) if self.json => {
+                let json = serde_json::to_string_pretty(&report).expect("report serialises");
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                print!("{}", crate::check::render_text(&report));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("check failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

@@ -30,8 +30,71 @@ use steadfast_service_kit::http_client::{BackoffKind, RetryPolicy as HttpRetryPo
 use url::Url;
 
 use crate::gitlab::{ApiSettings, Instance};
-use crate::matchers::MatcherSet;
 use crate::matchers::schema::{RawMatcher, parse_matchers_file};
+use crate::matchers::{MatcherError, MatcherSet};
+
+/// A setting that cannot be used; the text names the setting at fault. Callers get it as
+/// service-kit's `ConfigError::Invalid` (see the `From` below), with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("set either `matchers` or `matchers_file`, not both")]
+    BothMatcherSources,
+    #[error(transparent)]
+    Matchers(Box<MatcherError>),
+    #[error("matchers file `{path}`: {source}")]
+    MatchersFile {
+        path: PathBuf,
+        #[source]
+        source: Box<MatcherError>,
+    },
+    #[error("gitlab_api.timeout must be greater than zero")]
+    ZeroApiTimeout,
+    #[error("gitlab_api.retry: base_delay must be greater than zero and at most max_delay")]
+    ApiRetryDelays,
+    #[error("gitlab_api.retry.max_attempts must be at least 1")]
+    ApiRetryAttempts,
+    #[error("consumer.prefetch and consumer.concurrency must be at least 1")]
+    ConsumerLimits,
+    #[error("consumer.handler_timeout must be greater than zero")]
+    ZeroHandlerTimeout,
+    #[error("message_retry.delays must list at least one delay, each greater than zero")]
+    MessageRetryDelays,
+    #[error("message_retry.max_attempts must be at least 1 (null: retry until handled)")]
+    MessageRetryAttempts,
+    #[error(
+        "{field}: the key must be the instance's host as in its URLs (e.g. `gitlab.com` or `gitlab.example.com:8443`), without scheme or path"
+    )]
+    InstanceHost { field: String },
+    #[error("{field}.token_env: environment variable `{variable}` is not set or empty")]
+    TokenUnset { field: String, variable: String },
+    #[error("{field}: `{text}` is not a URL: {source}")]
+    NotAUrl {
+        field: String,
+        text: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{field}: `{text}` must be an http:// or https:// URL")]
+    NotHttp { field: String, text: String },
+    #[error("STEADFAST_NAMESPACE: {0}")]
+    Namespace(#[source] steadfast_messaging::MessagingError),
+    #[error("AMQP_URL: {0}")]
+    AmqpUrl(#[source] steadfast_messaging::MessagingError),
+    #[error("DATABASE_URL is not set (the herder keeps its ledger in PostgreSQL)")]
+    NoDatabaseUrl,
+    #[error("DATABASE_URL: {0}")]
+    DatabaseUrl(#[source] sqlx::Error),
+    /// The logging settings (`LOG_LEVEL`, `LOG_FORMAT`, `OTEL_*`) cannot be used.
+    #[error(transparent)]
+    Telemetry(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `HerderSettings` and `Config` return service-kit's `ConfigError`; the text is kept.
+impl From<SettingError> for ConfigError {
+    fn from(error: SettingError) -> Self {
+        ConfigError::Invalid(error.to_string())
+    }
+}
 
 /// The YAML file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -188,7 +251,6 @@ impl HerderSettings {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid(message);
         let instances = file
             .gitlab_instances
             .iter()
@@ -197,12 +259,11 @@ impl HerderSettings {
 
         let (matchers, matchers_source) = match (file.matchers, &file.matchers_file) {
             (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "set either `matchers` or `matchers_file`, not both".into(),
-                ));
+                return Err(SettingError::BothMatcherSources.into());
             }
             (Some(entries), None) => (
-                MatcherSet::from_entries(entries).map_err(|e| invalid(e.to_string()))?,
+                MatcherSet::from_entries(entries)
+                    .map_err(|e| SettingError::Matchers(Box::new(e)))?,
                 "inline `matchers`".to_owned(),
             ),
             (None, Some(relative)) => {
@@ -211,12 +272,16 @@ impl HerderSettings {
                     path: path.clone(),
                     source,
                 })?;
-                let entries = parse_matchers_file(&text).map_err(|message| ConfigError::Parse {
+                let entries = parse_matchers_file(&text).map_err(|e| ConfigError::Parse {
                     path: path.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
-                let set = MatcherSet::from_entries(entries)
-                    .map_err(|e| invalid(format!("matchers file `{}`: {e}", path.display())))?;
+                let set = MatcherSet::from_entries(entries).map_err(|source| {
+                    SettingError::MatchersFile {
+                        path: path.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
                 (set, format!("`{}`", path.display()))
             }
             (None, None) => (
@@ -233,20 +298,13 @@ impl HerderSettings {
 
         let retry = &file.gitlab_api.retry;
         if file.gitlab_api.timeout.is_zero() {
-            return Err(invalid(
-                "gitlab_api.timeout must be greater than zero".into(),
-            ));
+            return Err(SettingError::ZeroApiTimeout.into());
         }
         if retry.base_delay.is_zero() || retry.max_delay < retry.base_delay {
-            return Err(invalid(
-                "gitlab_api.retry: base_delay must be greater than zero and at most max_delay"
-                    .into(),
-            ));
+            return Err(SettingError::ApiRetryDelays.into());
         }
         if retry.max_attempts == Some(0) {
-            return Err(invalid(
-                "gitlab_api.retry.max_attempts must be at least 1".into(),
-            ));
+            return Err(SettingError::ApiRetryAttempts.into());
         }
         let api = ApiSettings {
             timeout: file.gitlab_api.timeout,
@@ -262,14 +320,10 @@ impl HerderSettings {
 
         let consumer_entry = &file.consumer;
         if consumer_entry.prefetch == 0 || consumer_entry.concurrency == 0 {
-            return Err(invalid(
-                "consumer.prefetch and consumer.concurrency must be at least 1".into(),
-            ));
+            return Err(SettingError::ConsumerLimits.into());
         }
         if consumer_entry.handler_timeout.is_zero() {
-            return Err(invalid(
-                "consumer.handler_timeout must be greater than zero".into(),
-            ));
+            return Err(SettingError::ZeroHandlerTimeout.into());
         }
         let consumer = ConsumerSettings {
             prefetch: consumer_entry.prefetch,
@@ -282,14 +336,10 @@ impl HerderSettings {
             max_attempts: file.message_retry.max_attempts,
         };
         if message_retry.delays.is_empty() || message_retry.delays.iter().any(|d| d.is_zero()) {
-            return Err(invalid(
-                "message_retry.delays must list at least one delay, each greater than zero".into(),
-            ));
+            return Err(SettingError::MessageRetryDelays.into());
         }
         if message_retry.max_attempts == Some(0) {
-            return Err(invalid(
-                "message_retry.max_attempts must be at least 1 (null: retry until handled)".into(),
-            ));
+            return Err(SettingError::MessageRetryAttempts.into());
         }
 
         Ok(Self {
@@ -315,9 +365,7 @@ fn instance(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
     if !valid_host {
-        return Err(ConfigError::Invalid(format!(
-            "{field}: the key must be the instance's host as in its URLs (e.g. `gitlab.com` or `gitlab.example.com:8443`), without scheme or path"
-        )));
+        return Err(SettingError::InstanceHost { field }.into());
     }
     let api_url = http_url(&format!("{field}.api_url"), &entry.api_url)?;
     let token = match &entry.token_env {
@@ -325,22 +373,28 @@ fn instance(
         Some(variable) => match env(variable).filter(|t| !t.trim().is_empty()) {
             Some(token) => Some(token.trim().to_owned()),
             None => {
-                return Err(ConfigError::Invalid(format!(
-                    "{field}.token_env: environment variable `{variable}` is not set or empty"
-                )));
+                return Err(SettingError::TokenUnset {
+                    field,
+                    variable: variable.clone(),
+                }
+                .into());
             }
         },
     };
     Ok(Instance { api_url, token })
 }
 
-fn http_url(field: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text.trim())
-        .map_err(|e| ConfigError::Invalid(format!("{field}: `{text}` is not a URL: {e}")))?;
+fn http_url(field: &str, text: &str) -> Result<Url, SettingError> {
+    let url = Url::parse(text.trim()).map_err(|source| SettingError::NotAUrl {
+        field: field.to_owned(),
+        text: text.to_owned(),
+        source,
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(ConfigError::Invalid(format!(
-            "{field}: `{text}` must be an http:// or https:// URL"
-        )));
+        return Err(SettingError::NotHttp {
+            field: field.to_owned(),
+            text: text.to_owned(),
+        });
     }
     Ok(url)
 }
@@ -368,26 +422,21 @@ impl Config {
         if let Some(url) = args.chatbot_url.as_deref().filter(|u| !u.trim().is_empty()) {
             herder.chatbot_url = Some(http_url("CHATBOT_URL", url)?);
         }
-        let invalid = |m: String| ConfigError::Invalid(m);
-        let namespace = Namespace::new(common.namespace.clone())
-            .map_err(|e| invalid(format!("STEADFAST_NAMESPACE: {e}")))?;
+        let namespace =
+            Namespace::new(common.namespace.clone()).map_err(SettingError::Namespace)?;
         let broker = BrokerConfig::new(&common.amqp_url, "pipeline-herder")
-            .map_err(|e| invalid(format!("AMQP_URL: {e}")))?;
+            .map_err(SettingError::AmqpUrl)?;
         let database_url = common
             .database_url
             .clone()
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                invalid(
-                    "DATABASE_URL is not set (the herder keeps its ledger in PostgreSQL)".into(),
-                )
-            })?;
+            .ok_or(SettingError::NoDatabaseUrl)?;
         database_url
             .parse::<sqlx::postgres::PgConnectOptions>()
-            .map_err(|e| invalid(format!("DATABASE_URL: {e}")))?;
+            .map_err(SettingError::DatabaseUrl)?;
         common
             .telemetry("pipeline-herder")
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| SettingError::Telemetry(Box::new(e)))?;
         Ok(Self {
             namespace,
             broker,

@@ -89,8 +89,8 @@ pub struct ApiProject {
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GitLabError {
-    #[error("GitLab instance `{0}` is not configured in gitlab_instances")]
-    UnknownInstance(String),
+    #[error("GitLab instance `{instance}` is not configured in gitlab_instances")]
+    UnknownInstance { instance: String },
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("reading the response of GET {url}: {source}")]
@@ -99,8 +99,12 @@ pub enum GitLabError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("GET {url} answered something unexpected: {reason}")]
-    Decode { url: String, reason: String },
+    #[error("GET {url} answered something unexpected: {source}")]
+    Decode {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl GitLabError {
@@ -110,7 +114,7 @@ impl GitLabError {
         match self {
             Self::Http(e) => e.is_transient(),
             Self::Body { .. } => true,
-            Self::UnknownInstance(_) | Self::Decode { .. } => false,
+            Self::UnknownInstance { .. } | Self::Decode { .. } => false,
         }
     }
 }
@@ -161,7 +165,9 @@ impl GitLab {
         let config = self
             .instances
             .get(instance)
-            .ok_or_else(|| GitLabError::UnknownInstance(instance.to_owned()))?;
+            .ok_or_else(|| GitLabError::UnknownInstance {
+                instance: instance.to_owned(),
+            })?;
         let mut url = config.api_url.clone();
         url.path_segments_mut()
             .expect("api_url is validated as a base URL")
@@ -240,7 +246,7 @@ impl GitLab {
         })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| GitLabError::Decode {
             url: url.to_string(),
-            reason: e.to_string(),
+            source: e,
         })?;
         Ok((value, next_page))
     }
@@ -419,7 +425,7 @@ impl GitLab {
                     let created: Created =
                         serde_json::from_slice(&bytes).map_err(|e| GitLabError::Decode {
                             url: url.to_string(),
-                            reason: e.to_string(),
+                            source: e,
                         })?;
                     return Ok(created.id);
                 }

@@ -57,8 +57,8 @@ pub struct HookProject {
 /// Why a hook cannot be placed on a GitLab instance.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookError {
-    #[error("the event has object_kind `{0}`, not `build`")]
-    NotAJob(String),
+    #[error("the event has object_kind `{object_kind}`, not `build`")]
+    NotAJob { object_kind: String },
     #[error(
         "cannot tell the project's URL: neither the event source `{event_source}` nor the payload's project.web_url / repository.homepage is an http(s) URL with a path"
     )]
@@ -93,7 +93,9 @@ impl Job {
     /// `https://<host>/<project path>`).
     pub fn from_hook(hook: &JobHook, source: &str) -> Result<Self, HookError> {
         if hook.object_kind != "build" {
-            return Err(HookError::NotAJob(hook.object_kind.clone()));
+            return Err(HookError::NotAJob {
+                object_kind: hook.object_kind.clone(),
+            });
         }
         let project_url = [
             Some(source),
@@ -179,12 +181,8 @@ pub struct JobUrl {
 }
 
 impl JobUrl {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let invalid = || {
-            format!(
-                "`{text}` is not a GitLab job URL like https://gitlab.com/group/project/-/jobs/123"
-            )
-        };
+    pub fn parse(text: &str) -> Result<Self, JobUrlError> {
+        let invalid = || JobUrlError { text: text.into() };
         let (project, job) = text
             .trim_end_matches('/')
             .split_once("/-/jobs/")
@@ -193,6 +191,13 @@ impl JobUrl {
         let project = ProjectUrl::parse(project).ok_or_else(invalid)?;
         Ok(Self { project, job_id })
     }
+}
+
+/// Text that is not a job page URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a GitLab job URL like https://gitlab.com/group/project/-/jobs/123")]
+pub struct JobUrlError {
+    pub text: String,
 }
 
 /// `host` or `host:port` (when the URL names a port).
@@ -274,7 +279,9 @@ mod tests {
         pipeline["object_kind"] = "pipeline".into();
         assert_eq!(
             Job::from_hook(&hook(pipeline), "https://gitlab.com/a/b").unwrap_err(),
-            HookError::NotAJob("pipeline".into())
+            HookError::NotAJob {
+                object_kind: "pipeline".into()
+            }
         );
     }
 
@@ -294,6 +301,7 @@ mod tests {
             assert!(
                 JobUrl::parse(bad)
                     .unwrap_err()
+                    .to_string()
                     .contains("is not a GitLab job URL"),
                 "{bad}"
             );

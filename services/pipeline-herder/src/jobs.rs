@@ -12,10 +12,48 @@ use steadfast_messaging::{Handler, Incoming, Outcome};
 use tokio::time::Instant;
 
 use crate::decide::{self, DecidedAction, Decision, LogFetch};
-use crate::herder::Herder;
-use crate::hook::{Job, JobHook};
-use crate::ledger::DecisionRow;
+use crate::gitlab::GitLabError;
+use crate::herder::{Herder, ScheduleError};
+use crate::hook::{HookError, Job, JobHook};
+use crate::ledger::{DecisionRow, LedgerError};
 use crate::notify::DecisionEvent;
+
+/// Why a Job Hook event was not handled, or not yet.
+#[derive(Debug, thiserror::Error)]
+pub enum JobEventError {
+    /// The data does not deserialise as a Job Hook.
+    #[error("not a valid Job Hook: {0}")]
+    InvalidHook(#[source] serde_json::Error),
+    /// A Job Hook that cannot be placed on a GitLab instance.
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    /// Reading or writing the ledger, or reading the pause switch.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// GitLab could not be read (only transient errors get here; 4xx are decided on).
+    #[error(transparent)]
+    GitLab(#[from] GitLabError),
+    /// Queueing the retry (broker) or marking it scheduled (ledger).
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// Another delivery recorded the job, yet its row cannot be read back.
+    #[error("the ledger row vanished")]
+    RowVanished { instance: String, job_id: u64 },
+}
+
+impl JobEventError {
+    /// The consumer's outcome: a payload that can never be a job is parked; database,
+    /// broker and transient GitLab trouble go to the retry tiers.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::InvalidHook(_) | Self::Hook(_) => Outcome::park(self),
+            Self::GitLab(e) if !e.is_transient() => Outcome::park(self),
+            Self::Ledger(_) | Self::GitLab(_) | Self::Schedule(_) | Self::RowVanished { .. } => {
+                Outcome::retry(self)
+            }
+        }
+    }
+}
 
 pub struct JobEvents {
     pub herder: Herder,
@@ -39,11 +77,11 @@ impl Handler for JobEvents {
         }
         let hook: JobHook = match serde_json::from_value(message.event.data) {
             Ok(hook) => hook,
-            Err(error) => return Outcome::park(format!("not a valid Job Hook: {error}")),
+            Err(error) => return JobEventError::InvalidHook(error).outcome(),
         };
         let job = match Job::from_hook(&hook, &message.event.source) {
             Ok(job) => job,
-            Err(error) => return Outcome::park(error),
+            Err(error) => return JobEventError::from(error).outcome(),
         };
         if !herder.matchers.considers_status(&job.status) {
             count("ignored_status");
@@ -59,27 +97,25 @@ impl Handler for JobEvents {
         }
         match self.decide(&job, &message.event.id).await {
             Ok(outcome) => outcome,
-            Err(reason) => {
-                tracing::warn!(job_id = job.job_id, instance = %job.instance, %reason, "cannot decide yet; will try again");
-                Outcome::Retry(reason)
+            Err(error) => {
+                let outcome = error.outcome();
+                if matches!(outcome, Outcome::Retry(_)) {
+                    tracing::warn!(job_id = job.job_id, instance = %job.instance, reason = %error, "cannot decide yet; will try again");
+                }
+                outcome
             }
         }
     }
 }
 
 impl JobEvents {
-    async fn decide(&self, job: &Job, event_id: &str) -> Result<Outcome, String> {
+    async fn decide(&self, job: &Job, event_id: &str) -> Result<Outcome, JobEventError> {
         let herder = &self.herder;
-        if let Some(row) = herder
-            .ledger
-            .find(&job.instance, job.job_id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        if let Some(row) = herder.ledger.find(&job.instance, job.job_id).await? {
             return self.resume(row).await;
         }
         let started = Instant::now();
-        let paused = herder.pause.is_paused().await.map_err(|e| e.to_string())?;
+        let paused = herder.pause.is_paused().await?;
         let assessment = decide::assess(
             &herder.gitlab,
             &herder.matchers,
@@ -87,23 +123,23 @@ impl JobEvents {
             paused,
             LogFetch::WhenNeeded,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let decision = assessment.decision;
         let notification = DecisionEvent::decided(job, &decision).into_notification("decision");
         let Some(row) = herder
             .ledger
             .record(job, event_id, &decision, Some(&notification))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         else {
             // Another delivery of the same job won the race.
             let row = herder
                 .ledger
                 .find(&job.instance, job.job_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the ledger row vanished")?;
+                .await?
+                .ok_or_else(|| JobEventError::RowVanished {
+                    instance: job.instance.clone(),
+                    job_id: job.job_id,
+                })?;
             return self.resume(row).await;
         };
         herder.metrics.events.with_label_values(&["decided"]).inc();
@@ -122,7 +158,7 @@ impl JobEvents {
             "decided"
         );
         if decision.action == DecidedAction::Retry {
-            herder.schedule(&row).await.map_err(|e| e.to_string())?;
+            herder.schedule(&row).await?;
         }
         herder.notifier.kick();
         Ok(Outcome::Done)
@@ -130,16 +166,13 @@ impl JobEvents {
 
     /// A job that already has a decision: queue its retry if that never happened, else
     /// nothing (a redelivered or repeated hook).
-    async fn resume(&self, row: DecisionRow) -> Result<Outcome, String> {
+    async fn resume(&self, row: DecisionRow) -> Result<Outcome, JobEventError> {
         if row.state == "new" && row.action == "retry" {
             tracing::info!(
                 job_id = row.job_id,
                 "the retry was decided but not queued; queueing it now"
             );
-            self.herder
-                .schedule(&row)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.herder.schedule(&row).await?;
         } else {
             tracing::info!(job_id = row.job_id, state = %row.state, "the job already has a decision; duplicate ignored");
         }

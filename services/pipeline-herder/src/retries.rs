@@ -10,10 +10,41 @@
 use steadfast_messaging::{Handler, Incoming, Outcome};
 
 use crate::decide::superseded_by;
+use crate::gitlab::GitLabError;
 use crate::herder::{Herder, RetryOrder};
 use crate::hook::Job;
-use crate::ledger::{Claim, DecisionRow, Finish};
+use crate::ledger::{Claim, DecisionRow, Finish, LedgerError};
 use crate::notify::DecisionEvent;
+
+/// Why a due retry was not carried out, or not yet.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryDueError {
+    /// Another worker holds the claim on the ledger row.
+    #[error("another worker is retrying this job")]
+    Busy { decision_id: i64 },
+    /// The message names a decision the ledger does not have.
+    #[error("no ledger decision {decision_id} for job {job_id}")]
+    Missing { decision_id: i64, job_id: u64 },
+    /// Reading the pause switch, claiming or finishing the ledger row.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// GitLab could not be asked (only transient errors get here; a 4xx is final and
+    /// recorded as the outcome).
+    #[error(transparent)]
+    GitLab(#[from] GitLabError),
+}
+
+impl RetryDueError {
+    /// The consumer's outcome: a message without its decision is parked; a busy claim,
+    /// database and transient GitLab trouble go to the retry tiers.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Missing { .. } => Outcome::park(self),
+            Self::GitLab(e) if !e.is_transient() => Outcome::park(self),
+            Self::Busy { .. } | Self::Ledger(_) | Self::GitLab(_) => Outcome::retry(self),
+        }
+    }
+}
 
 pub struct RetriesDue {
     pub herder: Herder,
@@ -23,53 +54,60 @@ impl Handler for RetriesDue {
     type Data = RetryOrder;
 
     async fn handle(&self, message: Incoming<RetryOrder>) -> Outcome {
-        let order = message.event.data;
-        let herder = &self.herder;
-        let row = match herder
-            .ledger
-            .claim(order.decision_id, herder.retry_lease)
-            .await
-        {
-            Ok(Claim::Claimed(row)) => row,
-            Ok(Claim::Done(row)) => {
-                tracing::info!(
-                    job_id = row.job_id,
-                    outcome = row.outcome.as_deref().unwrap_or(""),
-                    "retry already handled; duplicate ignored"
-                );
-                return Outcome::Done;
-            }
-            Ok(Claim::Busy) => return Outcome::retry("another worker is retrying this job"),
-            Ok(Claim::Missing) => {
-                return Outcome::park(format!(
-                    "no ledger decision {} for job {}",
-                    order.decision_id, order.job_id
-                ));
-            }
-            Err(error) => return Outcome::retry(error),
-        };
-        match self.perform(&row).await {
+        match self.run(&message.event.data).await {
             Ok(()) => Outcome::Done,
-            Err(reason) => {
-                if let Err(error) = herder.ledger.release(row.id, &reason).await {
-                    tracing::warn!(%error, "cannot release the claim; it expires with its lease");
-                }
-                tracing::warn!(job_id = row.job_id, %reason, "retry not done yet; will try again");
-                Outcome::Retry(reason)
-            }
+            Err(error) => error.outcome(),
         }
     }
 }
 
 impl RetriesDue {
+    /// Claims the ledger row and performs the retry; a failure after the claim releases it.
+    async fn run(&self, order: &RetryOrder) -> Result<(), RetryDueError> {
+        let herder = &self.herder;
+        let row = match herder
+            .ledger
+            .claim(order.decision_id, herder.retry_lease)
+            .await?
+        {
+            Claim::Claimed(row) => row,
+            Claim::Done(row) => {
+                tracing::info!(
+                    job_id = row.job_id,
+                    outcome = row.outcome.as_deref().unwrap_or(""),
+                    "retry already handled; duplicate ignored"
+                );
+                return Ok(());
+            }
+            Claim::Busy => {
+                return Err(RetryDueError::Busy {
+                    decision_id: order.decision_id,
+                });
+            }
+            Claim::Missing => {
+                return Err(RetryDueError::Missing {
+                    decision_id: order.decision_id,
+                    job_id: order.job_id,
+                });
+            }
+        };
+        if let Err(reason) = self.perform(&row).await {
+            if let Err(error) = herder.ledger.release(row.id, &reason.to_string()).await {
+                tracing::warn!(%error, "cannot release the claim; it expires with its lease");
+            }
+            tracing::warn!(job_id = row.job_id, %reason, "retry not done yet; will try again");
+            return Err(reason);
+        }
+        Ok(())
+    }
+
     /// Checks, retries and records; `Err` is a transient failure (the claim is released).
-    async fn perform(&self, row: &DecisionRow) -> Result<(), String> {
+    async fn perform(&self, row: &DecisionRow) -> Result<(), RetryDueError> {
         let herder = &self.herder;
         let job = job_of(row);
         let project = job.project_ref();
-        let transient = |e: &dyn std::fmt::Display| e.to_string();
 
-        if herder.pause.is_paused().await.map_err(|e| transient(&e))? {
+        if herder.pause.is_paused().await? {
             return self
                 .finish(
                     row,
@@ -81,10 +119,7 @@ impl RetriesDue {
                 )
                 .await;
         }
-        if let Some(reason) = superseded_by(&herder.gitlab, &job, &project)
-            .await
-            .map_err(|e| transient(&e))?
-        {
+        if let Some(reason) = superseded_by(&herder.gitlab, &job, &project).await? {
             return self
                 .finish(row, "report", "superseded", &reason, None, None)
                 .await;
@@ -107,7 +142,7 @@ impl RetriesDue {
                     .await;
             }
             Ok(None) => {}
-            Err(e) if e.is_transient() => return Err(e.to_string()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             // Listing jobs may need more rights than retrying; go on and let the retry decide.
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the pipeline's jobs; retrying without that check")
@@ -129,7 +164,7 @@ impl RetriesDue {
                 self.finish(row, "retry", "retried", &reason, Some(new_job), None)
                     .await
             }
-            Err(e) if e.is_transient() => Err(e.to_string()),
+            Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
                 let error = e.to_string();
                 let reason = format!("GitLab refused the retry: {error}");
@@ -147,7 +182,7 @@ impl RetriesDue {
         reason: &str,
         new_job_id: Option<u64>,
         error: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RetryDueError> {
         let herder = &self.herder;
         let finish = Finish {
             action,
@@ -160,8 +195,7 @@ impl RetriesDue {
         let finished = herder
             .ledger
             .finish(row.id, &finish, Some(&notification))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !finished {
             tracing::warn!(
                 job_id = row.job_id,

@@ -3,44 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sentinel::{App, Cli, Command, Config};
-use steadfast_service_kit::install_crypto_provider;
-use steadfast_service_kit::process::{config_ok, invalid_config, run_until_signalled};
+use sentinel::{Cli, Command, app};
+use steadfast_service_kit::host;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (args, serve) = match Cli::parse().command {
+    match Cli::parse().command {
         Command::Version => {
             println!("sentinel {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        Command::ConfigDump(args) => (args, false),
-        Command::Serve(args) => (args, true),
-    };
-    install_crypto_provider();
-    let config = match Config::from_args(&args) {
-        Ok(config) => config,
-        Err(error) => return invalid_config(error),
-    };
-    if !serve {
-        print!("{}", config.dump());
-        return ExitCode::SUCCESS;
+        Command::ConfigDump(args) => app::config_dump(&args),
+        Command::Serve(args) => host::run(app::launch(&args)).await,
     }
-    let telemetry = match sentinel::config::telemetry(&args, &config) {
-        Ok(telemetry) => telemetry,
-        Err(error) => return invalid_config(error),
-    };
-    if let Err(error) = config.validate_for_serve() {
-        return invalid_config(error);
-    }
-    if args.common.check_config {
-        return config_ok("");
-    }
-    run_until_signalled("sentinel", &telemetry, |shutdown| async move {
-        if config.debug_config {
-            tracing::info!(config = %config.dump(), "merged configuration");
-        }
-        App::build(config).await?.run(shutdown).await
-    })
-    .await
 }

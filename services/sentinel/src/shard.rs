@@ -14,15 +14,10 @@ pub struct Shard {
 
 impl Shard {
     /// `INDEX/COUNT`, e.g. `0/3`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (index, count) = text
-            .split_once('/')
-            .ok_or_else(|| format!("shard `{text}` must be INDEX/COUNT, e.g. 0/3"))?;
-        let number = |s: &str| {
-            s.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("shard `{text}` must be INDEX/COUNT, e.g. 0/3"))
-        };
+    pub fn parse(text: &str) -> Result<Self, ShardError> {
+        let malformed = || ShardError::Malformed { text: text.into() };
+        let (index, count) = text.split_once('/').ok_or_else(malformed)?;
+        let number = |s: &str| s.trim().parse::<u32>().map_err(|_| malformed());
         let shard = Self {
             index: number(index)?,
             count: number(count)?,
@@ -31,15 +26,15 @@ impl Shard {
         Ok(shard)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ShardError> {
         if self.count == 0 {
-            return Err("shard.count must be at least 1".into());
+            return Err(ShardError::NoReplicas);
         }
         if self.index >= self.count {
-            return Err(format!(
-                "shard.index must be below shard.count ({} is not below {})",
-                self.index, self.count
-            ));
+            return Err(ShardError::IndexOutOfRange {
+                index: self.index,
+                count: self.count,
+            });
         }
         Ok(())
     }
@@ -48,6 +43,17 @@ impl Shard {
     pub fn owns(&self, id: &str) -> bool {
         fnv1a(id.as_bytes()) % u64::from(self.count) == u64::from(self.index)
     }
+}
+
+/// Why a shard cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("shard `{text}` must be INDEX/COUNT, e.g. 0/3")]
+    Malformed { text: String },
+    #[error("shard.count must be at least 1")]
+    NoReplicas,
+    #[error("shard.index must be below shard.count ({index} is not below {count})")]
+    IndexOutOfRange { index: u32, count: u32 },
 }
 
 /// FNV-1a, 64 bit.
@@ -95,7 +101,7 @@ mod tests {
     fn parses_and_validates() {
         assert_eq!(Shard::parse("1/3").unwrap(), Shard { index: 1, count: 3 });
         assert_eq!(
-            Shard::parse("3/3").unwrap_err(),
+            Shard::parse("3/3").unwrap_err().to_string(),
             "shard.index must be below shard.count (3 is not below 3)"
         );
         assert!(Shard::parse("x").is_err());

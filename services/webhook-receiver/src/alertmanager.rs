@@ -16,7 +16,7 @@ use steadfast_events::alertmanager::{GROUP_FIELDS, alert_event_id, receiver_segm
 use steadfast_events::catalogue::ALERTMANAGER_ALERT;
 use steadfast_events::{Envelope, TraceParent};
 
-use crate::event::check_routing_key;
+use crate::event::{RoutingKeyTooLong, check_routing_key};
 
 /// The only notification format Alertmanager has sent since 0.x (`version: "4"`).
 pub const SUPPORTED_VERSION: &str = "4";
@@ -28,47 +28,47 @@ pub struct AlertEvent {
 }
 
 /// Splits a notification into per-alert events. The error is the reason for a 400.
-pub fn split(notification: &Value, trace: &TraceParent) -> Result<Vec<AlertEvent>, String> {
+pub fn split(
+    notification: &Value,
+    trace: &TraceParent,
+) -> Result<Vec<AlertEvent>, NotificationError> {
     let version = notification
         .get("version")
-        .ok_or("invalid Alertmanager notification: missing field `version`")?;
+        .ok_or(NotificationError::Missing { field: "version" })?;
     if version.as_str() != Some(SUPPORTED_VERSION) {
-        return Err(format!(
-            "unsupported Alertmanager notification version {version}; expected \"{SUPPORTED_VERSION}\""
-        ));
+        return Err(NotificationError::UnsupportedVersion {
+            version: version.clone(),
+        });
     }
     let receiver = required_str(notification, "receiver")?;
     required_str(notification, "groupKey")?;
     let alerts = notification
         .get("alerts")
-        .ok_or("invalid Alertmanager notification: missing field `alerts`")?
+        .ok_or(NotificationError::Missing { field: "alerts" })?
         .as_array()
-        .ok_or("invalid Alertmanager notification: `alerts` must be an array")?;
+        .ok_or(NotificationError::AlertsNotAnArray)?;
     let source = source(notification, receiver);
 
     alerts
         .iter()
         .enumerate()
         .map(|(index, alert)| {
-            let alert = alert.as_object().ok_or_else(|| {
-                format!("invalid Alertmanager notification: alerts[{index}] must be an object")
-            })?;
-            let field = |name: &str| -> Result<&str, String> {
+            let alert = alert
+                .as_object()
+                .ok_or(NotificationError::AlertNotAnObject { index })?;
+            let field = |field: &'static str| -> Result<&str, NotificationError> {
                 alert
-                    .get(name)
+                    .get(field)
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        format!(
-                            "invalid Alertmanager notification: alerts[{index}] has no `{name}` string"
-                        )
-                    })
+                    .ok_or(NotificationError::AlertField { index, field })
             };
             let status = field("status")?;
             if status != "firing" && status != "resolved" {
-                return Err(format!(
-                    "invalid Alertmanager notification: alerts[{index}].status is `{status}`; expected `firing` or `resolved`"
-                ));
+                return Err(NotificationError::AlertStatus {
+                    index,
+                    status: status.to_owned(),
+                });
             }
             let fingerprint = field("fingerprint")?;
             let starts_at = field("startsAt")?;
@@ -94,11 +94,40 @@ pub fn split(notification: &Value, trace: &TraceParent) -> Result<Vec<AlertEvent
         .collect()
 }
 
-fn required_str<'a>(notification: &'a Value, name: &str) -> Result<&'a str, String> {
+fn required_str<'a>(
+    notification: &'a Value,
+    field: &'static str,
+) -> Result<&'a str, NotificationError> {
     notification
-        .get(name)
+        .get(field)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("invalid Alertmanager notification: missing field `{name}` string"))
+        .ok_or(NotificationError::MissingString { field })
+}
+
+/// Why a body is not an Alertmanager notification the receiver can split: the reason for a
+/// 400.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotificationError {
+    #[error("invalid Alertmanager notification: missing field `{field}`")]
+    Missing { field: &'static str },
+    #[error("invalid Alertmanager notification: missing field `{field}` string")]
+    MissingString { field: &'static str },
+    #[error(
+        "unsupported Alertmanager notification version {version}; expected \"{SUPPORTED_VERSION}\""
+    )]
+    UnsupportedVersion { version: Value },
+    #[error("invalid Alertmanager notification: `alerts` must be an array")]
+    AlertsNotAnArray,
+    #[error("invalid Alertmanager notification: alerts[{index}] must be an object")]
+    AlertNotAnObject { index: usize },
+    #[error("invalid Alertmanager notification: alerts[{index}] has no `{field}` string")]
+    AlertField { index: usize, field: &'static str },
+    #[error(
+        "invalid Alertmanager notification: alerts[{index}].status is `{status}`; expected `firing` or `resolved`"
+    )]
+    AlertStatus { index: usize, status: String },
+    #[error(transparent)]
+    RoutingKey(#[from] RoutingKeyTooLong),
 }
 
 /// `externalURL` when it is a usable URI, else a URN naming the receiver.
@@ -162,7 +191,9 @@ mod tests {
         let mut n = notification();
         n["version"] = json!("3");
         assert_eq!(
-            split(&n, &TraceParent::new_random()).unwrap_err(),
+            split(&n, &TraceParent::new_random())
+                .unwrap_err()
+                .to_string(),
             "unsupported Alertmanager notification version \"3\"; expected \"4\""
         );
         let mut n = notification();
@@ -171,7 +202,9 @@ mod tests {
             .unwrap()
             .remove("fingerprint");
         assert_eq!(
-            split(&n, &TraceParent::new_random()).unwrap_err(),
+            split(&n, &TraceParent::new_random())
+                .unwrap_err()
+                .to_string(),
             "invalid Alertmanager notification: alerts[0] has no `fingerprint` string"
         );
         let mut n = notification();
@@ -179,12 +212,15 @@ mod tests {
         assert!(
             split(&n, &TraceParent::new_random())
                 .unwrap_err()
+                .to_string()
                 .ends_with("alerts[0].status is `pending`; expected `firing` or `resolved`")
         );
         let mut n = notification();
         n.as_object_mut().unwrap().remove("receiver");
         assert_eq!(
-            split(&n, &TraceParent::new_random()).unwrap_err(),
+            split(&n, &TraceParent::new_random())
+                .unwrap_err()
+                .to_string(),
             "invalid Alertmanager notification: missing field `receiver` string"
         );
     }

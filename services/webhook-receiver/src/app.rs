@@ -29,8 +29,9 @@ use crate::spool::{Spool, SpoolError};
 /// then go to the spool until it comes).
 const BROKER_GRACE: Duration = Duration::from_secs(5);
 
+/// Why the receiver could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum AppError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("metrics registry: {0}")]
@@ -39,12 +40,22 @@ pub enum BuildError {
     Spool(#[from] SpoolError),
     #[error("broker topology: {0}")]
     Topology(#[from] steadfast_messaging::MessagingError),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
+}
+
+impl steadfast_service_kit::host::Service for Config {
+    const NAME: &'static str = crate::SERVICE;
+    type CheckError = std::convert::Infallible;
+    type Error = AppError;
+
+    fn check(&self) -> Result<String, Self::CheckError> {
+        Ok(self.summary())
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        App::build(self).await?.run(shutdown).await
+    }
 }
 
 /// A running receiver's parts, built and bound but not yet serving.
@@ -64,7 +75,7 @@ pub struct App {
 impl App {
     /// Binds the listeners, starts the broker connection (waiting briefly for it), opens the
     /// spool and applies its migrations (retried by the drainer if PostgreSQL is down).
-    pub async fn build(config: Config) -> Result<Self, BuildError> {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
         let registry = Registry::new();
         let metrics = ReceiverMetrics::register(&registry)?;
         let messaging_metrics = MessagingMetrics::register(&registry)?;
@@ -181,7 +192,7 @@ impl App {
     /// Serves until `shutdown`, then: not ready → stop accepting → finish open requests and
     /// their deliveries → stop the drainer after its batch → close the broker and the pool,
     /// all within `SHUTDOWN_TIMEOUT`.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let Self {
             config,
             http,
@@ -216,7 +227,7 @@ impl App {
             stop_metrics.cancel();
             drain("broker connection", config.shutdown_timeout, broker.close()).await;
             return match result {
-                Ok(Err(error)) => Err(RunError::Http(error)),
+                Ok(Err(error)) => Err(AppError::Http(error)),
                 _ => Ok(()),
             };
         }

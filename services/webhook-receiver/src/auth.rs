@@ -133,17 +133,27 @@ impl AlertmanagerAuth {
     }
 
     /// Parses `ALERTMANAGER_BASIC_AUTH` (`user:password`; the password may contain `:`).
-    pub fn parse_basic(value: &str) -> Result<(String, Secret), String> {
+    pub fn parse_basic(value: &str) -> Result<(String, Secret), BasicAuthError> {
         let (user, password) = value
             .split_once(':')
-            .ok_or("ALERTMANAGER_BASIC_AUTH must be `user:password`")?;
+            .ok_or(BasicAuthError::NotUserPassword)?;
         if user.is_empty() {
-            return Err("ALERTMANAGER_BASIC_AUTH has an empty user name".into());
+            return Err(BasicAuthError::EmptyUser);
         }
-        let password =
-            Secret::new(password).ok_or("ALERTMANAGER_BASIC_AUTH has an empty password")?;
+        let password = Secret::new(password).ok_or(BasicAuthError::EmptyPassword)?;
         Ok((user.to_owned(), password))
     }
+}
+
+/// Why `ALERTMANAGER_BASIC_AUTH` cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BasicAuthError {
+    #[error("ALERTMANAGER_BASIC_AUTH must be `user:password`")]
+    NotUserPassword,
+    #[error("ALERTMANAGER_BASIC_AUTH has an empty user name")]
+    EmptyUser,
+    #[error("ALERTMANAGER_BASIC_AUTH has an empty password")]
+    EmptyPassword,
 }
 
 #[cfg(test)]
@@ -219,7 +229,9 @@ mod tests {
         assert!(!auth.authorizes(&with("Basic YW06d3Jvbmc=")));
         assert!(!auth.authorizes(&HeaderMap::new()));
         assert_eq!(
-            AlertmanagerAuth::parse_basic("nopassword").unwrap_err(),
+            AlertmanagerAuth::parse_basic("nopassword")
+                .unwrap_err()
+                .to_string(),
             "ALERTMANAGER_BASIC_AUTH must be `user:password`"
         );
     }

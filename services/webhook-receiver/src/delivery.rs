@@ -48,12 +48,22 @@ impl Outcome {
     }
 }
 
-/// Neither the broker nor the spool took an event.
+/// Neither the broker nor the spool took an event: the request is answered 503.
 #[derive(Debug, thiserror::Error)]
 #[error("the broker did not take the event ({broker}) and the spool could not either ({spool})")]
 pub struct Undeliverable {
-    pub broker: String,
-    pub spool: String,
+    /// Why the first unconfirmed event was not confirmed.
+    pub broker: PublishError,
+    pub spool: SpoolUnavailable,
+}
+
+/// Why the spool could not take events the broker did not confirm.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolUnavailable {
+    #[error("disabled: DATABASE_URL is not set")]
+    Disabled,
+    #[error(transparent)]
+    Failed(#[from] SpoolError),
 }
 
 /// Whether new events must queue up behind spooled ones, and the lock that makes leaving that
@@ -169,14 +179,14 @@ impl Delivery {
             return Ok(outcomes);
         }
 
-        let broker_error = failed[0].1.to_string();
+        let unconfirmed: Vec<&OutgoingEvent> = failed.iter().map(|(i, _)| &events[*i]).collect();
+        let broker_error = failed.swap_remove(0).1;
         let Some(spool) = &self.spool else {
             return Err(Undeliverable {
                 broker: broker_error,
-                spool: "disabled: DATABASE_URL is not set".into(),
+                spool: SpoolUnavailable::Disabled,
             });
         };
-        let unconfirmed: Vec<&OutgoingEvent> = failed.iter().map(|(i, _)| &events[*i]).collect();
         match self
             .spool_events(spool, &unconfirmed, SpoolReason::BrokerError)
             .await
@@ -188,7 +198,7 @@ impl Delivery {
             }
             Err(error) => Err(Undeliverable {
                 broker: broker_error,
-                spool: error.to_string(),
+                spool: error.into(),
             }),
         }
     }

@@ -30,7 +30,10 @@ use crate::spool::{Spool, SpoolError, SpoolStats};
 enum SpoolState {
     Disabled,
     Reachable(SpoolStats),
-    Unreachable(String),
+    /// Not reachable when last tried; `reason` is the last error's text (or "not checked yet").
+    Unreachable {
+        reason: String,
+    },
 }
 
 /// Shared between the drainer (which updates it) and the readiness checks (which read it).
@@ -48,7 +51,9 @@ impl SpoolHealth {
 
     pub fn unreachable(reason: impl Into<String>) -> Self {
         Self {
-            state: Mutex::new(SpoolState::Unreachable(reason.into())),
+            state: Mutex::new(SpoolState::Unreachable {
+                reason: reason.into(),
+            }),
         }
     }
 
@@ -71,7 +76,9 @@ impl SpoolHealth {
     }
 
     pub fn record_error(&self, error: &SpoolError) {
-        self.set(SpoolState::Unreachable(error.to_string()));
+        self.set(SpoolState::Unreachable {
+            reason: error.to_string(),
+        });
     }
 
     /// Whether events could be spooled now.
@@ -90,7 +97,7 @@ impl SpoolHealth {
                 stats.depth,
                 stats.oldest_age.unwrap_or_default().as_secs_f64()
             )),
-            SpoolState::Unreachable(reason) => Check::ok(format!("unavailable: {reason}")),
+            SpoolState::Unreachable { reason } => Check::ok(format!("unavailable: {reason}")),
         }
     }
 

@@ -61,14 +61,20 @@ impl OutgoingEvent {
 
 /// Checks that a routing key we built fits AMQP, so a long project path is a 400 for the
 /// sender instead of a publish error later.
-pub fn check_routing_key(key: &str) -> Result<(), String> {
+pub fn check_routing_key(key: &str) -> Result<(), RoutingKeyTooLong> {
     if key.len() > MAX_ROUTING_KEY_BYTES {
-        return Err(format!(
-            "the routing key `{key}` is {} bytes long; AMQP allows {MAX_ROUTING_KEY_BYTES}",
-            key.len()
-        ));
+        return Err(RoutingKeyTooLong {
+            key: key.to_owned(),
+        });
     }
     Ok(())
+}
+
+/// A routing key longer than AMQP's short string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the routing key `{key}` is {length} bytes long; AMQP allows {MAX_ROUTING_KEY_BYTES}", length = key.len())]
+pub struct RoutingKeyTooLong {
+    pub key: String,
 }
 
 #[cfg(test)]
@@ -107,7 +113,7 @@ mod tests {
     #[test]
     fn routing_keys_must_fit_a_short_string() {
         assert!(check_routing_key(&"a".repeat(255)).is_ok());
-        let err = check_routing_key(&"a".repeat(256)).unwrap_err();
+        let err = check_routing_key(&"a".repeat(256)).unwrap_err().to_string();
         assert!(err.ends_with("is 256 bytes long; AMQP allows 255"), "{err}");
     }
 }

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use steadfast_events::catalogue::gitlab_type;
 use steadfast_events::{Envelope, TraceParent};
 
-use crate::event::check_routing_key;
+use crate::event::{RoutingKeyTooLong, check_routing_key};
 use crate::request::{IDEMPOTENCY_KEY, header_text};
 
 pub const EVENT_HEADER: &str = "x-gitlab-event";
@@ -74,9 +74,9 @@ pub struct GitlabHook {
 impl GitlabHook {
     /// Reads kind, host and project from the headers and the body (a JSON object). The error
     /// is the reason for a 400.
-    pub fn interpret(headers: &HeaderMap, payload: Box<RawValue>) -> Result<Self, String> {
-        let fields: Fields<'_> = serde_json::from_str(payload.get())
-            .map_err(|e| format!("invalid GitLab webhook body: {e}"))?;
+    pub fn interpret(headers: &HeaderMap, payload: Box<RawValue>) -> Result<Self, GitlabHookError> {
+        let fields: Fields<'_> =
+            serde_json::from_str(payload.get()).map_err(GitlabHookError::InvalidBody)?;
         let object_kind = object_kind(headers, &fields)?;
         let project_path = project_path(&fields)?;
         let host = host(headers, &fields)?;
@@ -112,7 +112,46 @@ impl GitlabHook {
     }
 }
 
-fn object_kind(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, String> {
+/// Why a body cannot be a GitLab webhook: the reason for a 400.
+#[derive(Debug, thiserror::Error)]
+pub enum GitlabHookError {
+    #[error("invalid GitLab webhook body: {0}")]
+    InvalidBody(#[source] serde_json::Error),
+    #[error(
+        "cannot tell the event kind: the body has no `object_kind` and there is no X-Gitlab-Event header"
+    )]
+    NoKind,
+    #[error(
+        "`{kind}` is not a GitLab event kind (expected lower-case letters, digits and `_`, like `build`)"
+    )]
+    BadKind { kind: String },
+    #[error("cannot tell the project: `repository.homepage` `{homepage}` is not a URL: {source}")]
+    HomepageNotAUrl {
+        homepage: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error(
+        "cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`"
+    )]
+    NoProject,
+    #[error(
+        "`{path}` is not a GitLab project path (expected `group/project` of letters, digits, `_`, `.` and `-`)"
+    )]
+    BadProjectPath { path: String },
+    #[error("header X-Gitlab-Instance `{instance}` is not a host or URL")]
+    BadInstanceHeader { instance: String },
+    #[error("cannot tell the GitLab host: `{field}` `{url}` is not a URL")]
+    HostNotAUrl { field: &'static str, url: String },
+    #[error(
+        "cannot tell the GitLab host: there is no X-Gitlab-Instance header and the body has no `project.web_url` or `repository.homepage`"
+    )]
+    NoHost,
+    #[error(transparent)]
+    RoutingKey(#[from] RoutingKeyTooLong),
+}
+
+fn object_kind(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, GitlabHookError> {
     let from_body = fields
         .object_kind
         .as_deref()
@@ -122,7 +161,7 @@ fn object_kind(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, Strin
         Some(kind) => kind,
         None => header_text(headers, EVENT_HEADER)
             .map(kind_from_event_header)
-            .ok_or("cannot tell the event kind: the body has no `object_kind` and there is no X-Gitlab-Event header")?,
+            .ok_or(GitlabHookError::NoKind)?,
     };
     let valid = !kind.is_empty()
         && kind.len() <= 64
@@ -130,9 +169,7 @@ fn object_kind(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, Strin
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !valid {
-        return Err(format!(
-            "`{kind}` is not a GitLab event kind (expected lower-case letters, digits and `_`, like `build`)"
-        ));
+        return Err(GitlabHookError::BadKind { kind });
     }
     Ok(kind)
 }
@@ -154,7 +191,7 @@ pub fn kind_from_event_header(header: &str) -> String {
     }
 }
 
-fn project_path(fields: &Fields<'_>) -> Result<String, String> {
+fn project_path(fields: &Fields<'_>) -> Result<String, GitlabHookError> {
     let from_project = fields
         .project
         .as_ref()
@@ -166,12 +203,14 @@ fn project_path(fields: &Fields<'_>) -> Result<String, String> {
     let path = match (from_project, homepage) {
         (Some(path), _) => path.trim_matches('/').to_owned(),
         (None, Some(homepage)) => {
-            let url = url::Url::parse(homepage).map_err(|e| {
-                format!("cannot tell the project: `repository.homepage` `{homepage}` is not a URL: {e}")
-            })?;
+            let url =
+                url::Url::parse(homepage).map_err(|source| GitlabHookError::HomepageNotAUrl {
+                    homepage: homepage.to_owned(),
+                    source,
+                })?;
             url.path().trim_matches('/').to_owned()
         }
-        (None, None) => return Err("cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`".into()),
+        (None, None) => return Err(GitlabHookError::NoProject),
     };
     let valid = !path.is_empty()
         && path.split('/').all(|segment| {
@@ -181,22 +220,21 @@ fn project_path(fields: &Fields<'_>) -> Result<String, String> {
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         });
     if !valid {
-        return Err(format!(
-            "`{path}` is not a GitLab project path (expected `group/project` of letters, digits, `_`, `.` and `-`)"
-        ));
+        return Err(GitlabHookError::BadProjectPath { path });
     }
     Ok(path)
 }
 
-fn host(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, String> {
+fn host(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, GitlabHookError> {
     if let Some(instance) = header_text(headers, INSTANCE_HEADER) {
         let url = if instance.contains("://") {
             instance.to_owned()
         } else {
             format!("https://{instance}")
         };
-        return authority(&url)
-            .ok_or_else(|| format!("header X-Gitlab-Instance `{instance}` is not a host or URL"));
+        return authority(&url).ok_or_else(|| GitlabHookError::BadInstanceHeader {
+            instance: instance.to_owned(),
+        });
     }
     let candidates = [
         (
@@ -213,12 +251,13 @@ fn host(headers: &HeaderMap, fields: &Fields<'_>) -> Result<String, String> {
     ];
     for (field, url) in candidates {
         if let Some(url) = url {
-            return authority(url).ok_or_else(|| {
-                format!("cannot tell the GitLab host: `{field}` `{url}` is not a URL")
+            return authority(url).ok_or_else(|| GitlabHookError::HostNotAUrl {
+                field,
+                url: url.to_owned(),
             });
         }
     }
-    Err("cannot tell the GitLab host: there is no X-Gitlab-Instance header and the body has no `project.web_url` or `repository.homepage`".into())
+    Err(GitlabHookError::NoHost)
 }
 
 /// `host[:port]` of a URL, lower-case.
@@ -324,14 +363,16 @@ mod tests {
     #[test]
     fn missing_or_bad_fields_are_named() {
         let project = json!({"path_with_namespace": "a/b", "web_url": "https://h/a/b"});
-        let err =
-            GitlabHook::interpret(&HeaderMap::new(), raw(json!({"project": project}))).unwrap_err();
+        let err = GitlabHook::interpret(&HeaderMap::new(), raw(json!({"project": project})))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "cannot tell the event kind: the body has no `object_kind` and there is no X-Gitlab-Event header"
         );
         let err = GitlabHook::interpret(&HeaderMap::new(), raw(json!({"object_kind": "build"})))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "cannot tell the project: the body has no `project.path_with_namespace` or `repository.homepage`"
@@ -340,7 +381,8 @@ mod tests {
             &HeaderMap::new(),
             raw(json!({"object_kind": "Build Hook!", "project": project})),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with("`Build Hook!` is not a GitLab event kind"),
             "{err}"
@@ -349,13 +391,14 @@ mod tests {
             &HeaderMap::new(),
             raw(json!({"object_kind": "build", "project": {"path_with_namespace": "a/b"}})),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("cannot tell the GitLab host"), "{err}");
         let err = GitlabHook::interpret(
             &HeaderMap::new(),
             raw(json!({"object_kind": "build", "project": {"path_with_namespace": "a b/c", "web_url": "https://h/x"}})),
         )
-        .unwrap_err();
+        .unwrap_err().to_string();
         assert!(
             err.starts_with("`a b/c` is not a GitLab project path"),
             "{err}"
@@ -369,7 +412,7 @@ mod tests {
             &HeaderMap::new(),
             raw(json!({"object_kind": "build", "project": {"path_with_namespace": long, "web_url": "https://h/x"}})),
         )
-        .unwrap_err();
+        .unwrap_err().to_string();
         assert!(err.contains("AMQP allows 255"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use steadfast_events::{Envelope, TraceParent};
 use steadfast_service_kit::auth::verify_hmac_sha256;
 
 use crate::auth::Secret;
-use crate::event::check_routing_key;
+use crate::event::{RoutingKeyTooLong, check_routing_key};
 use crate::request::{IDEMPOTENCY_KEY, header_text};
 
 /// The signature header when the config names none (GitHub's, widely copied).
@@ -55,31 +55,28 @@ impl HookSource {
     }
 
     /// Checks a source from the config file; the error names the problem.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), HookSourceError> {
+        let hook = || self.name.clone();
         if !is_name(&self.name) {
-            return Err(format!(
-                "hook name `{}` must be 1-64 characters of a-z, 0-9, '-' and '_'",
-                self.name
-            ));
+            return Err(HookSourceError::BadName { hook: hook() });
         }
         if self.event_header.is_none() && self.event_field.is_none() && self.default_event.is_none()
         {
-            return Err(format!(
-                "hook `{}` needs `event_header`, `event_field` or `default_event` to name its events",
-                self.name
-            ));
+            return Err(HookSourceError::NoEventName { hook: hook() });
         }
         if let Some(pointer) = &self.event_field
             && !pointer.starts_with('/')
         {
-            return Err(format!(
-                "hook `{}`: event_field `{pointer}` must be a JSON pointer such as `/action`",
-                self.name
-            ));
+            return Err(HookSourceError::BadEventField {
+                hook: hook(),
+                pointer: pointer.clone(),
+            });
         }
         if let Some(event) = &self.default_event {
-            check_event_name(event)
-                .map_err(|e| format!("hook `{}`: default_event {e}", self.name))?;
+            check_event_name(event).map_err(|source| HookSourceError::BadDefaultEvent {
+                hook: hook(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -104,7 +101,11 @@ impl HookSource {
     }
 
     /// The event name of a request; the error is the reason for a 400.
-    pub fn event_name(&self, headers: &HeaderMap, payload: &Value) -> Result<String, String> {
+    pub fn event_name(
+        &self,
+        headers: &HeaderMap,
+        payload: &Value,
+    ) -> Result<String, HookEventError> {
         let from_header = self
             .event_header
             .as_ref()
@@ -118,15 +119,9 @@ impl HookSource {
         let event = from_header
             .or_else(from_body)
             .or(self.default_event.as_deref())
-            .ok_or_else(|| {
-                let mut looked = Vec::new();
-                if let Some(h) = &self.event_header {
-                    looked.push(format!("no {h} header"));
-                }
-                if let Some(p) = &self.event_field {
-                    looked.push(format!("no string at `{p}` in the body"));
-                }
-                format!("cannot tell the event: {}", looked.join(" and "))
+            .ok_or_else(|| HookEventError::NoEvent {
+                header: self.event_header.as_ref().map(ToString::to_string),
+                field: self.event_field.clone(),
             })?;
         check_event_name(event)?;
         Ok(event.to_owned())
@@ -142,7 +137,7 @@ impl HookSource {
         id: String,
         payload: Value,
         trace: &TraceParent,
-    ) -> Result<Envelope<Value>, String> {
+    ) -> Result<Envelope<Value>, HookEventError> {
         check_routing_key(&self.routing_key(event))?;
         Ok(Envelope::new(
             self.source_uri.clone(),
@@ -162,7 +157,59 @@ fn is_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn check_event_name(event: &str) -> Result<(), String> {
+/// A hook source in the config file that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookSourceError {
+    #[error("hook name `{hook}` must be 1-64 characters of a-z, 0-9, '-' and '_'")]
+    BadName { hook: String },
+    #[error(
+        "hook `{hook}` needs `event_header`, `event_field` or `default_event` to name its events"
+    )]
+    NoEventName { hook: String },
+    #[error("hook `{hook}`: event_field `{pointer}` must be a JSON pointer such as `/action`")]
+    BadEventField { hook: String, pointer: String },
+    #[error("hook `{hook}`: default_event {source}")]
+    BadDefaultEvent {
+        hook: String,
+        #[source]
+        source: BadEventName,
+    },
+}
+
+/// Why a request to a hook source cannot become an event: the reason for a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookEventError {
+    /// Neither the header nor the body field names the event (and there is no default).
+    #[error("cannot tell the event: {}", looked_for(header.as_deref(), field.as_deref()))]
+    NoEvent {
+        header: Option<String>,
+        field: Option<String>,
+    },
+    #[error(transparent)]
+    EventName(#[from] BadEventName),
+    #[error(transparent)]
+    RoutingKey(#[from] RoutingKeyTooLong),
+}
+
+fn looked_for(header: Option<&str>, field: Option<&str>) -> String {
+    let mut looked = Vec::new();
+    if let Some(h) = header {
+        looked.push(format!("no {h} header"));
+    }
+    if let Some(p) = field {
+        looked.push(format!("no string at `{p}` in the body"));
+    }
+    looked.join(" and ")
+}
+
+/// An event name that is not 1-100 characters of letters, digits, '_', '-', '.' and ':'.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event name `{event}` must be 1-100 characters of letters, digits, '_', '-', '.' and ':'")]
+pub struct BadEventName {
+    pub event: String,
+}
+
+fn check_event_name(event: &str) -> Result<(), BadEventName> {
     let valid = !event.is_empty()
         && event.len() <= 100
         && event
@@ -171,9 +218,9 @@ fn check_event_name(event: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "event name `{event}` must be 1-100 characters of letters, digits, '_', '-', '.' and ':'"
-        ))
+        Err(BadEventName {
+            event: event.to_owned(),
+        })
     }
 }
 
@@ -217,7 +264,9 @@ mod tests {
         h.insert("x-event", HeaderValue::from_static("push"));
         assert_eq!(s.event_name(&h, &json!({"state": "x"})).unwrap(), "push");
         assert_eq!(
-            s.event_name(&HeaderMap::new(), &json!({})).unwrap_err(),
+            s.event_name(&HeaderMap::new(), &json!({}))
+                .unwrap_err()
+                .to_string(),
             "cannot tell the event: no x-event header and no string at `/state` in the body"
         );
         s.default_event = Some("notification".into());
@@ -228,6 +277,7 @@ mod tests {
         assert!(
             s.event_name(&HeaderMap::new(), &json!({"state": "a b"}))
                 .unwrap_err()
+                .to_string()
                 .starts_with("event name `a b` must be")
         );
     }
@@ -238,11 +288,12 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("hook name `Bad Name`")
         );
         let s = HookSource::new("ok", Secret::new("x").unwrap());
         assert_eq!(
-            s.validate().unwrap_err(),
+            s.validate().unwrap_err().to_string(),
             "hook `ok` needs `event_header`, `event_field` or `default_event` to name its events"
         );
     }

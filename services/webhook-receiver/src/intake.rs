@@ -261,7 +261,7 @@ async fn gitlab_events(
     require_json(headers)?;
     let body = read_body(body, headers, intake.max_body_bytes).await?;
     let payload = request::parse_raw_object(&body)?;
-    let hook = GitlabHook::interpret(headers, payload).map_err(Problem::bad_request)?;
+    let hook = GitlabHook::interpret(headers, payload).map_err(bad_request)?;
     if !intake.gitlab.authorizes(&hook.project_path, token) {
         return Err(Problem::unauthorized());
     }
@@ -310,7 +310,7 @@ async fn alertmanager_events(
     let notification = request::parse_object(&body)?;
     let trace: TraceParent = trace_context(headers);
     alertmanager::split(&notification, &trace)
-        .map_err(Problem::bad_request)?
+        .map_err(bad_request)?
         .into_iter()
         .map(|alert| {
             intake.encode(
@@ -361,13 +361,11 @@ async fn hook_event(
     }
     require_json(headers)?;
     let payload = request::parse_object(&body)?;
-    let event = source
-        .event_name(headers, &payload)
-        .map_err(Problem::bad_request)?;
+    let event = source.event_name(headers, &payload).map_err(bad_request)?;
     let id = event_id(headers, &source.id_headers())?;
     let envelope = source
         .envelope(&event, id, payload, &trace_context(headers))
-        .map_err(Problem::bad_request)?;
+        .map_err(bad_request)?;
     intake.encode(
         &source.name,
         source.routing_key(&event),
@@ -377,6 +375,11 @@ async fn hook_event(
 }
 
 /// A 404 for a source this receiver has no credentials for: it cannot accept anything there.
+/// A 400 whose detail is the error's text.
+fn bad_request(error: impl std::error::Error) -> Problem {
+    Problem::bad_request(error.to_string())
+}
+
 fn not_configured(what: &str, setting: &str) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,

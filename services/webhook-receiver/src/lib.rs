@@ -32,5 +32,5 @@ pub mod metrics;
 pub mod request;
 pub mod spool;
 
-pub use app::{App, BuildError, RunError};
+pub use app::{App, AppError};
 pub use config::{Cli, Config, ConfigError, SERVICE, SpoolSettings};

@@ -4,6 +4,7 @@
 //! "referenced file ... does not exist", "adapter version mismatch"), followed by what to fix.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// One problem in the task config, at a path like `resources[1].manifest.ref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +63,34 @@ pub enum ConfigError {
         upper = .0.to_ascii_uppercase()
     )]
     BrokerSetting(&'static str),
-    #[error("maestro transport is not supported yet ({0}); use the kubernetes transport")]
-    MaestroNotSupported(String),
+    #[error(
+        "maestro transport is not supported yet (resources[{index}].transport.client is \"maestro\"); use the kubernetes transport"
+    )]
+    MaestroResource { index: usize },
+    #[error(
+        "maestro transport is not supported yet (the adapter config has a clients.maestro section); use the kubernetes transport"
+    )]
+    MaestroClient,
+    #[error("clients.hyperfleet_api.retry_attempts counts every attempt and must be at least 1")]
+    ApiRetryAttemptsZero,
+    #[error("clients.hyperfleet_api.base_delay ({base:?}) is longer than max_delay ({max:?})")]
+    ApiBaseDelayOverMax { base: Duration, max: Duration },
+    #[error("clients.hyperfleet_api.auth.token_path must be set when auth is configured")]
+    TokenPathMissing,
+    #[error(
+        "clients.hyperfleet_api.auth.token_path must be an absolute path, got \"{}\"",
+        .path.display()
+    )]
+    TokenPathRelative { path: PathBuf },
+    #[error("clients.broker.retry_delays needs at least one delay, each longer than zero")]
+    RetryDelaysInvalid,
+    #[error("clients.broker.max_attempts must be at least 1 (null retries for ever)")]
+    MaxAttemptsZero,
+    #[error("clients.broker.prefetch_count and parallelism must be at least 1")]
+    ConsumerSizeZero,
+    /// `AMQP_URL` is refused.
     #[error("{0}")]
-    Invalid(String),
+    BrokerUrl(#[source] steadfast_messaging::MessagingError),
     #[error(
         "task config validation failed with {} error(s):\n  - {}",
         .0.len(),

@@ -39,6 +39,28 @@ pub struct Sources {
     pub remaps: Vec<(PathBuf, PathBuf)>,
 }
 
+/// Why a `--remap-path` value is not `FROM=TO`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemapError {
+    #[error("`{text}` is not FROM=TO")]
+    NoEquals { text: String },
+    #[error("`{text}`: FROM and TO must both be set")]
+    EmptySide { text: String },
+}
+
+/// Parses one `--remap-path FROM=TO` (a clap value parser).
+pub fn parse_remap(text: &str) -> Result<(PathBuf, PathBuf), RemapError> {
+    let (from, to) = text.split_once('=').ok_or_else(|| RemapError::NoEquals {
+        text: text.to_owned(),
+    })?;
+    if from.is_empty() || to.is_empty() {
+        return Err(RemapError::EmptySide {
+            text: text.to_owned(),
+        });
+    }
+    Ok((from.into(), to.into()))
+}
+
 /// The validated pair of configs, with the task compiled.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -153,9 +175,7 @@ pub fn compile_task(
         .enumerate()
         .find(|(_, r)| r.transport_client() == "maestro")
     {
-        return Err(ConfigError::MaestroNotSupported(format!(
-            "resources[{i}].transport.client is \"maestro\""
-        )));
+        return Err(ConfigError::MaestroResource { index: i });
     }
     validate::compile(task, &cel_environment(clock), paths).map_err(ConfigError::Task)
 }
@@ -235,51 +255,37 @@ pub fn validate_adapter(adapter: &AdapterConfig, for_dry_run: bool) -> Result<()
     }
     check_version(adapter.adapter.version.as_deref())?;
     if adapter.clients.maestro.is_some() {
-        return Err(ConfigError::MaestroNotSupported(
-            "the adapter config has a clients.maestro section".into(),
-        ));
+        return Err(ConfigError::MaestroClient);
     }
     let api = &adapter.clients.hyperfleet_api;
     if api.retry_attempts == 0 {
-        return Err(ConfigError::Invalid(
-            "clients.hyperfleet_api.retry_attempts counts every attempt and must be at least 1"
-                .into(),
-        ));
+        return Err(ConfigError::ApiRetryAttemptsZero);
     }
     if api.base_delay > api.max_delay {
-        return Err(ConfigError::Invalid(format!(
-            "clients.hyperfleet_api.base_delay ({:?}) is longer than max_delay ({:?})",
-            api.base_delay, api.max_delay
-        )));
+        return Err(ConfigError::ApiBaseDelayOverMax {
+            base: api.base_delay,
+            max: api.max_delay,
+        });
     }
     if let Some(auth) = &api.auth {
         if auth.token_path.as_os_str().is_empty() {
-            return Err(ConfigError::Invalid(
-                "clients.hyperfleet_api.auth.token_path must be set when auth is configured".into(),
-            ));
+            return Err(ConfigError::TokenPathMissing);
         }
         if !auth.token_path.is_absolute() {
-            return Err(ConfigError::Invalid(format!(
-                "clients.hyperfleet_api.auth.token_path must be an absolute path, got \"{}\"",
-                auth.token_path.display()
-            )));
+            return Err(ConfigError::TokenPathRelative {
+                path: auth.token_path.clone(),
+            });
         }
     }
     let broker = &adapter.clients.broker;
     if broker.retry_delays.is_empty() || broker.retry_delays.iter().any(Duration::is_zero) {
-        return Err(ConfigError::Invalid(
-            "clients.broker.retry_delays needs at least one delay, each longer than zero".into(),
-        ));
+        return Err(ConfigError::RetryDelaysInvalid);
     }
     if broker.max_attempts == Some(0) {
-        return Err(ConfigError::Invalid(
-            "clients.broker.max_attempts must be at least 1 (null retries for ever)".into(),
-        ));
+        return Err(ConfigError::MaxAttemptsZero);
     }
     if broker.prefetch_count == 0 || broker.parallelism == 0 {
-        return Err(ConfigError::Invalid(
-            "clients.broker.prefetch_count and parallelism must be at least 1".into(),
-        ));
+        return Err(ConfigError::ConsumerSizeZero);
     }
     if for_dry_run {
         return Ok(());

@@ -48,8 +48,19 @@ pub enum ParamSource {
     Structured(StructuredSource),
 }
 
+/// Why a param's `source` is not one (serde shows it with the field's position).
+#[derive(Debug, thiserror::Error)]
+pub enum ParamSourceError {
+    #[error("source: {0}")]
+    Structured(#[source] serde_json::Error),
+    #[error(
+        "source must be a path like `event.id` or one of api_call, expression, file; got {got}"
+    )]
+    Shape { got: Value },
+}
+
 impl TryFrom<Value> for ParamSource {
-    type Error = String;
+    type Error = ParamSourceError;
 
     /// By hand rather than `untagged`, so a typo in a structured source is named instead of
     /// "did not match any variant".
@@ -58,10 +69,8 @@ impl TryFrom<Value> for ParamSource {
             Value::String(path) => Ok(Self::Path(path)),
             Value::Object(_) => serde_json::from_value(value)
                 .map(Self::Structured)
-                .map_err(|e| format!("source: {e}")),
-            other => Err(format!(
-                "source must be a path like `event.id` or one of api_call, expression, file; got {other}"
-            )),
+                .map_err(ParamSourceError::Structured),
+            got => Err(ParamSourceError::Shape { got }),
         }
     }
 }

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 use steadfast_rules::Evaluator;
 
+use super::error::EvalError;
 use super::result::Phase;
 use crate::config::Compiled;
 
@@ -141,10 +142,8 @@ impl Context {
         compiled: &Compiled,
         source: &str,
         extra: Option<&Map<String, Value>>,
-    ) -> Result<Value, String> {
-        let expression = compiled
-            .expression(source)
-            .map_err(|e| format!("CEL parse error: {}", e.message))?;
+    ) -> Result<Value, EvalError> {
+        let expression = compiled.expression(source).map_err(EvalError::Compile)?;
         // Bind only what the expression reads (everything when that is unknown): binding
         // converts JSON to CEL values, and most expressions read one or two variables.
         let wanted = compiled.variables(source);
@@ -166,7 +165,7 @@ impl Context {
                 scope.bind_json(name, value);
             }
         }
-        scope.evaluate_json(&expression).map_err(|e| e.to_string())
+        Ok(scope.evaluate_json(&expression)?)
     }
 
     /// Like [`Context::evaluate`], requiring a bool.
@@ -175,21 +174,17 @@ impl Context {
         evaluator: &Evaluator,
         compiled: &Compiled,
         source: &str,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EvalError> {
         match self.evaluate(evaluator, compiled, source, None)? {
             Value::Bool(b) => Ok(b),
-            other => Err(format!(
-                "evaluating `{}`: returned {other}, not a bool",
-                source.trim()
-            )),
+            value => Err(EvalError::NotBool {
+                expression: source.trim().to_owned(),
+                value,
+            }),
         }
     }
 
-    pub fn render(&self, compiled: &Compiled, source: &str) -> Result<String, String> {
-        compiled
-            .template(source)
-            .map_err(|e| e.to_string())?
-            .render(&self.data)
-            .map_err(|e| e.to_string())
+    pub fn render(&self, compiled: &Compiled, source: &str) -> Result<String, EvalError> {
+        Ok(compiled.template(source)?.render(&self.data)?)
     }
 }

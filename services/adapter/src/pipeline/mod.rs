@@ -13,6 +13,7 @@
 //! * [`post`] — payloads and post actions (the status report).
 
 mod context;
+pub mod error;
 mod params;
 mod post;
 mod preconditions;
@@ -28,12 +29,13 @@ use serde_json::{Map, Value};
 use steadfast_rules::Evaluator;
 
 pub use context::Context;
+pub use error::{EvalError, KubeStep, ManifestError, ParamError, PreconditionError, StepError};
 pub use result::{ExecutionResult, Failure, Phase, StepStatus, Verdict};
 
 use crate::config::Loaded;
 use crate::hyperfleet_api::{ApiClient, ApiError};
 use crate::metrics::Metrics;
-use crate::transport::{KubeError, Transport};
+use crate::transport::{ErrorClass, KubeError, Transport};
 
 /// How one execution may end.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,12 +125,11 @@ struct Run<'e> {
 impl Run<'_> {
     async fn all(&mut self) {
         if !self.ctx.event().is_object() {
-            let message = format!(
-                "Failed to parse event data: expected a JSON object, got {}",
-                self.ctx.event()
-            );
-            tracing::error!("{message}");
-            self.fail(Phase::ParamExtraction, "event", message, false);
+            let error = StepError::EventNotObject {
+                data: self.ctx.event().clone(),
+            };
+            tracing::error!("{error}");
+            self.fail(Phase::ParamExtraction, "event", error);
             self.stopped = true;
             return;
         }
@@ -155,16 +156,16 @@ impl Run<'_> {
         self.post().await;
     }
 
-    /// Records a failure. A transient one stops the execution for a retry unless
-    /// `report_transient` is set.
-    fn fail(&mut self, phase: Phase, step: &str, message: String, transient: bool) {
-        self.ctx.fail(phase, step, &message);
+    /// Records a failure. A transient one ([`StepError::class`]) stops the execution for a
+    /// retry unless `report_transient` is set.
+    fn fail(&mut self, phase: Phase, step: &str, error: StepError) {
+        let transient = error.class() == ErrorClass::Retryable;
+        self.ctx.fail(phase, step, &error.to_string());
         if self.result.failure.is_none() {
             self.result.failure = Some(Failure {
                 phase,
                 step: step.to_owned(),
-                message,
-                transient,
+                error,
             });
         }
         if transient && !self.options.report_transient {
@@ -173,24 +174,14 @@ impl Run<'_> {
         }
     }
 
-    fn fail_api(&mut self, phase: Phase, step: &str, context: &str, error: &ApiError) {
-        let transient = error.is_transient();
-        let message = if error.is_no_route() {
-            format!(
-                "{context}: {error} (HYPERFLEET-NTF-000: no API route matches this URL; check the api_call url and clients.hyperfleet_api.base_url)"
-            )
-        } else {
-            format!("{context}: {error}")
-        };
-        self.fail(phase, step, message, transient);
-    }
-
-    fn fail_kube(&mut self, step: &str, context: &str, error: &KubeError) {
+    fn fail_kube(&mut self, resource: &str, step: KubeStep, error: &KubeError) {
         self.fail(
             Phase::Resources,
-            step,
-            format!("{context}: {error}"),
-            error.is_retryable(),
+            resource,
+            StepError::Kube {
+                step,
+                error: error.clone(),
+            },
         );
     }
 
@@ -225,16 +216,20 @@ impl Run<'_> {
         &self.executor.loaded.compiled
     }
 
-    fn render(&self, source: &str) -> Result<String, String> {
+    fn render(&self, source: &str) -> Result<String, EvalError> {
         self.ctx.render(self.compiled(), source)
     }
 
-    fn evaluate(&self, source: &str, extra: Option<&Map<String, Value>>) -> Result<Value, String> {
+    fn evaluate(
+        &self,
+        source: &str,
+        extra: Option<&Map<String, Value>>,
+    ) -> Result<Value, EvalError> {
         self.ctx
             .evaluate(&self.evaluator, self.compiled(), source, extra)
     }
 
-    fn evaluate_bool(&self, source: &str) -> Result<bool, String> {
+    fn evaluate_bool(&self, source: &str) -> Result<bool, EvalError> {
         self.ctx
             .evaluate_bool(&self.evaluator, self.compiled(), source)
     }
@@ -300,6 +295,7 @@ impl Run<'_> {
 
 /// Why an `api_call` produced no response.
 enum CallError {
-    Render(String),
+    /// Its url, body or a header did not render.
+    Render(EvalError),
     Api(ApiError),
 }

@@ -4,6 +4,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
+use super::error::{ParamError, StepError};
 use super::result::Phase;
 use super::values::{convert, lookup};
 use super::{CallError, Run};
@@ -17,7 +18,7 @@ enum Missing {
     /// Stop the phase: already recorded (API transient failure, resource gone, ...).
     Stop,
     /// No value, for this reason (a default or `required` decides what happens).
-    Reason(String),
+    Reason(ParamError),
 }
 
 impl Run<'_> {
@@ -29,13 +30,13 @@ impl Run<'_> {
                 Err(Missing::Stop) => return,
                 Err(Missing::Reason(reason)) => {
                     if param.required {
-                        let message = format!(
-                            "failed to extract required parameter '{}' from source '{}': {reason}",
-                            param.name,
-                            describe(param)
-                        );
-                        tracing::error!(param = %param.name, "{message}");
-                        self.fail(Phase::ParamExtraction, &param.name, message, false);
+                        let error = StepError::RequiredParam {
+                            param: param.name.clone(),
+                            from: describe(param),
+                            reason,
+                        };
+                        tracing::error!(param = %param.name, "{error}");
+                        self.fail(Phase::ParamExtraction, &param.name, error);
                         return;
                     }
                     tracing::debug!(param = %param.name, %reason, "optional parameter has no value");
@@ -56,12 +57,13 @@ impl Run<'_> {
                 match convert(&value, kind) {
                     Ok(converted) => value = converted,
                     Err(reason) if param.required => {
-                        let message = format!(
-                            "failed to convert parameter '{}' to type {kind:?}: {reason}",
-                            param.name
-                        );
-                        tracing::error!(param = %param.name, "{message}");
-                        self.fail(Phase::ParamExtraction, &param.name, message, false);
+                        let error = StepError::ConvertParam {
+                            param: param.name.clone(),
+                            kind,
+                            reason,
+                        };
+                        tracing::error!(param = %param.name, "{error}");
+                        self.fail(Phase::ParamExtraction, &param.name, error);
                         return;
                     }
                     Err(_) => {
@@ -80,22 +82,17 @@ impl Run<'_> {
 
     async fn extract(&mut self, param: &Param) -> Result<Value, Missing> {
         let Some(source) = &param.source else {
-            return Err(Missing::Reason("no source".into()));
+            return Err(Missing::Reason(ParamError::NoSource));
         };
         match source {
             ParamSource::Path(path) => self.path_source(path),
             ParamSource::Structured(s) => {
                 if let Some(call) = &s.api_call {
                     return match self.call(call).await {
-                        Ok((response, _)) => {
-                            serde_json::from_str::<Value>(&response.body).map_err(|e| {
-                                Missing::Reason(format!(
-                                    "failed to parse API response as JSON: {e}"
-                                ))
-                            })
-                        }
+                        Ok((response, _)) => serde_json::from_str::<Value>(&response.body)
+                            .map_err(|e| Missing::Reason(ParamError::ResponseJson(e.into()))),
                         Err(CallError::Render(e)) => {
-                            Err(Missing::Reason(format!("failed to render api_call: {e}")))
+                            Err(Missing::Reason(ParamError::RenderCall(e)))
                         }
                         Err(CallError::Api(error)) if error.is_resource_not_found() => {
                             self.resource_not_found(&param.name, &error);
@@ -106,21 +103,23 @@ impl Run<'_> {
                         {
                             // An API that is down or misconfigured must not turn into a
                             // status report computed from missing data.
-                            self.fail_api(
+                            self.fail(
                                 Phase::ParamExtraction,
                                 &param.name,
-                                &format!("failed to extract parameter '{}'", param.name),
-                                &error,
+                                StepError::ParamApi {
+                                    param: param.name.clone(),
+                                    error,
+                                },
                             );
                             Err(Missing::Stop)
                         }
-                        Err(CallError::Api(error)) => Err(Missing::Reason(error.to_string())),
+                        Err(CallError::Api(error)) => Err(Missing::Reason(ParamError::Api(error))),
                     };
                 }
                 if let Some(expression) = &s.expression {
                     return self
                         .evaluate(expression, None)
-                        .map_err(|e| Missing::Reason(format!("CEL evaluation failed: {e}")));
+                        .map_err(|e| Missing::Reason(ParamError::Expression(e)));
                 }
                 if let Some(file) = &s.file {
                     let path = self
@@ -131,22 +130,27 @@ impl Run<'_> {
                     let mut text = String::new();
                     std::fs::File::open(&path)
                         .and_then(|f| f.take(MAX_FILE_SOURCE_BYTES + 1).read_to_string(&mut text))
-                        .map_err(|e| Missing::Reason(format!("reading {}: {e}", path.display())))?;
+                        .map_err(|e| {
+                            Missing::Reason(ParamError::ReadFile {
+                                path: path.clone(),
+                                source: e.into(),
+                            })
+                        })?;
                     if text.len() as u64 > MAX_FILE_SOURCE_BYTES {
-                        return Err(Missing::Reason(format!(
-                            "file {} exceeds {MAX_FILE_SOURCE_BYTES} bytes",
-                            path.display()
-                        )));
+                        return Err(Missing::Reason(ParamError::FileTooLarge {
+                            path,
+                            limit: MAX_FILE_SOURCE_BYTES,
+                        }));
                     }
                     if file.trim.unwrap_or(true) {
                         text = text.trim().to_owned();
                     }
                     if param.required && text.trim().is_empty() {
-                        return Err(Missing::Reason(format!("file {} is empty", path.display())));
+                        return Err(Missing::Reason(ParamError::FileEmpty { path }));
                     }
                     return Ok(Value::String(text));
                 }
-                Err(Missing::Reason("no source".into()))
+                Err(Missing::Reason(ParamError::NoSource))
             }
         }
     }
@@ -154,24 +158,26 @@ impl Run<'_> {
     /// `env.X`, `event.a.b`, `config.a.b`, `<param>.a.b`, or a bare event path.
     fn path_source(&self, source: &str) -> Result<Value, Missing> {
         let source = source.trim();
-        let not_found = |what: &str| Missing::Reason(format!("{what} not found"));
         if let Some(var) = source.strip_prefix("env.") {
-            return self
-                .executor
-                .env
-                .get(var)
-                .cloned()
-                .ok_or_else(|| Missing::Reason(format!("environment variable {var} not set")));
+            return self.executor.env.get(var).cloned().ok_or_else(|| {
+                Missing::Reason(ParamError::EnvNotSet {
+                    var: var.to_owned(),
+                })
+            });
         }
         if let Some(path) = source.strip_prefix("event.") {
-            return lookup(self.ctx.event(), path)
-                .cloned()
-                .ok_or_else(|| not_found(&format!("field '{path}' in the event data")));
+            return lookup(self.ctx.event(), path).cloned().ok_or_else(|| {
+                Missing::Reason(ParamError::EventField {
+                    path: path.to_owned(),
+                })
+            });
         }
         if let Some(path) = source.strip_prefix("config.") {
-            return lookup(&self.executor.config, path)
-                .cloned()
-                .ok_or_else(|| not_found(&format!("config field '{path}'")));
+            return lookup(&self.executor.config, path).cloned().ok_or_else(|| {
+                Missing::Reason(ParamError::ConfigField {
+                    path: path.to_owned(),
+                })
+            });
         }
         let (head, rest) = source.split_once('.').unwrap_or((source, ""));
         if let Some(base) = self
@@ -183,19 +189,23 @@ impl Run<'_> {
                 return Ok(base.clone());
             }
             if !base.is_object() && !base.is_array() {
-                return Err(Missing::Reason(format!(
-                    "param '{head}' is not a map, cannot read '{rest}' from it"
-                )));
+                return Err(Missing::Reason(ParamError::NotAMap {
+                    param: head.to_owned(),
+                    field: rest.to_owned(),
+                }));
             }
-            return lookup(base, rest)
-                .cloned()
-                .ok_or_else(|| not_found(&format!("field '{rest}' of param '{head}'")));
+            return lookup(base, rest).cloned().ok_or_else(|| {
+                Missing::Reason(ParamError::ParamField {
+                    param: head.to_owned(),
+                    field: rest.to_owned(),
+                })
+            });
         }
         // HyperFleet's fallback: an unqualified name is a path in the event data.
         lookup(self.ctx.event(), source).cloned().ok_or_else(|| {
-            not_found(&format!(
-                "'{source}' (not a param, and not in the event data)"
-            ))
+            Missing::Reason(ParamError::Unqualified {
+                path: source.to_owned(),
+            })
         })
     }
 }

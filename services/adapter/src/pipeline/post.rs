@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::error::{EvalError, StepError};
 use super::result::{Phase, PostActionResult, StepStatus};
 use super::values::lookup;
 use super::{CallError, Run};
@@ -24,15 +25,14 @@ impl Run<'_> {
                         skipped_payloads.push(payload.name.clone());
                         continue;
                     }
-                    Err(e) => {
+                    Err(error) => {
                         self.fail(
                             Phase::PostActions,
                             "build_payloads",
-                            format!(
-                                "failed to evaluate when condition for payload '{}': {e}",
-                                payload.name
-                            ),
-                            false,
+                            StepError::PayloadWhen {
+                                payload: payload.name.clone(),
+                                error,
+                            },
                         );
                         return;
                     }
@@ -49,12 +49,14 @@ impl Run<'_> {
                     // As a JSON string, so `{{ .statusPayload }}` renders the document.
                     self.ctx.set(&payload.name, Value::String(text));
                 }
-                Err(e) => {
+                Err(error) => {
                     self.fail(
                         Phase::PostActions,
                         "build_payloads",
-                        format!("failed to build payload '{}': {e}", payload.name),
-                        false,
+                        StepError::PayloadBuild {
+                            payload: payload.name.clone(),
+                            error,
+                        },
                     );
                     return;
                 }
@@ -98,12 +100,12 @@ impl Run<'_> {
                         continue;
                     }
                     Err(e) => {
-                        let message = format!("failed to evaluate when condition: {e}");
-                        tracing::error!(post_action = %action.name, error = %message, "PostAction[{}] processed: FAILED", action.name);
+                        let error = StepError::PostActionWhen(e);
+                        tracing::error!(post_action = %action.name, %error, "PostAction[{}] processed: FAILED", action.name);
                         outcome.status = StepStatus::Failed;
-                        outcome.error = Some(message.clone());
+                        outcome.error = Some(error.to_string());
                         self.result.post_actions.push(outcome);
-                        self.fail(Phase::PostActions, &action.name, message, false);
+                        self.fail(Phase::PostActions, &action.name, error);
                         return;
                     }
                 }
@@ -116,12 +118,12 @@ impl Run<'_> {
                 match self.call(call).await {
                     Ok((_, record)) => outcome.api_call = Some(record),
                     Err(CallError::Render(e)) => {
-                        let message = format!("failed to render api_call: {e}");
-                        tracing::error!(post_action = %action.name, error = %message, "PostAction[{}] processed: FAILED", action.name);
+                        let error = StepError::PostActionRender(e);
+                        tracing::error!(post_action = %action.name, %error, "PostAction[{}] processed: FAILED", action.name);
                         outcome.status = StepStatus::Failed;
-                        outcome.error = Some(message.clone());
+                        outcome.error = Some(error.to_string());
                         self.result.post_actions.push(outcome);
-                        self.fail(Phase::PostActions, &action.name, message, false);
+                        self.fail(Phase::PostActions, &action.name, error);
                         return;
                     }
                     Err(CallError::Api(error)) if error.is_resource_not_found() => {
@@ -141,11 +143,10 @@ impl Run<'_> {
                         // A report that did not get through cannot be "reported" instead:
                         // a transient failure always goes back for a retry.
                         let report = std::mem::replace(&mut self.options.report_transient, false);
-                        self.fail_api(
+                        self.fail(
                             Phase::PostActions,
                             &action.name,
-                            "status report failed",
-                            &error,
+                            StepError::StatusReport { error },
                         );
                         self.options.report_transient = report;
                         return;
@@ -160,7 +161,7 @@ impl Run<'_> {
     /// Builds a payload: `{expression}` / `{field}` (with `default`) computed, strings rendered,
     /// keys rendered, the rest literal. A value that cannot be computed takes its default (or
     /// null), as in HyperFleet.
-    fn build(&self, value: &Value) -> Result<Value, String> {
+    fn build(&self, value: &Value) -> Result<Value, EvalError> {
         match value {
             Value::String(s) => self.render(s).map(Value::String),
             Value::Array(items) => items

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::error::{PreconditionError, StepError};
 use super::result::{Phase, PreconditionResult, StepStatus};
 use super::values::{evaluate, lookup};
 use super::{CallError, Run};
@@ -33,11 +34,11 @@ impl Run<'_> {
                         .skip(&format!("precondition '{}' not met", precondition.name));
                     return;
                 }
-                Err(message) => {
-                    tracing::warn!(precondition = %precondition.name, error = %message, "Precondition[{}] evaluated: FAILED", precondition.name);
+                Err(error) => {
+                    tracing::warn!(precondition = %precondition.name, %error, "Precondition[{}] evaluated: FAILED", precondition.name);
                     outcome.status = StepStatus::Failed;
                     outcome.matched = false;
-                    outcome.error = Some(message);
+                    outcome.error = Some(error.to_string());
                     self.result.preconditions.push(outcome);
                     return;
                 }
@@ -45,12 +46,13 @@ impl Run<'_> {
         }
     }
 
-    /// Whether the precondition holds. `Err` has already been recorded as a failure.
+    /// Whether the precondition holds. `Err` has already been recorded (as a failure, or as
+    /// the resource being gone).
     async fn precondition(
         &mut self,
         precondition: &Precondition,
         outcome: &mut PreconditionResult,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, PreconditionError> {
         let mut response: Option<Map<String, Value>> = None;
         if let Some(call) = &precondition.api_call {
             match self.call(call).await {
@@ -64,29 +66,29 @@ impl Run<'_> {
                         Err(e) => {
                             return Err(self.precondition_failed(
                                 precondition,
-                                format!("failed to parse API response as JSON: {e}"),
+                                PreconditionError::ResponseJson(e.into()),
                             ));
                         }
                     }
                 }
                 Err(CallError::Render(e)) => {
-                    return Err(self.precondition_failed(
-                        precondition,
-                        format!("failed to render api_call: {e}"),
-                    ));
+                    return Err(
+                        self.precondition_failed(precondition, PreconditionError::RenderCall(e))
+                    );
                 }
                 Err(CallError::Api(error)) if error.is_resource_not_found() => {
                     self.resource_not_found(&precondition.name, &error);
-                    return Err("resource not found".into());
+                    return Err(PreconditionError::ResourceNotFound);
                 }
                 Err(CallError::Api(error)) => {
-                    self.fail_api(
+                    self.fail(
                         Phase::Preconditions,
                         &precondition.name,
-                        "precondition api_call failed",
-                        &error,
+                        StepError::PreconditionApi {
+                            error: error.clone(),
+                        },
                     );
-                    return Err(error.to_string());
+                    return Err(PreconditionError::Api(error));
                 }
             }
         }
@@ -101,10 +103,13 @@ impl Run<'_> {
                 let expression = capture.expression.as_deref().unwrap_or_default();
                 match self.evaluate(expression, response.as_ref()) {
                     Ok(value) => value,
-                    Err(e) => {
+                    Err(error) => {
                         return Err(self.precondition_failed(
                             precondition,
-                            format!("capture '{}': {e}", capture.name),
+                            PreconditionError::Capture {
+                                capture: capture.name.clone(),
+                                error,
+                            },
                         ));
                     }
                 }
@@ -137,10 +142,13 @@ impl Run<'_> {
                     );
                     return Ok(false);
                 }
-                Err(e) => {
+                Err(error) => {
                     return Err(self.precondition_failed(
                         precondition,
-                        format!("condition on '{}': {e}", condition.field),
+                        PreconditionError::Condition {
+                            field: condition.field.clone(),
+                            error,
+                        },
                     ));
                 }
             }
@@ -148,24 +156,29 @@ impl Run<'_> {
         if let Some(expression) = &precondition.expression {
             return match self.evaluate(expression, response.as_ref()) {
                 Ok(Value::Bool(b)) => Ok(b),
-                Ok(other) => Err(self.precondition_failed(
-                    precondition,
-                    format!("expression returned {other}, not a bool"),
-                )),
-                Err(e) => Err(self.precondition_failed(precondition, e)),
+                Ok(value) => {
+                    Err(self
+                        .precondition_failed(precondition, PreconditionError::NotBool { value }))
+                }
+                Err(e) => {
+                    Err(self.precondition_failed(precondition, PreconditionError::Expression(e)))
+                }
             };
         }
         Ok(true)
     }
 
-    fn precondition_failed(&mut self, precondition: &Precondition, message: String) -> String {
+    fn precondition_failed(
+        &mut self,
+        precondition: &Precondition,
+        error: PreconditionError,
+    ) -> PreconditionError {
         self.fail(
             Phase::Preconditions,
             &precondition.name,
-            message.clone(),
-            false,
+            StepError::Precondition(error.clone()),
         );
-        message
+        error
     }
 }
 

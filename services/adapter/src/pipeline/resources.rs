@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::Run;
+use super::error::{EvalError, KubeStep, ManifestError, StepError};
 use super::result::{Phase, ResourceResult, StepStatus};
 use crate::config::Manifest;
 use crate::config::task::{Discovery, Resource};
@@ -29,7 +30,7 @@ impl Run<'_> {
                 match self.discover(index, resource).await {
                     Ok(found) => self.ctx.set_resource(&resource.name, found),
                     Err(error) => {
-                        self.fail_kube(&resource.name, "pre-discovery failed", &error);
+                        self.fail_kube(&resource.name, KubeStep::PreDiscovery, &error);
                         return;
                     }
                 }
@@ -85,12 +86,7 @@ impl Run<'_> {
                     return (outcome, false);
                 }
                 Err(e) => {
-                    return self.resource_failed(
-                        outcome,
-                        &resource.name,
-                        format!("failed to evaluate lifecycle.create.when: {e}"),
-                        false,
-                    );
+                    return self.resource_failed(outcome, &resource.name, StepError::CreateWhen(e));
                 }
             }
         }
@@ -107,12 +103,7 @@ impl Run<'_> {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    return self.resource_failed(
-                        outcome,
-                        &resource.name,
-                        format!("failed to evaluate lifecycle.delete.when: {e}"),
-                        false,
-                    );
+                    return self.resource_failed(outcome, &resource.name, StepError::DeleteWhen(e));
                 }
             }
         }
@@ -120,12 +111,7 @@ impl Run<'_> {
             Ok(manifest) => manifest,
             Err(e) => {
                 tracing::error!(resource = %resource.name, error = %e, "failed to render manifest");
-                return self.resource_failed(
-                    outcome,
-                    &resource.name,
-                    format!("failed to render manifest: {e}"),
-                    false,
-                );
+                return self.resource_failed(outcome, &resource.name, StepError::Manifest(e));
             }
         };
         let target = ObjectRef::of(&manifest);
@@ -152,7 +138,7 @@ impl Run<'_> {
                 tracing::error!(resource = %resource.name, %error, "failed to apply resource");
                 outcome.status = StepStatus::Failed;
                 outcome.error = Some(error.to_string());
-                self.fail_kube(&resource.name, "failed to apply resource", &error);
+                self.fail_kube(&resource.name, KubeStep::Apply, &error);
                 return (outcome, true);
             }
         }
@@ -161,11 +147,7 @@ impl Run<'_> {
             Err(error) => {
                 outcome.status = StepStatus::Failed;
                 outcome.error = Some(error.to_string());
-                self.fail_kube(
-                    &resource.name,
-                    "failed to discover resource after apply",
-                    &error,
-                );
+                self.fail_kube(&resource.name, KubeStep::DiscoverAfterApply, &error);
                 return (outcome, true);
             }
         }
@@ -176,12 +158,11 @@ impl Run<'_> {
         &mut self,
         mut outcome: ResourceResult,
         step: &str,
-        message: String,
-        transient: bool,
+        error: StepError,
     ) -> (ResourceResult, bool) {
         outcome.status = StepStatus::Failed;
-        outcome.error = Some(message.clone());
-        self.fail(Phase::Resources, step, message, transient);
+        outcome.error = Some(error.to_string());
+        self.fail(Phase::Resources, step, error);
         (outcome, true)
     }
 
@@ -209,11 +190,7 @@ impl Run<'_> {
                 record("error");
                 outcome.status = StepStatus::Failed;
                 outcome.error = Some(error.to_string());
-                self.fail_kube(
-                    &resource.name,
-                    "failed to discover resource for deletion",
-                    &error,
-                );
+                self.fail_kube(&resource.name, KubeStep::DiscoverForDeletion, &error);
                 return (outcome, false);
             }
         };
@@ -233,7 +210,7 @@ impl Run<'_> {
             tracing::error!(resource = %resource.name, %error, "resource delete: failed");
             outcome.status = StepStatus::Failed;
             outcome.error = Some(error.to_string());
-            self.fail_kube(&resource.name, "failed to delete resource", &error);
+            self.fail_kube(&resource.name, KubeStep::Delete, &error);
             return (outcome, false);
         }
         record("success");
@@ -247,33 +224,31 @@ impl Run<'_> {
     }
 
     /// The rendered manifest of resource `index`.
-    fn manifest(&self, index: usize) -> Result<Value, String> {
+    fn manifest(&self, index: usize) -> Result<Value, ManifestError> {
         let compiled = self.compiled();
         let manifest = compiled
             .manifests
             .get(index)
             .and_then(Option::as_ref)
-            .ok_or("no manifest specified")?;
+            .ok_or(ManifestError::Missing)?;
         let rendered = match manifest {
             Manifest::Object(object) => self.render_value(object)?,
             Manifest::Text(template) => {
                 let text = template
                     .render(self.ctx.template_data())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(EvalError::from)?;
                 serde_norway::from_str::<Value>(&text)
-                    .map_err(|e| format!("the rendered manifest is not valid YAML: {e}"))?
+                    .map_err(|e| ManifestError::NotYaml(e.into()))?
             }
         };
         if !rendered.is_object() {
-            return Err(format!(
-                "the rendered manifest is not an object: {rendered}"
-            ));
+            return Err(ManifestError::NotObject { value: rendered });
         }
         Ok(rendered)
     }
 
     /// Renders every string key and value of `value`.
-    fn render_value(&self, value: &Value) -> Result<Value, String> {
+    fn render_value(&self, value: &Value) -> Result<Value, EvalError> {
         Ok(match value {
             Value::String(s) => Value::String(self.render(s)?),
             Value::Array(items) => Value::Array(
@@ -353,7 +328,7 @@ impl Run<'_> {
             .ok_or_else(|| invalid("cannot tell the manifest's apiVersion and kind".into()))?;
         let namespace = self
             .discovery_namespace(index, discovery)
-            .map_err(&invalid)?;
+            .map_err(|e| invalid(format!("failed to render namespace: {e}")))?;
         if let Some(by_name) = &discovery.by_name {
             let name = self
                 .render(by_name)
@@ -389,11 +364,13 @@ impl Run<'_> {
         Ok(latest_generation(items))
     }
 
-    fn discovery_namespace(&self, index: usize, discovery: &Discovery) -> Result<String, String> {
+    fn discovery_namespace(
+        &self,
+        index: usize,
+        discovery: &Discovery,
+    ) -> Result<String, EvalError> {
         if let Some(ns) = discovery.namespace.as_deref().filter(|n| !n.is_empty()) {
-            return self
-                .render(ns)
-                .map_err(|e| format!("failed to render namespace: {e}"));
+            return self.render(ns);
         }
         Ok(self
             .manifest(index)

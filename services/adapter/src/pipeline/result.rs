@@ -4,6 +4,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::error::StepError;
+use crate::transport::ErrorClass;
+
 /// HyperFleet's phase names (they appear in `adapter.executionError.phase` and in the
 /// `Health` reason `ExecutionFailed:<phase>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -34,13 +37,52 @@ pub enum StepStatus {
     Skipped,
 }
 
-/// The first failure of the execution, and whether trying again later can help.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The first failure of the execution: where it happened and why ([`StepError`], which also
+/// says whether trying again later can help: [`Failure::class`]).
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub phase: Phase,
     pub step: String,
-    pub message: String,
-    pub transient: bool,
+    pub error: StepError,
+}
+
+impl Failure {
+    /// What the status report and the logs say.
+    pub fn message(&self) -> String {
+        self.error.to_string()
+    }
+
+    /// Retry tier or parking lot: see [`StepError::class`].
+    pub fn class(&self) -> ErrorClass {
+        self.error.class()
+    }
+
+    /// Worth a retry tier ([`ErrorClass::Retryable`]).
+    pub fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+}
+
+/// Compared (and serialized) as what an operator sees: phase, step, message, transient.
+impl PartialEq for Failure {
+    fn eq(&self, other: &Self) -> bool {
+        self.phase == other.phase
+            && self.step == other.step
+            && self.class() == other.class()
+            && self.message() == other.message()
+    }
+}
+
+impl Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("Failure", 4)?;
+        s.serialize_field("phase", &self.phase)?;
+        s.serialize_field("step", &self.step)?;
+        s.serialize_field("message", &self.message())?;
+        s.serialize_field("transient", &self.is_transient())?;
+        s.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,6 +5,36 @@ use serde_json::Value;
 
 use crate::config::task::{Operator, ParamType};
 
+/// Why a param's value cannot take its declared `type`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{number} is not a whole number")]
+    NotWhole { number: serde_json::Number },
+    #[error("cannot convert {value} to int")]
+    Int { value: Value },
+    #[error("cannot convert {value} to float")]
+    Float { value: Value },
+    #[error("cannot convert {value} to bool")]
+    Bool { value: Value },
+}
+
+/// Why a structured condition's operands cannot be compared.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("operator {operator} needs a list")]
+    NeedsList { operator: &'static str },
+    #[error("contains on a string needs a string value")]
+    ContainsNeedsString,
+    #[error("contains cannot look inside {value}")]
+    ContainsInside { value: Value },
+    #[error("{operator} compares numbers, not {actual} and {expected}")]
+    NotNumbers {
+        operator: &'static str,
+        actual: Value,
+        expected: Value,
+    },
+}
+
 /// `a.b.0.c` inside `value` (map keys and list indices).
 pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     let path = path.trim().trim_start_matches('.');
@@ -20,7 +50,7 @@ pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Converts a param to its declared `type` (HyperFleet converts string and file sources).
-pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
+pub fn convert(value: &Value, kind: ParamType) -> Result<Value, ConvertError> {
     let text = || match value {
         Value::String(s) => s.trim().to_owned(),
         other => other.to_string(),
@@ -44,7 +74,7 @@ pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
                 if f.fract() == 0.0 && f.abs() < 9.2e18 {
                     Ok(Value::from(f as i64))
                 } else {
-                    Err(format!("{n} is not a whole number"))
+                    Err(ConvertError::NotWhole { number: n.clone() })
                 }
             }
             Value::Bool(b) => Ok(Value::from(i64::from(*b))),
@@ -59,14 +89,18 @@ pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
                         .map(|f| Value::from(f as i64))
                         .ok_or(())
                 })
-                .map_err(|()| format!("cannot convert {value} to int")),
+                .map_err(|()| ConvertError::Int {
+                    value: value.clone(),
+                }),
         },
         ParamType::Float | ParamType::Float64 => match value {
             Value::Number(n) => Ok(Value::from(n.as_f64().unwrap_or(0.0))),
             _ => text()
                 .parse::<f64>()
                 .map(Value::from)
-                .map_err(|_| format!("cannot convert {value} to float")),
+                .map_err(|_| ConvertError::Float {
+                    value: value.clone(),
+                }),
         },
         ParamType::Bool => match value {
             Value::Bool(_) => Ok(value.clone()),
@@ -74,7 +108,9 @@ pub fn convert(value: &Value, kind: ParamType) -> Result<Value, String> {
             _ => match text().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "t" => Ok(Value::Bool(true)),
                 "false" | "0" | "no" | "f" | "" => Ok(Value::Bool(false)),
-                _ => Err(format!("cannot convert {value} to bool")),
+                _ => Err(ConvertError::Bool {
+                    value: value.clone(),
+                }),
             },
         },
     }
@@ -104,13 +140,13 @@ pub fn evaluate(
     operator: Operator,
     actual: Option<&Value>,
     expected: Option<&Value>,
-) -> Result<bool, String> {
+) -> Result<bool, ConditionError> {
     let present = actual.is_some_and(|v| !v.is_null());
     let expected = expected.unwrap_or(&Value::Null);
     let list = || {
-        expected
-            .as_array()
-            .ok_or_else(|| format!("operator {} needs a list", operator.as_str()))
+        expected.as_array().ok_or(ConditionError::NeedsList {
+            operator: operator.as_str(),
+        })
     };
     Ok(match operator {
         Operator::Exists => present,
@@ -128,11 +164,15 @@ pub fn evaluate(
             Value::String(s) => s.contains(
                 expected
                     .as_str()
-                    .ok_or("contains on a string needs a string value")?,
+                    .ok_or(ConditionError::ContainsNeedsString)?,
             ),
             Value::Array(items) => items.iter().any(|i| loosely_equal(i, expected)),
             Value::Object(map) => expected.as_str().is_some_and(|k| map.contains_key(k)),
-            other => return Err(format!("contains cannot look inside {other}")),
+            other => {
+                return Err(ConditionError::ContainsInside {
+                    value: other.clone(),
+                });
+            }
         },
         Operator::GreaterThan
         | Operator::GreaterThanOrEqual
@@ -140,10 +180,11 @@ pub fn evaluate(
         | Operator::LessThanOrEqual => {
             let actual = actual.expect("present");
             let (Some(x), Some(y)) = (as_number(actual), as_number(expected)) else {
-                return Err(format!(
-                    "{} compares numbers, not {actual} and {expected}",
-                    operator.as_str()
-                ));
+                return Err(ConditionError::NotNumbers {
+                    operator: operator.as_str(),
+                    actual: actual.clone(),
+                    expected: expected.clone(),
+                });
             };
             match operator {
                 Operator::GreaterThan => x > y,
@@ -179,6 +220,7 @@ mod tests {
         assert!(
             convert(&json!("abc"), ParamType::Int)
                 .unwrap_err()
+                .to_string()
                 .contains("cannot convert")
         );
     }

@@ -56,14 +56,26 @@ pub struct KubeCluster {
 
 /// Why the client could not be built (a start-up failure).
 #[derive(Debug, thiserror::Error)]
-#[error("failed to create kubernetes client: {0}")]
-pub struct ClientError(pub String);
+pub enum ClientError {
+    #[error(
+        "failed to create kubernetes client: in-cluster configuration: {0} (set clients.kubernetes.kube_config_path outside a cluster)"
+    )]
+    InCluster(#[source] kube::config::InClusterError),
+    #[error("failed to create kubernetes client: kubeconfig {}: {source}", .path.display())]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("failed to create kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
 
 impl KubeCluster {
     pub async fn connect(settings: &KubeSettings) -> Result<Self, ClientError> {
         let mut config = match &settings.kubeconfig {
             Some(path) => kubeconfig(path).await?,
-            None => kube::Config::incluster().map_err(|e| ClientError(format!("in-cluster configuration: {e} (set clients.kubernetes.kube_config_path outside a cluster)")))?,
+            None => kube::Config::incluster().map_err(ClientError::InCluster)?,
         };
         // kube retries 429/503/504 itself, up to 15 times with waits growing to minutes. Off:
         // a retryable error goes to a retry tier at once, so a struggling API server never
@@ -74,7 +86,7 @@ impl KubeCluster {
             config.write_timeout = Some(timeout);
             config.connect_timeout = Some(timeout.min(Duration::from_secs(10)));
         }
-        let client = kube::Client::try_from(config).map_err(|e| ClientError(e.to_string()))?;
+        let client = kube::Client::try_from(config).map_err(ClientError::Client)?;
         let limiter = settings.qps.filter(|q| *q > 0.0).map(|qps| {
             let burst = f64::from(settings.burst.unwrap_or(qps.ceil() as u32).max(1));
             RateLimiter {
@@ -264,11 +276,14 @@ impl KubeCluster {
 }
 
 async fn kubeconfig(path: &Path) -> Result<kube::Config, ClientError> {
-    let file = Kubeconfig::read_from(path)
-        .map_err(|e| ClientError(format!("kubeconfig {}: {e}", path.display())))?;
+    let invalid = |source| ClientError::Kubeconfig {
+        path: path.to_owned(),
+        source,
+    };
+    let file = Kubeconfig::read_from(path).map_err(invalid)?;
     kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
         .await
-        .map_err(|e| ClientError(format!("kubeconfig {}: {e}", path.display())))
+        .map_err(invalid)
 }
 
 fn to_json(

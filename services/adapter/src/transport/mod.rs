@@ -26,11 +26,17 @@ pub use memory::MemoryCluster;
 /// The annotation whose value decides create / skip / update.
 pub const GENERATION_ANNOTATION: &str = "hyperfleet.io/generation";
 
-/// Whether retrying can help.
+/// Whether retrying can help — the crate's one classification, for Kubernetes errors
+/// ([`KubeError::class`]), HyperFleet API errors
+/// ([`crate::hyperfleet_api::ApiError::class`]) and a failed execution
+/// ([`crate::pipeline::StepError::class`], which the message handler decides by).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
+    /// The object or resource does not exist: not worth a retry.
     NotFound,
+    /// Transient (network, timeouts, 408/429/5xx, conflicts): a retry tier.
     Retryable,
+    /// Permanent: the same input fails the same way; report, then park.
     Fatal,
 }
 

@@ -111,10 +111,10 @@ pub fn unavailable(detail: impl Into<String>) -> Response {
 pub fn approval_error(error: &crate::approvals::ApprovalError) -> Response {
     use crate::approvals::ApprovalError as E;
     let status = match error {
-        E::IncidentNotFound(_) | E::ApprovalNotFound(_) => StatusCode::NOT_FOUND,
-        E::IncidentClosed { .. } | E::Expired { .. } | E::Cancelled(_) => StatusCode::GONE,
+        E::IncidentNotFound { .. } | E::ApprovalNotFound(_) => StatusCode::NOT_FOUND,
+        E::IncidentClosed { .. } | E::Expired { .. } | E::Cancelled { .. } => StatusCode::GONE,
         E::StillInvestigating(_) | E::AlreadyApproved { .. } => StatusCode::CONFLICT,
-        E::NotSuggested(_) | E::UnknownAction(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::NotSuggested { .. } | E::UnknownAction { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         E::WrongMessage => StatusCode::FORBIDDEN,
         E::Store(error) => {
             tracing::error!(%error, "approval failed on the database");

@@ -24,20 +24,24 @@ pub const WEBHOOK: &str = "chat-webhook";
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Worth trying again later (network, 408, 429, 5xx).
-    #[error("{0}")]
-    Transient(String),
-    /// Will not get better (4xx): the report is marked failed.
-    #[error("{0}")]
-    Permanent(String),
+    /// The sink's HTTP API failed or refused the report.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The report is queued for a sink the configuration no longer has.
+    #[error("{sink} is no longer configured")]
+    NotConfigured { sink: &'static str },
+    /// The report is queued for a sink this version does not know.
+    #[error("unknown sink `{sink}`")]
+    UnknownSink { sink: String },
 }
 
-impl From<HttpError> for SinkError {
-    fn from(error: HttpError) -> Self {
-        if error.is_transient() {
-            Self::Transient(error.to_string())
-        } else {
-            Self::Permanent(error.to_string())
+impl SinkError {
+    /// Whether a later attempt may succeed (network, 408, 429, 5xx); otherwise (4xx, a sink
+    /// that is gone) the report is marked failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http(error) => error.is_transient(),
+            Self::NotConfigured { .. } | Self::UnknownSink { .. } => false,
         }
     }
 }
@@ -111,23 +115,25 @@ impl Sinks {
         match sink {
             WEBEX => match &self.webex {
                 Some(webex) => webex.deliver(report, thread).await,
-                None => Err(SinkError::Permanent(
-                    "the Webex sink is no longer configured".into(),
-                )),
+                None => Err(SinkError::NotConfigured {
+                    sink: "the Webex sink",
+                }),
             },
             BOT => match &self.bot {
                 Some(bot) => bot.deliver(report).await,
-                None => Err(SinkError::Permanent(
-                    "the bot sink is no longer configured".into(),
-                )),
+                None => Err(SinkError::NotConfigured {
+                    sink: "the bot sink",
+                }),
             },
             WEBHOOK => match &self.webhook {
                 Some(webhook) => webhook.deliver(report).await,
-                None => Err(SinkError::Permanent(
-                    "the chat webhook is no longer configured".into(),
-                )),
+                None => Err(SinkError::NotConfigured {
+                    sink: "the chat webhook",
+                }),
             },
-            other => Err(SinkError::Permanent(format!("unknown sink `{other}`"))),
+            other => Err(SinkError::UnknownSink {
+                sink: other.to_owned(),
+            }),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! (with their pods) and ConfigMap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{ExecError, Exit, ExitEvent, ExitSender, JOB_DATA_FILE, Launch, human};
+use crate::config::KubeTarget;
 use crate::recipes::Recipe;
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -43,6 +45,62 @@ pub const LABEL_RECIPE: &str = "steadfast.io/recipe";
 pub const LABEL_KIND: &str = "steadfast.io/kind";
 /// Lines of a failed pod's log quoted in its failure reason.
 const LOG_TAIL_LINES: i64 = 20;
+
+/// Why no Kubernetes client could be built for a [`KubeTarget`].
+#[derive(Debug, thiserror::Error)]
+pub enum KubeClientError {
+    /// Neither the in-cluster service account nor `~/.kube/config` works.
+    #[error("{0}")]
+    Infer(#[source] Box<kube::config::InferConfigError>),
+    /// The kubeconfig file cannot be read or used.
+    #[error("{}: {source}", path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        source: Box<kube::config::KubeconfigError>,
+    },
+    /// `--kube-api-url` is not a URI the client accepts.
+    #[error("{url}: {source}")]
+    Url {
+        url: String,
+        source: http::uri::InvalidUri,
+    },
+    /// The client could not be built from a valid configuration (TLS, proxy).
+    #[error("{0}")]
+    Client(#[source] Box<kube::Error>),
+}
+
+/// A Kubernetes client for `target`.
+pub async fn client(target: &KubeTarget) -> Result<kube::Client, KubeClientError> {
+    let config = match target {
+        KubeTarget::Infer => kube::Config::infer()
+            .await
+            .map_err(|e| KubeClientError::Infer(Box::new(e)))?,
+        KubeTarget::Kubeconfig(path) => {
+            let unusable = |e| KubeClientError::Kubeconfig {
+                path: path.clone(),
+                source: Box::new(e),
+            };
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(unusable)?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(unusable)?
+        }
+        KubeTarget::Url(url) => {
+            let uri = url
+                .as_str()
+                .parse::<http::Uri>()
+                .map_err(|source| KubeClientError::Url {
+                    url: url.to_string(),
+                    source,
+                })?;
+            kube::Config::new(uri)
+        }
+    };
+    kube::Client::try_from(config).map_err(|e| KubeClientError::Client(Box::new(e)))
+}
 
 #[derive(Clone)]
 pub struct KubeExecutor {
@@ -105,10 +163,9 @@ impl KubeExecutor {
         exits: ExitSender,
     ) -> Result<String, ExecError> {
         let recipe = launch.recipe;
-        let image = recipe
-            .image
-            .clone()
-            .ok_or_else(|| ExecError::Launch(format!("recipe `{}` has no image", recipe.name)))?;
+        let image = recipe.image.clone().ok_or_else(|| ExecError::NoImage {
+            recipe: recipe.name.clone(),
+        })?;
         let labels = Self::labels(launch);
         self.ensure_configmap(launch, &labels).await?;
         // Watch before creating, so not even an instant failure can be missed.
@@ -460,11 +517,15 @@ fn recipe_of(job: &Job) -> Option<String> {
 }
 
 /// A refusal by the API server is final for this recipe; no answer at all may pass.
-fn classify(what: &str, error: kube::Error) -> ExecError {
-    match &error {
-        kube::Error::Api(status) if status.code < 500 && status.code != 429 => {
-            ExecError::Launch(format!("{what}: {}", status.message))
-        }
-        _ => ExecError::Unavailable(format!("{what}: {error}")),
+fn classify(request: &str, error: kube::Error) -> ExecError {
+    match error {
+        kube::Error::Api(status) if status.code < 500 && status.code != 429 => ExecError::Refused {
+            request: request.to_owned(),
+            message: status.message,
+        },
+        source => ExecError::Unavailable {
+            request: request.to_owned(),
+            source: Box::new(source),
+        },
     }
 }

@@ -69,19 +69,23 @@ impl LocalExecutor {
         let data_path = data_file.to_string_lossy().into_owned();
 
         let command = recipe.command();
-        let (program, leading) = command
-            .split_first()
-            .ok_or_else(|| ExecError::Launch("empty entrypoint".into()))?;
+        let (program, leading) = command.split_first().ok_or(ExecError::EmptyEntrypoint)?;
         let program = resolve(program, recipe.base_dir.as_deref());
         let log_path = dir.join(format!("{}.log", recipe.name));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| ExecError::Launch(format!("cannot open `{}`: {e}", log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| ExecError::Launch(format!("cannot open `{}`: {e}", log_path.display())))?;
+            .map_err(|source| ExecError::Io {
+                action: "open",
+                path: log_path.clone(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| ExecError::Io {
+            action: "open",
+            path: log_path.clone(),
+            source,
+        })?;
 
         let mut child = Command::new(&program);
         child
@@ -94,9 +98,11 @@ impl LocalExecutor {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .process_group(0);
-        let child = child
-            .spawn()
-            .map_err(|e| ExecError::Launch(format!("cannot start `{}`: {e}", program.display())))?;
+        let child = child.spawn().map_err(|source| ExecError::Io {
+            action: "start",
+            path: program.clone(),
+            source,
+        })?;
         let pid = child.id().unwrap_or_default();
         tokio::spawn(watch(
             child,
@@ -193,16 +199,28 @@ async fn write_data_file(
     }
     tokio::fs::create_dir_all(dir)
         .await
-        .map_err(|e| ExecError::Launch(format!("cannot create `{}`: {e}", dir.display())))?;
+        .map_err(|source| ExecError::Io {
+            action: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
     let bytes = serde_json::to_vec_pretty(data).expect("JSON values serialise");
     // Write then rename, so a recipe never reads half a file.
     let partial = dir.join(format!(".data.json.{}", Uuid::new_v4().simple()));
     tokio::fs::write(&partial, bytes)
         .await
-        .map_err(|e| ExecError::Launch(format!("cannot write `{}`: {e}", partial.display())))?;
+        .map_err(|source| ExecError::Io {
+            action: "write",
+            path: partial.clone(),
+            source,
+        })?;
     tokio::fs::rename(&partial, path)
         .await
-        .map_err(|e| ExecError::Launch(format!("cannot write `{}`: {e}", path.display())))
+        .map_err(|source| ExecError::Io {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn resolve(program: &str, base_dir: Option<&Path>) -> PathBuf {

@@ -22,6 +22,7 @@ pub mod kubernetes;
 pub mod local;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -109,14 +110,39 @@ pub struct ExitEvent {
 
 pub type ExitSender = mpsc::UnboundedSender<ExitEvent>;
 
+/// Why a recipe could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// The recipe could not be started (missing program, refused by the API server, ...).
-    #[error("{0}")]
-    Launch(String),
-    /// The executor's backend is unreachable; worth trying again.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The Kubernetes executor runs images; this recipe names none.
+    #[error("recipe `{recipe}` has no image")]
+    NoImage { recipe: String },
+    /// The local executor has no program to start.
+    #[error("empty entrypoint")]
+    EmptyEntrypoint,
+    /// A file of the run (its directory, data file or log) or the program itself failed.
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The API server refused the request (a 4xx other than 429): final for this recipe.
+    #[error("{request}: {message}")]
+    Refused { request: String, message: String },
+    /// The API server did not answer, or answered 429/5xx; worth trying again.
+    #[error("{request}: {source}")]
+    Unavailable {
+        request: String,
+        source: Box<kube::Error>,
+    },
+}
+
+impl ExecError {
+    /// Whether launching again may succeed (the backend was unavailable), rather than the
+    /// recipe failing for good.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 /// The executor chosen by configuration.

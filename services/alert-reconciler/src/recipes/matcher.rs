@@ -45,16 +45,44 @@ impl PartialEq for Matcher {
     }
 }
 
+/// Why a matcher cannot be used; the message quotes it.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error("`{label}` is not a valid label name")]
+    InvalidLabel { label: String },
+    #[error("`{value}` is not a valid regular expression: {source}")]
+    InvalidRegex { value: String, source: regex::Error },
+    #[error("matcher `{text}` has no operator (=, !=, =~ or !~)")]
+    NoOperator { text: String },
+    #[error("unterminated quoted value")]
+    UnterminatedQuote,
+    #[error("quoted value ends with a lone backslash")]
+    LoneBackslash,
+    /// A problem with the value or label of the matcher `text`.
+    #[error("matcher `{text}`: {error}")]
+    InMatcher {
+        text: String,
+        #[source]
+        error: Box<MatcherError>,
+    },
+}
+
 impl Matcher {
-    pub fn new(label: &str, op: MatchOp, value: &str) -> Result<Self, String> {
+    pub fn new(label: &str, op: MatchOp, value: &str) -> Result<Self, MatcherError> {
         if !is_label_name(label) {
-            return Err(format!("`{label}` is not a valid label name"));
+            return Err(MatcherError::InvalidLabel {
+                label: label.to_owned(),
+            });
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|e| format!("`{value}` is not a valid regular expression: {e}"))?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|source| {
+                    MatcherError::InvalidRegex {
+                        value: value.to_owned(),
+                        source,
+                    }
+                })?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Self {
@@ -66,11 +94,12 @@ impl Matcher {
     }
 
     /// Parses `label="value"`, `label=~"re"`, `label!=value` and so on.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, MatcherError> {
         let text = text.trim();
-        let split = text
-            .find(['=', '!'])
-            .ok_or_else(|| format!("matcher `{text}` has no operator (=, !=, =~ or !~)"))?;
+        let no_operator = || MatcherError::NoOperator {
+            text: text.to_owned(),
+        };
+        let split = text.find(['=', '!']).ok_or_else(no_operator)?;
         let label = text[..split].trim();
         let rest = &text[split..];
         let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
@@ -82,12 +111,14 @@ impl Matcher {
         } else if let Some(v) = rest.strip_prefix('=') {
             (MatchOp::Equal, v)
         } else {
-            return Err(format!(
-                "matcher `{text}` has no operator (=, !=, =~ or !~)"
-            ));
+            return Err(no_operator());
         };
-        let value = unquote(value.trim()).map_err(|e| format!("matcher `{text}`: {e}"))?;
-        Self::new(label, op, &value).map_err(|e| format!("matcher `{text}`: {e}"))
+        let in_matcher = |error| MatcherError::InMatcher {
+            text: text.to_owned(),
+            error: Box::new(error),
+        };
+        let value = unquote(value.trim()).map_err(in_matcher)?;
+        Self::new(label, op, &value).map_err(in_matcher)
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -131,7 +162,7 @@ pub enum MatchSpec {
 }
 
 impl MatchSpec {
-    pub fn compile(&self) -> Result<Vec<Matcher>, String> {
+    pub fn compile(&self) -> Result<Vec<Matcher>, MatcherError> {
         match self {
             Self::List(items) => items.iter().map(|m| Matcher::parse(m)).collect(),
             Self::Map(map) => map
@@ -155,20 +186,20 @@ fn is_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn unquote(value: &str) -> Result<String, String> {
+fn unquote(value: &str) -> Result<String, MatcherError> {
     let Some(inner) = value.strip_prefix('"') else {
         return Ok(value.to_owned());
     };
     let inner = inner
         .strip_suffix('"')
-        .ok_or_else(|| "unterminated quoted value".to_owned())?;
+        .ok_or(MatcherError::UnterminatedQuote)?;
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
             match chars.next() {
                 Some(escaped) => out.push(escaped),
-                None => return Err("quoted value ends with a lone backslash".into()),
+                None => return Err(MatcherError::LoneBackslash),
             }
         } else {
             out.push(c);
@@ -215,20 +246,21 @@ mod tests {
         assert_eq!(m.value, r#"say "hi""#);
         assert_eq!(Matcher::parse(&m.to_string()).unwrap(), m);
         assert_eq!(
-            Matcher::parse("severity").unwrap_err(),
+            Matcher::parse("severity").unwrap_err().to_string(),
             "matcher `severity` has no operator (=, !=, =~ or !~)"
         );
         assert_eq!(
-            Matcher::parse("1abc=x").unwrap_err(),
+            Matcher::parse("1abc=x").unwrap_err().to_string(),
             "matcher `1abc=x`: `1abc` is not a valid label name"
         );
         assert!(
             Matcher::parse(r#"a=~"(""#)
                 .unwrap_err()
+                .to_string()
                 .starts_with(r#"matcher `a=~"("`: `(` is not a valid regular expression"#)
         );
         assert_eq!(
-            Matcher::parse(r#"a="open"#).unwrap_err(),
+            Matcher::parse(r#"a="open"#).unwrap_err().to_string(),
             r#"matcher `a="open`: unterminated quoted value"#
         );
     }

@@ -9,5 +9,6 @@ pub mod matcher;
 pub mod source;
 pub mod spec;
 
+pub use matcher::MatcherError;
 pub use source::{RecipeRegistry, RegistryStatus};
-pub use spec::{Recipe, RecipeError, RecipeKind, RecipeSet, is_dns_label};
+pub use spec::{InvalidRecipe, Recipe, RecipeError, RecipeKind, RecipeSet, is_dns_label};

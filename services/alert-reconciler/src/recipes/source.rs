@@ -252,11 +252,13 @@ fn parse(
             .and_then(|p| std::fs::canonicalize(&p).ok().or(Some(p))),
         RecipeSource::ConfigMap { .. } => None,
     };
-    let set = RecipeSet::parse(text, base_dir)
-        .map_err(|e| RecipeError(format!("{}: {e}", describe(source))))?;
+    let in_registry = |error| RecipeError::InRegistry {
+        registry: describe(source),
+        error: Box::new(error),
+    };
+    let set = RecipeSet::parse(text, base_dir).map_err(in_registry)?;
     if require_images {
-        set.check_for_kubernetes()
-            .map_err(|e| RecipeError(format!("{}: {e}", describe(source))))?;
+        set.check_for_kubernetes().map_err(in_registry)?;
     }
     Ok(set)
 }
@@ -268,32 +270,41 @@ async fn fetch(
 ) -> Result<(String, String), RecipeError> {
     match source {
         RecipeSource::File(path) => {
-            let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-                RecipeError(format!(
-                    "cannot read recipes file `{}`: {e}",
-                    path.display()
-                ))
-            })?;
+            let text =
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|source| RecipeError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
             let version =
                 hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())[..8]);
             Ok((text, version))
         }
         RecipeSource::ConfigMap { namespace, name } => {
-            let client = kube.ok_or_else(|| {
-                RecipeError("a ConfigMap registry needs a Kubernetes client".into())
-            })?;
+            let client = kube.ok_or(RecipeError::NoKubeClient)?;
             let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
-            let map = api.get(name).await.map_err(|e| {
-                RecipeError(format!("cannot read ConfigMap {namespace}/{name}: {e}"))
-            })?;
+            let map = api
+                .get(name)
+                .await
+                .map_err(|source| RecipeError::ReadConfigMap {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
             let version = map.metadata.resource_version.clone().unwrap_or_default();
             // Re-assembled as a manifest so the parser sees exactly the ConfigMap's data.
             let manifest = serde_json::json!({
                 "kind": "ConfigMap",
                 "data": map.data.unwrap_or_default(),
             });
-            let text = serde_json::to_string(&manifest)
-                .map_err(|e| RecipeError(format!("ConfigMap {namespace}/{name}: {e}")))?;
+            let text = serde_json::to_string(&manifest).map_err(|source| {
+                RecipeError::EncodeConfigMap {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source,
+                }
+            })?;
             Ok((text, version))
         }
     }

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_norway::Value as Yaml;
 
-use super::matcher::{Matcher, all_match};
+use super::matcher::{Matcher, MatcherError, all_match};
 
 /// Which map of the registry a recipe comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,10 +84,97 @@ impl Recipe {
     }
 }
 
-/// Why a registry cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RecipeError(pub String);
+/// Why a registry cannot be used: the document, a section, a recipe, or reading the source.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// Not YAML, or not the shape of a registry (the message has the line).
+    #[error("{0}")]
+    Yaml(#[source] serde_norway::Error),
+    #[error("the registry is empty: expected `debugging:` and/or `actions:`")]
+    Empty,
+    #[error("the registry must be a mapping with `debugging:` and/or `actions:`")]
+    NotAMapping,
+    #[error("a manifest with `kind` must be a ConfigMap")]
+    NotAConfigMap,
+    #[error("the ConfigMap has no `data`")]
+    NoConfigMapData,
+    #[error("ConfigMap data `{key}` must be a string of YAML")]
+    DataNotAString { key: String },
+    #[error("{key}: in the embedded YAML: {source}")]
+    EmbeddedYaml {
+        key: String,
+        source: serde_norway::Error,
+    },
+    #[error("ConfigMap data key `{key}` is neither `debugging` nor `actions`")]
+    UnknownDataKey { key: String },
+    /// One recipe is invalid.
+    #[error("{section}.{name}: {problem}")]
+    Invalid {
+        section: &'static str,
+        name: String,
+        #[source]
+        problem: InvalidRecipe,
+    },
+    #[error("{section}.{name}: `image` is required with the kubernetes executor")]
+    ImageRequired { section: &'static str, name: String },
+    #[error("cannot read recipes file `{}`: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a ConfigMap registry needs a Kubernetes client")]
+    NoKubeClient,
+    #[error("cannot read ConfigMap {namespace}/{name}: {source}")]
+    ReadConfigMap {
+        namespace: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("ConfigMap {namespace}/{name}: {source}")]
+    EncodeConfigMap {
+        namespace: String,
+        name: String,
+        source: serde_json::Error,
+    },
+    /// A problem of the registry read from `registry` (`file PATH`, `configmap NS/NAME`).
+    #[error("{registry}: {error}")]
+    InRegistry {
+        registry: String,
+        #[source]
+        error: Box<RecipeError>,
+    },
+}
+
+/// What is wrong with one recipe (its section and name are added by [`RecipeError::Invalid`]).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRecipe {
+    #[error(
+        "recipe names must be lower-case letters, digits and '-' (at most {max}), because they name Kubernetes Jobs"
+    )]
+    Name { max: usize },
+    #[error("`entrypoint` must not be empty")]
+    EmptyEntrypoint,
+    #[error("`image` must not be empty")]
+    EmptyImage,
+    #[error("`timeout` must be greater than zero")]
+    ZeroTimeout,
+    #[error("env `{key}` is not a valid variable name")]
+    EnvName { key: String },
+    #[error("env `{key}`: STEADFAST_* variables are set by the reconciler")]
+    ReservedEnv { key: String },
+    #[error("`service_account` `{account}` is not a valid Kubernetes name")]
+    ServiceAccount { account: String },
+    #[error("match: list entries must be matcher strings such as `severity=~\"critical|warning\"`")]
+    MatchEntryNotAString,
+    #[error("match: label names must be strings")]
+    MatchLabelNotAString,
+    #[error("match: the value of `{label}` must be a string")]
+    MatchValueNotAString { label: String },
+    #[error("match: must be a list of matchers or a map of label: value")]
+    MatchShape,
+    #[error("match: {0}")]
+    Matcher(#[from] MatcherError),
+}
 
 /// Both maps of a registry.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,22 +186,17 @@ pub struct RecipeSet {
 impl RecipeSet {
     /// Parses a registry document (see the module docs for the accepted shapes).
     pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Result<Self, RecipeError> {
-        let document: Yaml =
-            serde_norway::from_str(text).map_err(|e| RecipeError(e.to_string()))?;
+        let document: Yaml = serde_norway::from_str(text).map_err(RecipeError::Yaml)?;
         let raw = match &document {
             Yaml::Null => {
-                return Err(RecipeError(
-                    "the registry is empty: expected `debugging:` and/or `actions:`".into(),
-                ));
+                return Err(RecipeError::Empty);
             }
             Yaml::Mapping(map) if map.contains_key("kind") => configmap_sections(map)?,
             Yaml::Mapping(_) => {
-                serde_norway::from_str::<Sections>(text).map_err(|e| RecipeError(e.to_string()))?
+                serde_norway::from_str::<Sections>(text).map_err(RecipeError::Yaml)?
             }
             _ => {
-                return Err(RecipeError(
-                    "the registry must be a mapping with `debugging:` and/or `actions:`".into(),
-                ));
+                return Err(RecipeError::NotAMapping);
             }
         };
         Ok(Self {
@@ -140,11 +222,10 @@ impl RecipeSet {
     pub fn check_for_kubernetes(&self) -> Result<(), RecipeError> {
         for recipe in self.debugging.values().chain(self.actions.values()) {
             if recipe.enabled && recipe.image.is_none() {
-                return Err(RecipeError(format!(
-                    "{}.{}: `image` is required with the kubernetes executor",
-                    recipe.kind.section(),
-                    recipe.name
-                )));
+                return Err(RecipeError::ImageRequired {
+                    section: recipe.kind.section(),
+                    name: recipe.name.clone(),
+                });
             }
         }
         Ok(())
@@ -226,7 +307,7 @@ fn section<'de, D: Deserializer<'de>>(
         }
 
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            parse_embedded(text).map_err(E::custom)
+            parse_embedded(text).map_err(|e| E::custom(format_args!("in the embedded YAML: {e}")))
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -240,38 +321,38 @@ fn section<'de, D: Deserializer<'de>>(
     deserializer.deserialize_any(SectionVisitor)
 }
 
-fn parse_embedded(text: &str) -> Result<BTreeMap<String, RawRecipe>, String> {
+fn parse_embedded(text: &str) -> Result<BTreeMap<String, RawRecipe>, serde_norway::Error> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
     serde_norway::from_str::<Option<BTreeMap<String, RawRecipe>>>(text)
         .map(Option::unwrap_or_default)
-        .map_err(|e| format!("in the embedded YAML: {e}"))
 }
 
 fn configmap_sections(map: &serde_norway::Mapping) -> Result<Sections, RecipeError> {
     if map.get("kind").and_then(Yaml::as_str) != Some("ConfigMap") {
-        return Err(RecipeError(
-            "a manifest with `kind` must be a ConfigMap".into(),
-        ));
+        return Err(RecipeError::NotAConfigMap);
     }
     let Some(data) = map.get("data").and_then(Yaml::as_mapping) else {
-        return Err(RecipeError("the ConfigMap has no `data`".into()));
+        return Err(RecipeError::NoConfigMapData);
     };
     let mut sections = Sections::default();
     for (key, value) in data {
         let key = key.as_str().unwrap_or_default();
-        let text = value.as_str().ok_or_else(|| {
-            RecipeError(format!("ConfigMap data `{key}` must be a string of YAML"))
+        let text = value.as_str().ok_or_else(|| RecipeError::DataNotAString {
+            key: key.to_owned(),
         })?;
-        let parsed = parse_embedded(text).map_err(|e| RecipeError(format!("{key}: {e}")))?;
+        let parsed = parse_embedded(text).map_err(|source| RecipeError::EmbeddedYaml {
+            key: key.to_owned(),
+            source,
+        })?;
         match key {
             "debugging" => sections.debugging = parsed,
             "actions" => sections.actions = parsed,
             other => {
-                return Err(RecipeError(format!(
-                    "ConfigMap data key `{other}` is neither `debugging` nor `actions`"
-                )));
+                return Err(RecipeError::UnknownDataKey {
+                    key: other.to_owned(),
+                });
             }
         }
     }
@@ -284,11 +365,13 @@ fn validate_section(
     base_dir: &Option<PathBuf>,
 ) -> Result<BTreeMap<String, Recipe>, RecipeError> {
     raw.into_iter()
-        .map(|(name, raw)| {
-            let at = format!("{}.{name}", kind.section());
-            validate(kind, &name, raw, base_dir)
-                .map(|recipe| (name, recipe))
-                .map_err(|e| RecipeError(format!("{at}: {e}")))
+        .map(|(name, raw)| match validate(kind, &name, raw, base_dir) {
+            Ok(recipe) => Ok((name, recipe)),
+            Err(problem) => Err(RecipeError::Invalid {
+                section: kind.section(),
+                name,
+                problem,
+            }),
         })
         .collect()
 }
@@ -298,20 +381,20 @@ fn validate(
     name: &str,
     raw: RawRecipe,
     base_dir: &Option<PathBuf>,
-) -> Result<Recipe, String> {
+) -> Result<Recipe, InvalidRecipe> {
     if !is_dns_label(name, MAX_RECIPE_NAME) {
-        return Err(format!(
-            "recipe names must be lower-case letters, digits and '-' (at most {MAX_RECIPE_NAME}), because they name Kubernetes Jobs"
-        ));
+        return Err(InvalidRecipe::Name {
+            max: MAX_RECIPE_NAME,
+        });
     }
     if raw.entrypoint.trim().is_empty() {
-        return Err("`entrypoint` must not be empty".into());
+        return Err(InvalidRecipe::EmptyEntrypoint);
     }
     if raw.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
-        return Err("`image` must not be empty".into());
+        return Err(InvalidRecipe::EmptyImage);
     }
     if raw.timeout.is_some_and(|t| t.is_zero()) {
-        return Err("`timeout` must be greater than zero".into());
+        return Err(InvalidRecipe::ZeroTimeout);
     }
     for key in raw.env.keys() {
         let valid = key
@@ -320,24 +403,22 @@ fn validate(
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("env `{key}` is not a valid variable name"));
+            return Err(InvalidRecipe::EnvName { key: key.clone() });
         }
         if key.starts_with("STEADFAST_") {
-            return Err(format!(
-                "env `{key}`: STEADFAST_* variables are set by the reconciler"
-            ));
+            return Err(InvalidRecipe::ReservedEnv { key: key.clone() });
         }
     }
     if let Some(account) = &raw.service_account
         && !is_dns_label(account, 253)
     {
-        return Err(format!(
-            "`service_account` `{account}` is not a valid Kubernetes name"
-        ));
+        return Err(InvalidRecipe::ServiceAccount {
+            account: account.clone(),
+        });
     }
     let matchers = match &raw.matchers {
         None | Some(Yaml::Null) => Vec::new(),
-        Some(spec) => match_spec(spec).map_err(|e| format!("match: {e}"))?,
+        Some(spec) => match_spec(spec)?,
     };
     Ok(Recipe {
         name: name.to_owned(),
@@ -358,34 +439,33 @@ fn validate(
 }
 
 /// `match` as a list of matcher strings or a map of exact label values.
-fn match_spec(spec: &Yaml) -> Result<Vec<Matcher>, String> {
+fn match_spec(spec: &Yaml) -> Result<Vec<Matcher>, InvalidRecipe> {
     match spec {
         Yaml::Sequence(items) => items
             .iter()
             .map(|item| match item {
-                Yaml::String(text) => Matcher::parse(text),
-                _ => Err(
-                    "list entries must be matcher strings such as `severity=~\"critical|warning\"`"
-                        .into(),
-                ),
+                Yaml::String(text) => Ok(Matcher::parse(text)?),
+                _ => Err(InvalidRecipe::MatchEntryNotAString),
             })
             .collect(),
         Yaml::Mapping(map) => map
             .iter()
             .map(|(label, value)| {
-                let label = label
-                    .as_str()
-                    .ok_or_else(|| "label names must be strings".to_owned())?;
+                let label = label.as_str().ok_or(InvalidRecipe::MatchLabelNotAString)?;
                 let value = match value {
                     Yaml::String(s) => s.clone(),
                     Yaml::Number(n) => n.to_string(),
                     Yaml::Bool(b) => b.to_string(),
-                    _ => return Err(format!("the value of `{label}` must be a string")),
+                    _ => {
+                        return Err(InvalidRecipe::MatchValueNotAString {
+                            label: label.to_owned(),
+                        });
+                    }
                 };
-                Matcher::new(label, super::matcher::MatchOp::Equal, &value)
+                Ok(Matcher::new(label, super::matcher::MatchOp::Equal, &value)?)
             })
             .collect(),
-        _ => Err("must be a list of matchers or a map of label: value".into()),
+        _ => Err(InvalidRecipe::MatchShape),
     }
 }
 

@@ -134,16 +134,22 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// Why a result message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("result is {size} bytes, over the {MAX_RESULT_BYTES}-byte limit")]
+    TooLarge { size: usize },
+    #[error("malformed result: {0}")]
+    Malformed(#[source] serde_json::Error),
+}
+
 impl RecipeResult {
     /// Decodes a message, refusing oversized or malformed ones with the reason.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_RESULT_BYTES {
-            return Err(format!(
-                "result is {} bytes, over the {MAX_RESULT_BYTES}-byte limit",
-                bytes.len()
-            ));
+            return Err(DecodeError::TooLarge { size: bytes.len() });
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed result: {e}"))
+        serde_json::from_slice(bytes).map_err(DecodeError::Malformed)
     }
 }
 
@@ -183,12 +189,19 @@ mod tests {
         assert!(
             RecipeResult::decode(b"{")
                 .unwrap_err()
+                .to_string()
                 .starts_with("malformed result")
         );
-        let err =
-            RecipeResult::decode(br#"{"incident":"u","name":"x","status":"done"}"#).unwrap_err();
+        let err = RecipeResult::decode(br#"{"incident":"u","name":"x","status":"done"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown variant `done`"), "{err}");
         let big = vec![b' '; MAX_RESULT_BYTES + 1];
-        assert!(RecipeResult::decode(&big).unwrap_err().contains("over the"));
+        assert!(
+            RecipeResult::decode(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("over the")
+        );
     }
 }

@@ -8,7 +8,7 @@ pub mod bus;
 pub mod message;
 
 pub use bus::{BusEvent, ResultBus, Subscription};
-pub use message::{RecipeResult, ResultBody, ResultStatus, SuggestedAction};
+pub use message::{DecodeError, RecipeResult, ResultBody, ResultStatus, SuggestedAction};
 
 use message::{DURABLE_TTL_SECS, durable_key};
 

@@ -284,7 +284,7 @@ impl Drive<'_> {
         let mut attempt = 1;
         loop {
             match self.ctx.executor.launch(&launch, exits.clone()).await {
-                Err(ExecError::Unavailable(error)) if attempt < LAUNCH_ATTEMPTS => {
+                Err(error) if error.is_transient() && attempt < LAUNCH_ATTEMPTS => {
                     tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, attempt, "launch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                     attempt += 1;

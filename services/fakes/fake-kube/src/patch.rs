@@ -9,6 +9,45 @@
 
 use serde_json::{Map, Value};
 
+/// Why a JSON patch was refused (422); nothing of it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPatchError {
+    #[error("a JSON patch must be an array of operations")]
+    NotAnArray,
+    #[error("operation {index}: {error}")]
+    Operation {
+        index: usize,
+        #[source]
+        error: OperationError,
+    },
+}
+
+/// What was wrong with one operation of a JSON patch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    /// `op`, `path`, `value` or `from`.
+    #[error("missing `{member}`")]
+    Missing { member: &'static str },
+    #[error("unknown op `{op}`")]
+    UnknownOp { op: String },
+    #[error("`from` {from} does not exist")]
+    NoSuchFrom { from: String },
+    #[error("test failed at {path}")]
+    TestFailed { path: String },
+    #[error("the whole document cannot be replaced by a patch")]
+    WholeDocument,
+    #[error("`{path}` is not a JSON pointer")]
+    NotAPointer { path: String },
+    #[error("`{segment}` is not an array index")]
+    NotAnIndex { segment: String },
+    #[error("index {index} is out of bounds at {path}")]
+    OutOfBounds { index: usize, path: String },
+    #[error("the parent of {path} does not exist")]
+    NoParent { path: String },
+    #[error("{path} does not exist")]
+    NoSuchPath { path: String },
+}
+
 /// RFC 7386: objects merge recursively, `null` removes, anything else replaces.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
@@ -85,73 +124,70 @@ fn is_named_list(items: &[Value]) -> bool {
 }
 
 /// RFC 6902 on a copy of `target`; the first failing operation aborts the whole patch.
-pub fn json_patch(target: &Value, operations: &Value) -> Result<Value, String> {
-    let operations = operations
-        .as_array()
-        .ok_or("a JSON patch must be an array of operations")?;
+pub fn json_patch(target: &Value, operations: &Value) -> Result<Value, JsonPatchError> {
+    let operations = operations.as_array().ok_or(JsonPatchError::NotAnArray)?;
     let mut document = target.clone();
     for (index, op) in operations.iter().enumerate() {
-        let fail = |why: String| format!("operation {index}: {why}");
-        let kind = op
-            .get("op")
-            .and_then(Value::as_str)
-            .ok_or_else(|| fail("missing `op`".into()))?;
-        let path = op
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| fail("missing `path`".into()))?;
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| fail("missing `value`".into()))
-        };
-        let from = || {
-            op.get("from")
-                .and_then(Value::as_str)
-                .ok_or_else(|| fail("missing `from`".into()))
-        };
-        match kind {
-            "add" => add(&mut document, path, value()?).map_err(fail)?,
-            "remove" => {
-                remove(&mut document, path).map_err(fail)?;
-            }
-            "replace" => {
-                remove(&mut document, path).map_err(fail)?;
-                add(&mut document, path, value()?).map_err(fail)?;
-            }
-            "move" => {
-                let moved = remove(&mut document, from()?).map_err(fail)?;
-                add(&mut document, path, moved).map_err(fail)?;
-            }
-            "copy" => {
-                let copied = document.pointer(from()?).cloned().ok_or_else(|| {
-                    fail(format!("`from` {} does not exist", from().unwrap_or("")))
-                })?;
-                add(&mut document, path, copied).map_err(fail)?;
-            }
-            "test" => {
-                if document.pointer(path) != Some(&value()?) {
-                    return Err(fail(format!("test failed at {path}")));
-                }
-            }
-            other => return Err(fail(format!("unknown op `{other}`"))),
-        }
+        apply(&mut document, op).map_err(|error| JsonPatchError::Operation { index, error })?;
     }
     Ok(document)
 }
 
-fn split_pointer(path: &str) -> Result<(String, String), String> {
+/// One operation of a JSON patch.
+fn apply(document: &mut Value, op: &Value) -> Result<(), OperationError> {
+    let member = |member: &'static str| op.get(member).ok_or(OperationError::Missing { member });
+    let text = |name: &'static str| {
+        member(name)?
+            .as_str()
+            .ok_or(OperationError::Missing { member: name })
+    };
+    let kind = text("op")?;
+    let path = text("path")?;
+    let value = || member("value").cloned();
+    let from = || text("from");
+    match kind {
+        "add" => add(document, path, value()?)?,
+        "remove" => {
+            remove(document, path)?;
+        }
+        "replace" => {
+            remove(document, path)?;
+            add(document, path, value()?)?;
+        }
+        "move" => {
+            let moved = remove(document, from()?)?;
+            add(document, path, moved)?;
+        }
+        "copy" => {
+            let from = from()?;
+            let copied = document
+                .pointer(from)
+                .cloned()
+                .ok_or_else(|| OperationError::NoSuchFrom { from: from.into() })?;
+            add(document, path, copied)?;
+        }
+        "test" => {
+            if document.pointer(path) != Some(&value()?) {
+                return Err(OperationError::TestFailed { path: path.into() });
+            }
+        }
+        other => return Err(OperationError::UnknownOp { op: other.into() }),
+    }
+    Ok(())
+}
+
+fn split_pointer(path: &str) -> Result<(String, String), OperationError> {
     if path.is_empty() {
-        return Err("the whole document cannot be replaced by a patch".into());
+        return Err(OperationError::WholeDocument);
     }
     let cut = path
         .rfind('/')
-        .ok_or_else(|| format!("`{path}` is not a JSON pointer"))?;
+        .ok_or_else(|| OperationError::NotAPointer { path: path.into() })?;
     let last = path[cut + 1..].replace("~1", "/").replace("~0", "~");
     Ok((path[..cut].to_owned(), last))
 }
 
-fn add(document: &mut Value, path: &str, value: Value) -> Result<(), String> {
+fn add(document: &mut Value, path: &str, value: Value) -> Result<(), OperationError> {
     let (parent, last) = split_pointer(path)?;
     match document.pointer_mut(&parent) {
         Some(Value::Object(map)) => {
@@ -163,36 +199,40 @@ fn add(document: &mut Value, path: &str, value: Value) -> Result<(), String> {
                 items.push(value);
                 return Ok(());
             }
-            let index: usize = last
-                .parse()
-                .map_err(|_| format!("`{last}` is not an array index"))?;
+            let index = array_index(&last)?;
             if index > items.len() {
-                return Err(format!("index {index} is out of bounds at {path}"));
+                return Err(OperationError::OutOfBounds {
+                    index,
+                    path: path.into(),
+                });
             }
             items.insert(index, value);
             Ok(())
         }
-        _ => Err(format!("the parent of {path} does not exist")),
+        _ => Err(OperationError::NoParent { path: path.into() }),
     }
 }
 
-fn remove(document: &mut Value, path: &str) -> Result<Value, String> {
+fn remove(document: &mut Value, path: &str) -> Result<Value, OperationError> {
+    let missing = || OperationError::NoSuchPath { path: path.into() };
     let (parent, last) = split_pointer(path)?;
     match document.pointer_mut(&parent) {
-        Some(Value::Object(map)) => map
-            .remove(&last)
-            .ok_or_else(|| format!("{path} does not exist")),
+        Some(Value::Object(map)) => map.remove(&last).ok_or_else(missing),
         Some(Value::Array(items)) => {
-            let index: usize = last
-                .parse()
-                .map_err(|_| format!("`{last}` is not an array index"))?;
+            let index = array_index(&last)?;
             if index >= items.len() {
-                return Err(format!("{path} does not exist"));
+                return Err(missing());
             }
             Ok(items.remove(index))
         }
-        _ => Err(format!("{path} does not exist")),
+        _ => Err(missing()),
     }
+}
+
+fn array_index(segment: &str) -> Result<usize, OperationError> {
+    segment.parse().map_err(|_| OperationError::NotAnIndex {
+        segment: segment.into(),
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +285,36 @@ mod tests {
             json!({"metadata": {"labels": {"b/c": "2"}}, "items": [9, 2]})
         );
         let err = json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}])).unwrap_err();
-        assert_eq!(err, "operation 0: /nope does not exist");
+        assert_eq!(err.to_string(), "operation 0: /nope does not exist");
+        for (operation, message) in [
+            (json!({"path": "/a"}), "operation 0: missing `op`"),
+            (
+                json!({"op": "add", "path": "/a"}),
+                "operation 0: missing `value`",
+            ),
+            (
+                json!({"op": "copy", "path": "/a", "from": "/x"}),
+                "operation 0: `from` /x does not exist",
+            ),
+            (
+                json!({"op": "add", "path": "/items/x", "value": 1}),
+                "operation 0: `x` is not an array index",
+            ),
+            (
+                json!({"op": "add", "path": "/items/5", "value": 1}),
+                "operation 0: index 5 is out of bounds at /items/5",
+            ),
+            (
+                json!({"op": "frob", "path": "/a"}),
+                "operation 0: unknown op `frob`",
+            ),
+        ] {
+            let err = json_patch(&doc, &json!([operation])).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        }
+        assert_eq!(
+            json_patch(&doc, &json!({})),
+            Err(JsonPatchError::NotAnArray)
+        );
     }
 }

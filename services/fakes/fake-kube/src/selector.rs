@@ -3,6 +3,28 @@
 
 use serde_json::Value;
 
+/// A selector the API server would refuse (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("unable to parse requirement `{requirement}`: {problem}")]
+    Requirement {
+        requirement: String,
+        #[source]
+        problem: RequirementError,
+    },
+    #[error("invalid field selector `{term}`: expected `field=value` or `field!=value`")]
+    FieldTerm { term: String },
+}
+
+/// What is wrong with one requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequirementError {
+    #[error("invalid label key `{key}`")]
+    InvalidKey { key: String },
+    #[error("a set must be written `(a,b)`")]
+    UnparenthesizedSet,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Requirement {
     Exists(String),
@@ -19,14 +41,19 @@ pub struct LabelSelector(Vec<Requirement>);
 
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top_level(text) {
             let part = part.trim();
             if part.is_empty() {
                 continue;
             }
-            requirements.push(parse_requirement(part)?);
+            requirements.push(parse_requirement(part).map_err(|problem| {
+                SelectorError::Requirement {
+                    requirement: part.to_owned(),
+                    problem,
+                }
+            })?);
         }
         Ok(Self(requirements))
     }
@@ -65,22 +92,19 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-fn parse_requirement(part: &str) -> Result<Requirement, String> {
-    let bad = |why: &str| format!("unable to parse requirement `{part}`: {why}");
+fn parse_requirement(part: &str) -> Result<Requirement, RequirementError> {
     if let Some(key) = part.strip_prefix('!') {
-        return Ok(Requirement::NotExists(
-            valid_key(key.trim()).map_err(|e| bad(&e))?,
-        ));
+        return Ok(Requirement::NotExists(valid_key(key.trim())?));
     }
     if let Some((key, value)) = part.split_once("!=") {
         return Ok(Requirement::NotEquals(
-            valid_key(key.trim()).map_err(|e| bad(&e))?,
+            valid_key(key.trim())?,
             value.trim().to_owned(),
         ));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
         return Ok(Requirement::Equals(
-            valid_key(key.trim()).map_err(|e| bad(&e))?,
+            valid_key(key.trim())?,
             value.trim().to_owned(),
         ));
     }
@@ -90,13 +114,13 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             let inner = set
                 .strip_prefix('(')
                 .and_then(|s| s.strip_suffix(')'))
-                .ok_or_else(|| bad("a set must be written `(a,b)`"))?;
+                .ok_or(RequirementError::UnparenthesizedSet)?;
             let values: Vec<String> = inner
                 .split(',')
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
                 .collect();
-            let key = valid_key(key.trim()).map_err(|e| bad(&e))?;
+            let key = valid_key(key.trim())?;
             return Ok(if negated {
                 Requirement::NotIn(key, values)
             } else {
@@ -104,10 +128,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             });
         }
     }
-    Ok(Requirement::Exists(valid_key(part).map_err(|e| bad(&e))?))
+    Ok(Requirement::Exists(valid_key(part)?))
 }
 
-fn valid_key(key: &str) -> Result<String, String> {
+fn valid_key(key: &str) -> Result<String, RequirementError> {
     let ok = !key.is_empty()
         && key.len() <= 316
         && key
@@ -116,7 +140,9 @@ fn valid_key(key: &str) -> Result<String, String> {
     if ok {
         Ok(key.to_owned())
     } else {
-        Err(format!("invalid label key `{key}`"))
+        Err(RequirementError::InvalidKey {
+            key: key.to_owned(),
+        })
     }
 }
 
@@ -125,7 +151,7 @@ fn valid_key(key: &str) -> Result<String, String> {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut terms = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (path, equal, value) = if let Some((p, v)) = part.split_once("!=") {
@@ -133,9 +159,9 @@ impl FieldSelector {
             } else if let Some((p, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (p, true, v)
             } else {
-                return Err(format!(
-                    "invalid field selector `{part}`: expected `field=value` or `field!=value`"
-                ));
+                return Err(SelectorError::FieldTerm {
+                    term: part.to_owned(),
+                });
             };
             terms.push((path.trim().to_owned(), equal, value.trim().to_owned()));
         }
@@ -191,10 +217,18 @@ mod tests {
 
     #[test]
     fn malformed_selectors_are_named() {
-        let err = LabelSelector::parse("app in web").unwrap_err();
+        let err = LabelSelector::parse("app in web").unwrap_err().to_string();
         assert!(err.contains("`app in web`"), "{err}");
-        assert!(LabelSelector::parse("bad key=1").is_err());
-        assert!(FieldSelector::parse("metadata.name").is_err());
+        assert_eq!(
+            LabelSelector::parse("bad key=1").unwrap_err().to_string(),
+            "unable to parse requirement `bad key=1`: invalid label key `bad key`"
+        );
+        assert_eq!(
+            FieldSelector::parse("metadata.name").unwrap_err(),
+            SelectorError::FieldTerm {
+                term: "metadata.name".into()
+            }
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,36 +53,28 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     let limit = state.max_body_bytes;
     let api = Router::new()
-        .route("/clusters", get(list_clusters).post(create_cluster))
+        .route("/clusters", get(list).post(create))
         .route(
             "/clusters/{cluster_id}",
-            get(get_cluster).patch(patch_cluster).delete(delete_cluster),
+            get(get_one).patch(patch).delete(delete),
         )
-        .route(
-            "/clusters/{cluster_id}/force-delete",
-            post(force_delete_cluster),
-        )
+        .route("/clusters/{cluster_id}/force-delete", post(force_delete))
         .route(
             "/clusters/{cluster_id}/statuses",
-            get(list_cluster_statuses).put(put_cluster_status),
+            get(list_statuses).put(put_status),
         )
-        .route(
-            "/clusters/{cluster_id}/nodepools",
-            get(list_cluster_nodepools).post(create_nodepool),
-        )
+        .route("/clusters/{cluster_id}/nodepools", get(list).post(create))
         .route(
             "/clusters/{cluster_id}/nodepools/{nodepool_id}",
-            get(get_nodepool)
-                .patch(patch_nodepool)
-                .delete(delete_nodepool),
+            get(get_one).patch(patch).delete(delete),
         )
         .route(
             "/clusters/{cluster_id}/nodepools/{nodepool_id}/force-delete",
-            post(force_delete_nodepool),
+            post(force_delete),
         )
         .route(
             "/clusters/{cluster_id}/nodepools/{nodepool_id}/statuses",
-            get(list_nodepool_statuses).put(put_nodepool_status),
+            get(list_statuses).put(put_status),
         )
         .route("/nodepools", get(list_all_nodepools))
         .method_not_allowed_fallback(method_not_allowed)
@@ -182,8 +175,8 @@ fn parse_list_query(raw: Option<String>) -> Result<ListQuery, ApiError> {
             "page" => query.page = positive("page", &value, None)?,
             "size" => query.size = positive("size", &value, Some(MAX_PAGE_SIZE))?,
             "order" => {
-                query.order =
-                    Order::parse(&value).map_err(|m| ApiError::invalid("order", "enum", m))?;
+                query.order = Order::parse(&value)
+                    .map_err(|e| ApiError::invalid("order", "enum", e.to_string()))?;
             }
             "search" => query.search = Some(value.into_owned()),
             _ => {}
@@ -291,7 +284,7 @@ async fn existing_cluster(state: &ApiState, id: &str) -> Result<Uuid, ApiError> 
 fn store_error(kind: Kind, id: &str, error: StoreError) -> ApiError {
     match error {
         StoreError::NotFound => kind.not_found(id),
-        StoreError::Conflict(detail) => ApiError::conflict(detail),
+        StoreError::Conflict(conflict) => ApiError::conflict(conflict.to_string()),
         StoreError::Database(e) => ApiError::database(&e),
     }
 }
@@ -307,19 +300,107 @@ fn list_response(kind: &str, query: &ListQuery, items: Vec<Json>, total: i64) ->
     .into_response()
 }
 
-type PathRejection = axum::extract::rejection::PathRejection;
-
 fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))
 }
 
+// --- What a path names -------------------------------------------------------------------
+
+type PathRejection = axum::extract::rejection::PathRejection;
+
+/// The ids in a path, as written.
+#[derive(serde::Deserialize)]
+struct PathIds {
+    cluster_id: Option<String>,
+    nodepool_id: Option<String>,
+}
+
+impl PathIds {
+    async fn from_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, ApiError> {
+        path(Path::<Self>::from_request_parts(parts, state).await)
+    }
+}
+
+/// The collection a path names: `/clusters`, or the nodepools of an existing cluster
+/// (`/clusters/{cluster_id}/nodepools`).
+struct Collection(Scope);
+
+impl FromRequestParts<Arc<ApiState>> for Collection {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self(
+            match PathIds::from_parts(parts, state).await?.cluster_id {
+                None => cluster_scope(),
+                Some(cluster) => nodepool_scope(existing_cluster(state, &cluster).await?),
+            },
+        ))
+    }
+}
+
+/// The resource a path names: a cluster (`/clusters/{cluster_id}…`), or a nodepool of an
+/// existing cluster (`/clusters/{cluster_id}/nodepools/{nodepool_id}…`), with its id as
+/// written (not-found problems quote it).
+struct Resource {
+    scope: Scope,
+    id: String,
+}
+
+impl Resource {
+    fn uuid(&self) -> Result<Uuid, ApiError> {
+        parse_id(self.scope.kind, &self.id)
+    }
+
+    fn store_error(&self, error: StoreError) -> ApiError {
+        store_error(self.scope.kind, &self.id, error)
+    }
+}
+
+impl FromRequestParts<Arc<ApiState>> for Resource {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, ApiError> {
+        match PathIds::from_parts(parts, state).await? {
+            PathIds {
+                cluster_id: Some(cluster),
+                nodepool_id: None,
+            } => Ok(Self {
+                scope: cluster_scope(),
+                id: cluster,
+            }),
+            PathIds {
+                cluster_id: Some(cluster),
+                nodepool_id: Some(nodepool),
+            } => Ok(Self {
+                scope: nodepool_scope(existing_cluster(state, &cluster).await?),
+                id: nodepool,
+            }),
+            PathIds {
+                cluster_id: None, ..
+            } => Err(ApiError::internal("this route names no resource")),
+        }
+    }
+}
+
+fn list_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Cluster => "ClusterList",
+        Kind::NodePool => "NodePoolList",
+    }
+}
+
 // --- Resources ---------------------------------------------------------------------------
 
-async fn list(
+async fn list_in(
     state: &ApiState,
     scope: Scope,
-    list_kind: &str,
     raw: Option<String>,
 ) -> Result<Response, ApiError> {
     let query = parse_list_query(raw)?;
@@ -333,18 +414,19 @@ async fn list(
     )
     .await
     .map_err(|e| match e {
-        ListError::Search(message) => ApiError::search(message),
+        ListError::Search(error) => ApiError::search(error.to_string()),
         ListError::Database(e) => ApiError::database(&e),
     })?;
     let items = rows.iter().map(model::ResourceRow::to_json).collect();
-    Ok(list_response(list_kind, &query, items, total))
+    Ok(list_response(list_kind(scope.kind), &query, items, total))
 }
 
-async fn list_clusters(
+async fn list(
     State(state): Shared,
+    Collection(scope): Collection,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    list(&state, cluster_scope(), "ClusterList", raw).await
+    list_in(&state, scope, raw).await
 }
 
 async fn list_all_nodepools(
@@ -356,25 +438,16 @@ async fn list_all_nodepools(
         owner: None,
     };
     // `owner: None` means every nodepool here, not "nodepools without an owner".
-    list(&state, scope, "NodePoolList", raw).await
-}
-
-async fn list_cluster_nodepools(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let cluster = existing_cluster(&state, &path(cluster_id)?).await?;
-    list(&state, nodepool_scope(cluster), "NodePoolList", raw).await
+    list_in(&state, scope, raw).await
 }
 
 async fn create(
-    state: &ApiState,
-    scope: Scope,
-    headers: &HeaderMap,
+    State(state): Shared,
+    Collection(scope): Collection,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let body = json_body(&headers, body, state.max_body_bytes)?;
     let new = model::parse_create(scope.kind, &body)?;
     let row = store::create(
         &state.pool,
@@ -395,223 +468,96 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(row.to_json())).into_response())
 }
 
-async fn create_cluster(
-    State(state): Shared,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    create(&state, cluster_scope(), &headers, body).await
-}
-
-async fn create_nodepool(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let cluster = existing_cluster(&state, &path(cluster_id)?).await?;
-    create(&state, nodepool_scope(cluster), &headers, body).await
-}
-
-async fn get_cluster(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let id_text = path(cluster_id)?;
-    let id = parse_id(Kind::Cluster, &id_text)?;
-    match store::get(&state.pool, cluster_scope(), id).await? {
+async fn get_one(State(state): Shared, resource: Resource) -> Result<Response, ApiError> {
+    let id = resource.uuid()?;
+    match store::get(&state.pool, resource.scope, id).await? {
         Some(row) => Ok(axum::Json(row.to_json()).into_response()),
-        None => Err(ApiError::cluster_not_found(&id_text)),
-    }
-}
-
-async fn get_nodepool(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_text) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    let id = parse_id(Kind::NodePool, &nodepool_text)?;
-    match store::get(&state.pool, nodepool_scope(cluster), id).await? {
-        Some(row) => Ok(axum::Json(row.to_json()).into_response()),
-        None => Err(ApiError::nodepool_not_found(&nodepool_text)),
+        None => Err(resource.scope.kind.not_found(&resource.id)),
     }
 }
 
 async fn patch(
-    state: &ApiState,
-    scope: Scope,
-    id_text: &str,
-    headers: &HeaderMap,
+    State(state): Shared,
+    resource: Resource,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(scope.kind, id_text)?;
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let id = resource.uuid()?;
+    let body = json_body(&headers, body, state.max_body_bytes)?;
     let patch = model::parse_patch(&body)?;
     let row = store::patch(
         &state.pool,
-        scope,
+        resource.scope,
         id,
         &patch,
         IDENTITY,
-        state.required(scope.kind),
+        state.required(resource.scope.kind),
     )
     .await
-    .map_err(|e| store_error(scope.kind, id_text, e))?;
+    .map_err(|e| resource.store_error(e))?;
     Ok(axum::Json(row.to_json()).into_response())
 }
 
-async fn patch_cluster(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    patch(&state, cluster_scope(), &path(cluster_id)?, &headers, body).await
-}
-
-async fn patch_nodepool(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_id) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    patch(
-        &state,
-        nodepool_scope(cluster),
-        &nodepool_id,
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn delete(state: &ApiState, scope: Scope, id_text: &str) -> Result<Response, ApiError> {
-    let id = parse_id(scope.kind, id_text)?;
+async fn delete(State(state): Shared, resource: Resource) -> Result<Response, ApiError> {
+    let id = resource.uuid()?;
     let row = store::soft_delete(
         &state.pool,
-        scope,
+        resource.scope,
         id,
         IDENTITY,
-        state.required(scope.kind),
+        state.required(resource.scope.kind),
         state.required(Kind::NodePool),
     )
     .await
-    .map_err(|e| store_error(scope.kind, id_text, e))?;
+    .map_err(|e| resource.store_error(e))?;
     Ok((StatusCode::ACCEPTED, axum::Json(row.to_json())).into_response())
 }
 
-async fn delete_cluster(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    delete(&state, cluster_scope(), &path(cluster_id)?).await
-}
-
-async fn delete_nodepool(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_id) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    delete(&state, nodepool_scope(cluster), &nodepool_id).await
-}
-
 async fn force_delete(
-    state: &ApiState,
-    scope: Scope,
-    id_text: &str,
-    headers: &HeaderMap,
+    State(state): Shared,
+    resource: Resource,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(scope.kind, id_text)?;
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let id = resource.uuid()?;
+    let body = json_body(&headers, body, state.max_body_bytes)?;
     let reason = model::parse_force_delete(&body)?;
-    store::force_delete(&state.pool, scope, id, &reason)
+    store::force_delete(&state.pool, resource.scope, id, &reason)
         .await
-        .map_err(|e| store_error(scope.kind, id_text, e))?;
+        .map_err(|e| resource.store_error(e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn force_delete_cluster(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    force_delete(&state, cluster_scope(), &path(cluster_id)?, &headers, body).await
-}
-
-async fn force_delete_nodepool(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_id) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    force_delete(
-        &state,
-        nodepool_scope(cluster),
-        &nodepool_id,
-        &headers,
-        body,
-    )
-    .await
 }
 
 // --- Statuses ----------------------------------------------------------------------------
 
 async fn list_statuses(
-    state: &ApiState,
-    scope: Scope,
-    id_text: &str,
-    raw: Option<String>,
+    State(state): Shared,
+    resource: Resource,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(scope.kind, id_text)?;
+    let id = resource.uuid()?;
     let query = parse_list_query(raw)?;
     let Some((items, total)) =
-        store::list_statuses(&state.pool, scope, id, query.page, query.size).await?
+        store::list_statuses(&state.pool, resource.scope, id, query.page, query.size).await?
     else {
-        return Err(scope.kind.not_found(id_text));
+        return Err(resource.scope.kind.not_found(&resource.id));
     };
     let items = items.iter().map(status::StoredStatus::to_json).collect();
     Ok(list_response("AdapterStatusList", &query, items, total))
 }
 
-async fn list_cluster_statuses(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    list_statuses(&state, cluster_scope(), &path(cluster_id)?, raw).await
-}
-
-async fn list_nodepool_statuses(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_id) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    list_statuses(&state, nodepool_scope(cluster), &nodepool_id, raw).await
-}
-
 async fn put_status(
-    state: &ApiState,
-    scope: Scope,
-    id_text: &str,
-    headers: &HeaderMap,
+    State(state): Shared,
+    resource: Resource,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(scope.kind, id_text)?;
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let (scope, id) = (resource.scope, resource.uuid()?);
+    let body = json_body(&headers, body, state.max_body_bytes)?;
     let report = status::parse_report(&body)?;
     match store::report_status(&state.pool, scope, id, &report, state.required(scope.kind))
         .await
-        .map_err(|e| store_error(scope.kind, id_text, e))?
+        .map_err(|e| resource.store_error(e))?
     {
         Reported::Stored(saved) => {
             Ok((StatusCode::CREATED, axum::Json(saved.to_json())).into_response())
@@ -621,31 +567,4 @@ async fn put_status(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
     }
-}
-
-async fn put_cluster_status(
-    State(state): Shared,
-    cluster_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    put_status(&state, cluster_scope(), &path(cluster_id)?, &headers, body).await
-}
-
-async fn put_nodepool_status(
-    State(state): Shared,
-    ids: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (cluster_id, nodepool_id) = path(ids)?;
-    let cluster = existing_cluster(&state, &cluster_id).await?;
-    put_status(
-        &state,
-        nodepool_scope(cluster),
-        &nodepool_id,
-        &headers,
-        body,
-    )
-    .await
 }

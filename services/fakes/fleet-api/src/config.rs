@@ -10,10 +10,28 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use steadfast_service_kit::config::{ConfigError, load_yaml_file};
+use steadfast_service_kit::config::load_yaml_file;
 use steadfast_service_kit::settings::CommonArgs;
 
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8000";
+
+/// Settings that cannot be used. `setting` names where the value came from: an environment
+/// variable, or the file and the entity kind.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] steadfast_service_kit::config::ConfigError),
+    #[error("DATABASE_URL is required")]
+    DatabaseUrlMissing,
+    #[error("FLEET_API_MAX_BODY_BYTES must be at least 1024")]
+    BodyLimitTooSmall,
+    #[error("{setting}: adapter `{name}` is listed twice")]
+    AdapterListedTwice { setting: String, name: String },
+    #[error("{setting}: adapter name `{name}` may only contain letters, digits, `-` and `_`")]
+    BadAdapterName { setting: String, name: String },
+    #[error("{file}: unknown entity kind `{kind}` (this stand-in serves Cluster and NodePool)")]
+    UnknownEntityKind { file: String, kind: String },
+}
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -123,7 +141,7 @@ impl Config {
             .database_url
             .clone()
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| ConfigError::Invalid("DATABASE_URL is required".into()))?;
+            .ok_or(ConfigError::DatabaseUrlMissing)?;
         let mut required = match &cli.config {
             Some(path) => load_entities(path)?,
             None => RequiredAdapters::default(),
@@ -135,9 +153,7 @@ impl Config {
             required.nodepool = parse_adapter_list("HYPERFLEET_NODEPOOL_ADAPTERS", list)?;
         }
         if cli.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "FLEET_API_MAX_BODY_BYTES must be at least 1024".into(),
-            ));
+            return Err(ConfigError::BodyLimitTooSmall);
         }
         Ok(Self {
             http_listen: cli.common.http_listen_or(DEFAULT_HTTP_LISTEN),
@@ -158,9 +174,10 @@ pub fn parse_adapter_list(source: &str, list: &str) -> Result<Vec<String>, Confi
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         check_adapter_name(source, name)?;
         if names.iter().any(|n| n == name) {
-            return Err(ConfigError::Invalid(format!(
-                "{source}: adapter `{name}` is listed twice"
-            )));
+            return Err(ConfigError::AdapterListedTwice {
+                setting: source.to_owned(),
+                name: name.to_owned(),
+            });
         }
         names.push(name.to_owned());
     }
@@ -174,9 +191,10 @@ fn check_adapter_name(source: &str, name: &str) -> Result<(), ConfigError> {
     {
         Ok(())
     } else {
-        Err(ConfigError::Invalid(format!(
-            "{source}: adapter name `{name}` may only contain letters, digits, `-` and `_`"
-        )))
+        Err(ConfigError::BadAdapterName {
+            setting: source.to_owned(),
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -205,9 +223,10 @@ fn load_entities(path: &Path) -> Result<RequiredAdapters, ConfigError> {
             "Cluster" => required.cluster = names,
             "NodePool" => required.nodepool = names,
             other => {
-                return Err(ConfigError::Invalid(format!(
-                    "{source}: unknown entity kind `{other}` (this stand-in serves Cluster and NodePool)"
-                )));
+                return Err(ConfigError::UnknownEntityKind {
+                    file: source,
+                    kind: other.to_owned(),
+                });
             }
         }
     }

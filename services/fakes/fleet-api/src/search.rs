@@ -16,6 +16,58 @@
 
 use chrono::{DateTime, Utc};
 
+/// Why a `search` query was refused; the text is the problem's `detail`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SearchError {
+    #[error("the query is empty")]
+    Empty,
+    #[error("unterminated string (missing closing ')")]
+    UnterminatedString,
+    #[error("number `{text}` is out of range")]
+    NumberOutOfRange { text: String },
+    #[error("unexpected character `{character}`")]
+    UnexpectedCharacter { character: char },
+    #[error("missing closing parenthesis")]
+    MissingClosingParenthesis,
+    /// `found` describes the token as written (`` `x` ``, `'x'`, `3`).
+    #[error("expected a field name, found {found}")]
+    ExpectedField { found: String },
+    #[error("unexpected end of query")]
+    UnexpectedEnd,
+    #[error("expected `in` after `{field} not`")]
+    ExpectedInAfterNot { field: String },
+    #[error("expected `(` after `{field} in`")]
+    ExpectedListAfterIn { field: String },
+    #[error("expected `,` or `)` in the `in` list")]
+    UnclosedList,
+    #[error("expected an operator after `{field}`, found {found}")]
+    ExpectedOperator { field: String, found: String },
+    #[error("expected an operator after `{field}`")]
+    MissingOperator { field: String },
+    #[error("expected a quoted string or a number, found {found}")]
+    ExpectedValue { found: String },
+    #[error("expected a value, found the end of the query")]
+    MissingValue,
+    #[error("unexpected {found} after a complete condition (join conditions with `and` or `or`)")]
+    TrailingInput { found: String },
+    #[error("`{field}` is not a condition field")]
+    NotAConditionField { field: String },
+    #[error(
+        "unknown field `{field}` (use id, name, kind, generation, created_by, updated_by, created_time, updated_time, owner_id, labels.<key>, spec.<path> or status.conditions.<Type>)"
+    )]
+    UnknownField { field: String },
+    #[error("`{field}` is a number; '{value}' is not")]
+    NotANumber { field: String, value: String },
+    #[error("`{field}` needs an RFC 3339 time; '{value}': {error}")]
+    NotATime {
+        field: String,
+        value: String,
+        error: chrono::ParseError,
+    },
+    #[error("`{field}` needs a quoted RFC 3339 time, not {value}")]
+    UnquotedTime { field: String, value: i64 },
+}
+
 /// A bind parameter of the compiled condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -43,7 +95,7 @@ enum Token {
     Comma,
 }
 
-fn tokenize(input: &str) -> Result<Vec<Token>, String> {
+fn tokenize(input: &str) -> Result<Vec<Token>, SearchError> {
     let chars: Vec<char> = input.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -68,7 +120,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err("unterminated string (missing closing ')".into()),
+                        None => return Err(SearchError::UnterminatedString),
                         Some('\'') if chars.get(i + 1) == Some(&'\'') => {
                             text.push('\'');
                             i += 2;
@@ -113,9 +165,10 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
-                let n = text
-                    .parse()
-                    .map_err(|_| format!("number `{text}` is out of range"))?;
+                let n = match text.parse() {
+                    Ok(n) => n,
+                    Err(_) => return Err(SearchError::NumberOutOfRange { text }),
+                };
                 tokens.push(Token::Num(n));
             }
             c if is_word_char(c) => {
@@ -125,7 +178,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 }
                 tokens.push(Token::Word(chars[start..i].iter().collect()));
             }
-            other => return Err(format!("unexpected character `{other}`")),
+            other => return Err(SearchError::UnexpectedCharacter { character: other }),
         }
     }
     Ok(tokens)
@@ -170,7 +223,7 @@ impl Parser {
         matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
 
-    fn or(&mut self) -> Result<Expr, String> {
+    fn or(&mut self) -> Result<Expr, SearchError> {
         let mut left = self.and()?;
         while self.keyword("or") {
             self.pos += 1;
@@ -179,7 +232,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn and(&mut self) -> Result<Expr, String> {
+    fn and(&mut self) -> Result<Expr, SearchError> {
         let mut left = self.not()?;
         while self.keyword("and") {
             self.pos += 1;
@@ -188,7 +241,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn not(&mut self) -> Result<Expr, String> {
+    fn not(&mut self) -> Result<Expr, SearchError> {
         if self.keyword("not") {
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.not()?)));
@@ -196,26 +249,28 @@ impl Parser {
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr, SearchError> {
         match self.next() {
             Some(Token::Open) => {
                 let inner = self.or()?;
                 match self.next() {
                     Some(Token::Close) => Ok(inner),
-                    _ => Err("missing closing parenthesis".into()),
+                    _ => Err(SearchError::MissingClosingParenthesis),
                 }
             }
             Some(Token::Word(field)) => self.comparison(field),
-            Some(other) => Err(format!("expected a field name, found {}", describe(&other))),
-            None => Err("unexpected end of query".into()),
+            Some(other) => Err(SearchError::ExpectedField {
+                found: describe(&other),
+            }),
+            None => Err(SearchError::UnexpectedEnd),
         }
     }
 
-    fn comparison(&mut self, field: String) -> Result<Expr, String> {
+    fn comparison(&mut self, field: String) -> Result<Expr, SearchError> {
         let negated = if self.keyword("not") {
             self.pos += 1;
             if !self.keyword("in") {
-                return Err(format!("expected `in` after `{field} not`"));
+                return Err(SearchError::ExpectedInAfterNot { field });
             }
             true
         } else {
@@ -224,37 +279,36 @@ impl Parser {
         if self.keyword("in") {
             self.pos += 1;
             if self.next() != Some(Token::Open) {
-                return Err(format!("expected `(` after `{field} in`"));
+                return Err(SearchError::ExpectedListAfterIn { field });
             }
             let mut values = vec![self.value()?];
             loop {
                 match self.next() {
                     Some(Token::Comma) => values.push(self.value()?),
                     Some(Token::Close) => break,
-                    _ => return Err("expected `,` or `)` in the `in` list".into()),
+                    _ => return Err(SearchError::UnclosedList),
                 }
             }
             return Ok(Expr::In(field, values, negated));
         }
         match self.next() {
             Some(Token::Op(op)) => Ok(Expr::Compare(field, op, self.value()?)),
-            Some(other) => Err(format!(
-                "expected an operator after `{field}`, found {}",
-                describe(&other)
-            )),
-            None => Err(format!("expected an operator after `{field}`")),
+            Some(other) => Err(SearchError::ExpectedOperator {
+                field,
+                found: describe(&other),
+            }),
+            None => Err(SearchError::MissingOperator { field }),
         }
     }
 
-    fn value(&mut self) -> Result<Value, String> {
+    fn value(&mut self) -> Result<Value, SearchError> {
         match self.next() {
             Some(Token::Str(s)) => Ok(Value::Str(s)),
             Some(Token::Num(n)) => Ok(Value::Num(n)),
-            Some(other) => Err(format!(
-                "expected a quoted string or a number, found {}",
-                describe(&other)
-            )),
-            None => Err("expected a value, found the end of the query".into()),
+            Some(other) => Err(SearchError::ExpectedValue {
+                found: describe(&other),
+            }),
+            None => Err(SearchError::MissingValue),
         }
     }
 }
@@ -296,7 +350,7 @@ impl Compiler {
         format!("${}", self.offset + self.binds.len())
     }
 
-    fn target(&mut self, field: &str) -> Result<Target, String> {
+    fn target(&mut self, field: &str) -> Result<Target, SearchError> {
         Ok(match field {
             "id" => Target::Text {
                 sql: "id::text".into(),
@@ -337,7 +391,9 @@ impl Compiler {
                         None => (rest, "status"),
                     };
                     if kind.is_empty() || sub.is_empty() || sub.contains('.') {
-                        return Err(format!("`{field}` is not a condition field"));
+                        return Err(SearchError::NotAConditionField {
+                            field: field.to_owned(),
+                        });
                     }
                     let k = self.bind(Bind::Text(kind.to_owned()));
                     let s = self.bind(Bind::Text(sub.to_owned()));
@@ -347,37 +403,49 @@ impl Compiler {
                         ),
                     }
                 } else {
-                    return Err(format!(
-                        "unknown field `{field}` (use id, name, kind, generation, created_by, updated_by, created_time, updated_time, owner_id, labels.<key>, spec.<path> or status.conditions.<Type>)"
-                    ));
+                    return Err(SearchError::UnknownField {
+                        field: field.to_owned(),
+                    });
                 }
             }
         })
     }
 
-    fn operand(&mut self, field: &str, target: &Target, value: &Value) -> Result<String, String> {
+    fn operand(
+        &mut self,
+        field: &str,
+        target: &Target,
+        value: &Value,
+    ) -> Result<String, SearchError> {
         Ok(match (target, value) {
             (Target::Text { .. }, Value::Str(s)) => self.bind(Bind::Text(s.clone())),
             (Target::Text { .. }, Value::Num(n)) => self.bind(Bind::Text(n.to_string())),
             (Target::Int { .. }, Value::Num(n)) => self.bind(Bind::Int(*n)),
             (Target::Int { .. }, Value::Str(s)) => {
-                let n = s
-                    .parse::<i64>()
-                    .map_err(|_| format!("`{field}` is a number; '{s}' is not"))?;
+                let n = s.parse::<i64>().map_err(|_| SearchError::NotANumber {
+                    field: field.to_owned(),
+                    value: s.clone(),
+                })?;
                 self.bind(Bind::Int(n))
             }
             (Target::Time { .. }, Value::Str(s)) => {
-                let t = DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| format!("`{field}` needs an RFC 3339 time; '{s}': {e}"))?;
+                let t = DateTime::parse_from_rfc3339(s).map_err(|error| SearchError::NotATime {
+                    field: field.to_owned(),
+                    value: s.clone(),
+                    error,
+                })?;
                 self.bind(Bind::Time(t.with_timezone(&Utc)))
             }
             (Target::Time { .. }, Value::Num(n)) => {
-                return Err(format!("`{field}` needs a quoted RFC 3339 time, not {n}"));
+                return Err(SearchError::UnquotedTime {
+                    field: field.to_owned(),
+                    value: *n,
+                });
             }
         })
     }
 
-    fn compile(&mut self, expr: &Expr) -> Result<String, String> {
+    fn compile(&mut self, expr: &Expr) -> Result<String, SearchError> {
         Ok(match expr {
             Expr::And(a, b) => format!("({} AND {})", self.compile(a)?, self.compile(b)?),
             Expr::Or(a, b) => format!("({} OR {})", self.compile(a)?, self.compile(b)?),
@@ -423,18 +491,17 @@ fn target_sql(target: &Target) -> &str {
 }
 
 /// Compiles `query`; placeholders start after `offset` (the caller's own binds).
-pub fn compile(query: &str, offset: usize) -> Result<Condition, String> {
+pub fn compile(query: &str, offset: usize) -> Result<Condition, SearchError> {
     let tokens = tokenize(query)?;
     if tokens.is_empty() {
-        return Err("the query is empty".into());
+        return Err(SearchError::Empty);
     }
     let mut parser = Parser { tokens, pos: 0 };
     let expr = parser.or()?;
     if let Some(extra) = parser.peek() {
-        return Err(format!(
-            "unexpected {} after a complete condition (join conditions with `and` or `or`)",
-            describe(extra)
-        ));
+        return Err(SearchError::TrailingInput {
+            found: describe(extra),
+        });
     }
     let mut compiler = Compiler {
         binds: Vec::new(),
@@ -504,8 +571,10 @@ mod tests {
             ("(name='a'", "missing closing parenthesis"),
             ("name ~ 'a'", "unexpected character `~`"),
             ("created_time > 'soon'", "RFC 3339"),
+            ("generation > 99999999999999999999", "out of range"),
+            ("name not 'a'", "expected `in` after `name not`"),
         ] {
-            let err = compile(query, 0).unwrap_err();
+            let err = compile(query, 0).unwrap_err().to_string();
             assert!(err.contains(message), "{query}: {err}");
         }
     }

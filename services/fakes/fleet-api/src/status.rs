@@ -90,7 +90,32 @@ impl StoredStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Store,
-    Discard(String),
+    Discard(DiscardReason),
+}
+
+/// Why a report was discarded (logged; the client gets 204 either way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscardReason {
+    #[error(
+        "observed_generation {observed} is ahead of the resource's generation {resource_generation}"
+    )]
+    AheadOfResource {
+        observed: i32,
+        resource_generation: i32,
+    },
+    #[error("observed_generation {observed} is older than the stored report's {stored}")]
+    OlderGeneration { observed: i32, stored: i32 },
+    #[error(
+        "observed_time {} is older than the stored report's {}",
+        time(observed),
+        time(stored)
+    )]
+    OlderObservation {
+        observed: DateTime<Utc>,
+        stored: DateTime<Utc>,
+    },
+    #[error("Available=Unknown does not replace a stored True/False report")]
+    UnknownAvailability,
 }
 
 fn parse_time(field: &str, value: &Json, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
@@ -368,28 +393,27 @@ pub fn decide(
     stored: Option<&StoredStatus>,
 ) -> Decision {
     if report.observed_generation > resource_generation {
-        return Decision::Discard(format!(
-            "observed_generation {} is ahead of the resource's generation {resource_generation}",
-            report.observed_generation
-        ));
+        return Decision::Discard(DiscardReason::AheadOfResource {
+            observed: report.observed_generation,
+            resource_generation,
+        });
     }
     let Some(stored) = stored else {
         return Decision::Store;
     };
     if report.observed_generation < stored.observed_generation {
-        return Decision::Discard(format!(
-            "observed_generation {} is older than the stored report's {}",
-            report.observed_generation, stored.observed_generation
-        ));
+        return Decision::Discard(DiscardReason::OlderGeneration {
+            observed: report.observed_generation,
+            stored: stored.observed_generation,
+        });
     }
     if report.observed_generation == stored.observed_generation
         && report.observed_time < stored.last_report_time
     {
-        return Decision::Discard(format!(
-            "observed_time {} is older than the stored report's {}",
-            time(&report.observed_time),
-            time(&stored.last_report_time)
-        ));
+        return Decision::Discard(DiscardReason::OlderObservation {
+            observed: report.observed_time,
+            stored: stored.last_report_time,
+        });
     }
     let available = |conditions: &[AdapterCondition]| {
         conditions
@@ -408,9 +432,7 @@ pub fn decide(
             Some("True" | "False")
         )
     {
-        return Decision::Discard(
-            "Available=Unknown does not replace a stored True/False report".to_owned(),
-        );
+        return Decision::Discard(DiscardReason::UnknownAvailability);
     }
     Decision::Store
 }
@@ -509,17 +531,17 @@ mod tests {
             Decision::Store
         );
         assert!(
-            matches!(decide(&r(3, "2026-01-01T00:00:20Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.contains("ahead"))
+            matches!(decide(&r(3, "2026-01-01T00:00:20Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.to_string().contains("ahead"))
         );
         assert!(
-            matches!(decide(&r(1, "2026-01-01T00:00:20Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.contains("older than the stored report's 2"))
+            matches!(decide(&r(1, "2026-01-01T00:00:20Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.to_string().contains("older than the stored report's 2"))
         );
         assert!(
-            matches!(decide(&r(2, "2026-01-01T00:00:05Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.contains("observed_time"))
+            matches!(decide(&r(2, "2026-01-01T00:00:05Z", "True"), 2, Some(&s)), Decision::Discard(m) if m.to_string().contains("observed_time"))
         );
         assert!(matches!(
             decide(&r(2, "2026-01-01T00:00:20Z", "Unknown"), 2, Some(&s)),
-            Decision::Discard(_)
+            Decision::Discard(DiscardReason::UnknownAvailability)
         ));
         assert_eq!(
             decide(&r(2, "2026-01-01T00:00:20Z", "False"), 2, Some(&s)),

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::aggregation::{self, ResourceCondition};
 use crate::model::{Kind, NewResource, Patch, ResourceRow};
-use crate::search::{self, Bind};
-use crate::status::{self, Decision, StatusReport, StoredStatus};
+use crate::search::{self, Bind, SearchError};
+use crate::status::{self, Decision, DiscardReason, StatusReport, StoredStatus};
 
 const COLUMNS: &str = "id, kind, owner_id, name, labels, spec, generation, conditions, created_time, updated_time, created_by, updated_by, deleted_time, deleted_by";
 
@@ -23,10 +23,45 @@ const COLUMNS: &str = "id, kind, owner_id, name, labels, spec, generation, condi
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    #[error("{0}")]
-    Conflict(String),
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// A write that the resource's state refuses (409); the text is the problem's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("cluster '{cluster}' is being deleted; no nodepools can be added to it")]
+    ClusterBeingDeleted { cluster: Uuid },
+    #[error(
+        "a {} named '{name}' already exists{}",
+        kind.as_str(),
+        if *in_cluster { " in this cluster" } else { "" }
+    )]
+    NameTaken {
+        kind: Kind,
+        name: String,
+        /// A nodepool's name is unique within its cluster.
+        in_cluster: bool,
+    },
+    #[error("{} '{id}' is being deleted and cannot be changed", kind.as_str())]
+    BeingDeleted { kind: Kind, id: Uuid },
+    #[error("{} '{id}' is not marked for deletion; DELETE it first", kind.as_str())]
+    NotMarkedForDeletion { kind: Kind, id: Uuid },
+}
+
+/// Why `order` was refused; the text is the field error's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("`order` is empty")]
+    Empty,
+    #[error("cannot order by `{field}` (use created_time, updated_time, name, id or generation)")]
+    UnknownField { field: String },
+    #[error("order direction must be asc or desc, not `{direction}`")]
+    UnknownDirection { direction: String },
+    #[error("unexpected `{word}` in `order`")]
+    UnexpectedWord { word: String },
 }
 
 /// Connects and brings the schema up to date.
@@ -67,9 +102,9 @@ impl Default for Order {
 }
 
 impl Order {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, OrderError> {
         let mut words = text.split_whitespace();
-        let field = words.next().ok_or("`order` is empty")?;
+        let field = words.next().ok_or(OrderError::Empty)?;
         let column = match field {
             "created_time" => "created_time",
             "updated_time" => "updated_time",
@@ -77,22 +112,24 @@ impl Order {
             "id" => "id",
             "generation" => "generation",
             other => {
-                return Err(format!(
-                    "cannot order by `{other}` (use created_time, updated_time, name, id or generation)"
-                ));
+                return Err(OrderError::UnknownField {
+                    field: other.to_owned(),
+                });
             }
         };
         let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
             None | Some("asc") => false,
             Some("desc") => true,
             Some(other) => {
-                return Err(format!(
-                    "order direction must be asc or desc, not `{other}`"
-                ));
+                return Err(OrderError::UnknownDirection {
+                    direction: other.to_owned(),
+                });
             }
         };
         if let Some(extra) = words.next() {
-            return Err(format!("unexpected `{extra}` in `order`"));
+            return Err(OrderError::UnexpectedWord {
+                word: extra.to_owned(),
+            });
         }
         Ok(Self { column, descending })
     }
@@ -134,7 +171,7 @@ pub async fn list(
         filter.push_str(" AND owner_id = $2::uuid");
     }
     if let Some(query) = search.filter(|q| !q.trim().is_empty()) {
-        let condition = search::compile(query, binds.len()).map_err(ListError::Search)?;
+        let condition = search::compile(query, binds.len())?;
         filter.push_str(" AND ");
         filter.push_str(&condition.sql);
         binds.extend(condition.binds);
@@ -167,8 +204,8 @@ pub async fn list(
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error("{0}")]
-    Search(String),
+    #[error(transparent)]
+    Search(#[from] SearchError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -287,9 +324,7 @@ pub async fn create(
         )
         .await?;
         if cluster.deleted_time.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "cluster '{owner}' is being deleted; no nodepools can be added to it"
-            )));
+            return Err(Conflict::ClusterBeingDeleted { cluster: owner }.into());
         }
     }
     let now = Utc::now();
@@ -311,16 +346,12 @@ pub async fn create(
     let row = match inserted {
         Ok(row) => row,
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Conflict(format!(
-                "a {} named '{}' already exists{}",
-                scope.kind.as_str(),
-                new.name,
-                if scope.owner.is_some() {
-                    " in this cluster"
-                } else {
-                    ""
-                }
-            )));
+            return Err(Conflict::NameTaken {
+                kind: scope.kind,
+                name: new.name.clone(),
+                in_cluster: scope.owner.is_some(),
+            }
+            .into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -341,10 +372,11 @@ pub async fn patch(
     let mut tx = pool.begin().await?;
     let row = lock(&mut tx, scope, id).await?;
     if row.deleted_time.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "{} '{id}' is being deleted and cannot be changed",
-            scope.kind.as_str()
-        )));
+        return Err(Conflict::BeingDeleted {
+            kind: scope.kind,
+            id,
+        }
+        .into());
     }
     let spec = patch.spec.clone().unwrap_or_else(|| row.spec.clone());
     let labels = patch.labels.clone().unwrap_or_else(|| row.labels.clone());
@@ -425,10 +457,11 @@ pub async fn force_delete(
     let mut tx = pool.begin().await?;
     let row = lock(&mut tx, scope, id).await?;
     if row.deleted_time.is_none() {
-        return Err(StoreError::Conflict(format!(
-            "{} '{id}' is not marked for deletion; DELETE it first",
-            scope.kind.as_str()
-        )));
+        return Err(Conflict::NotMarkedForDeletion {
+            kind: scope.kind,
+            id,
+        }
+        .into());
     }
     sqlx::query("DELETE FROM resources WHERE id = $1")
         .bind(id)
@@ -442,7 +475,7 @@ pub async fn force_delete(
 /// The outcome of a status report.
 pub enum Reported {
     Stored(StoredStatus),
-    Discarded(String),
+    Discarded(DiscardReason),
 }
 
 /// Applies a status report with HyperFleet's rules, re-aggregates the resource, and removes

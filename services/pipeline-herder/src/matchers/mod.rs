@@ -23,14 +23,21 @@
 
 pub mod scan;
 pub mod schema;
+mod validate;
+mod verdict;
 
 use std::ops::Range;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use self::scan::{ScanResult, Scanner};
-use self::schema::{RawDuration, RawMatcher, RawMessage};
+use self::scan::Scanner;
+use self::schema::RawMatcher;
+use self::validate::{flatten, validate};
+use self::verdict::{job_evidence, log_verdict};
+
+pub use self::validate::{DelayError, Problem};
+pub use self::verdict::{Evaluation, Evidence, Verdict, excerpt};
 
 /// The matcher file shipped with the herder, used when the config names none.
 pub const DEFAULT_MATCHERS_YAML: &str = include_str!("../../matchers/default.yaml");
@@ -223,59 +230,13 @@ impl Trace {
     }
 }
 
-/// Why a matcher matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Evidence {
-    /// One sentence: "message `...` found in the log", "the log is empty", ...
-    pub reason: String,
-    /// The message that matched, as written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The log line it matched on (escape sequences removed, shortened).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<String>,
-}
-
-/// One matcher's verdict on one job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
-    Matched(Evidence),
-    /// The job conditions do not hold.
-    NotApplicable {
-        reason: String,
-    },
-    /// The job conditions hold, the log does not match.
-    NoMatch {
-        reason: String,
-    },
-    /// Not decided because an earlier matcher matched without the log.
-    NotEvaluated,
-}
-
-/// Every matcher's verdict, in file order.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    pub verdicts: Vec<Verdict>,
-}
-
-impl Evaluation {
-    /// The deciding matcher: the first that matched.
-    pub fn first_match(&self) -> Option<(usize, &Evidence)> {
-        self.verdicts.iter().enumerate().find_map(|(i, v)| match v {
-            Verdict::Matched(evidence) => Some((i, evidence)),
-            _ => None,
-        })
-    }
-}
-
 /// A matcher that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("matcher {matcher}: {reason}")]
+#[derive(Debug, thiserror::Error)]
+#[error("matcher {matcher}: {problem}")]
 pub struct MatcherError {
-    /// `` `name` `` or `#<position>` when unnamed.
+    /// `` `name` `` or `#<position>` when unnamed; `file` or `list` for the whole file.
     pub matcher: String,
-    pub reason: String,
+    pub problem: Problem,
 }
 
 /// The validated matchers with their compiled patterns.
@@ -296,9 +257,9 @@ impl MatcherSet {
 
     /// Parses and validates a matchers file (`{matchers: [...]}` or a list).
     pub fn from_yaml(text: &str) -> Result<Self, MatcherError> {
-        let entries = schema::parse_matchers_file(text).map_err(|reason| MatcherError {
+        let entries = schema::parse_matchers_file(text).map_err(|e| MatcherError {
             matcher: "file".into(),
-            reason,
+            problem: e.into(),
         })?;
         Self::from_entries(entries)
     }
@@ -310,7 +271,7 @@ impl MatcherSet {
         if flat.is_empty() {
             return Err(MatcherError {
                 matcher: "list".into(),
-                reason: "no matchers are defined".into(),
+                problem: Problem::NoMatchers,
             });
         }
         let mut matchers = Vec::with_capacity(flat.len());
@@ -323,15 +284,13 @@ impl MatcherSet {
                 .as_ref()
                 .filter(|n| !n.trim().is_empty())
                 .map_or_else(|| format!("#{}", position + 1), |n| format!("`{n}`"));
-            let fail = |reason: String| MatcherError {
+            let fail = |problem: Problem| MatcherError {
                 matcher: label.clone(),
-                reason,
+                problem,
             };
             let matcher = validate(raw, position, &mut patterns, &mut owners).map_err(fail)?;
             if matchers.iter().any(|m: &Matcher| m.name == matcher.name) {
-                return Err(fail(
-                    "the name is used by an earlier matcher; names must be unique".into(),
-                ));
+                return Err(fail(Problem::DuplicateName));
             }
             if matcher.builtin == Some(Builtin::MissedTests) {
                 warnings.push(format!(
@@ -346,12 +305,11 @@ impl MatcherSet {
             let m: &Matcher = &matchers[matcher];
             MatcherError {
                 matcher: format!("`{}`", m.name),
-                reason: format!(
-                    "message {} (`{}`) {}",
-                    message + 1,
-                    m.messages[message].text,
-                    e.reason
-                ),
+                problem: Problem::Pattern {
+                    number: message + 1,
+                    text: m.messages[message].text.clone(),
+                    source: e,
+                },
             }
         })?;
         Ok(Self {
@@ -440,420 +398,8 @@ impl MatcherSet {
     }
 }
 
-/// Groups flattened in file order; each child inherits its group's fields.
-fn flatten(entries: Vec<RawMatcher>, group: Option<&RawMatcher>, out: &mut Vec<RawMatcher>) {
-    for entry in entries {
-        let entry = match group {
-            Some(group) => entry.inherit(group),
-            None => entry,
-        };
-        match entry.matchers.clone() {
-            Some(children) => flatten(children, Some(&entry), out),
-            None => out.push(entry),
-        }
-    }
-}
-
-fn validate(
-    raw: RawMatcher,
-    position: usize,
-    patterns: &mut Vec<String>,
-    owners: &mut Vec<(usize, usize)>,
-) -> Result<Matcher, String> {
-    let name = raw
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .ok_or("has no `name` (names label metrics and the ledger)")?;
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err("the name may contain only letters, digits, '-', '_' and '.'".into());
-    }
-    let action = match raw.action.as_deref().unwrap_or("retry") {
-        "retry" => Action::Retry,
-        "report" => Action::Report,
-        "alert" => Action::Alert,
-        other => {
-            return Err(format!(
-                "unknown action `{other}` (expected retry, report or alert)"
-            ));
-        }
-    };
-    let retry_delays = match raw.retry_delays {
-        None => vec![DEFAULT_RETRY_DELAY],
-        Some(list) if list.is_empty() => {
-            return Err("`retry_delays` is empty (omit it for the default [5m])".into());
-        }
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, d)| parse_delay(d).map_err(|e| format!("retry_delays[{i}]: {e}")))
-            .collect::<Result<_, _>>()?,
-    };
-    let job_status = raw
-        .job_status
-        .map_or_else(|| vec!["failed".to_owned()], |s| s.into_vec());
-    if let Some(unknown) = job_status
-        .iter()
-        .find(|s| !GITLAB_JOB_STATUSES.contains(&s.as_str()))
-    {
-        return Err(format!(
-            "unknown job_status `{unknown}` (GitLab's statuses: {})",
-            GITLAB_JOB_STATUSES.join(", ")
-        ));
-    }
-    let builtin = match raw.builtin.as_deref() {
-        None => None,
-        Some("no_trace") => Some(Builtin::NoTrace),
-        Some("missed_tests") => Some(Builtin::MissedTests),
-        Some(other) => {
-            return Err(format!(
-                "unknown builtin `{other}` (expected no_trace or missed_tests)"
-            ));
-        }
-    };
-    let maximum_artifact_size = raw
-        .maximum_artifact_size
-        .unwrap_or(DEFAULT_MAXIMUM_ARTIFACT_SIZE);
-    if maximum_artifact_size == 0 || maximum_artifact_size > MAXIMUM_ARTIFACT_SIZE_LIMIT {
-        return Err(format!(
-            "maximum_artifact_size must be between 1 and {MAXIMUM_ARTIFACT_SIZE_LIMIT} bytes, not {maximum_artifact_size}"
-        ));
-    }
-    let non_empty = |field: &str, values: Vec<String>| -> Result<Vec<String>, String> {
-        if values.iter().any(|v| v.trim().is_empty()) {
-            return Err(format!("`{field}` contains an empty value"));
-        }
-        Ok(values)
-    };
-    let job_name = non_empty(
-        "job_name",
-        raw.job_name.map(|v| v.into_vec()).unwrap_or_default(),
-    )?;
-    let web_url = non_empty(
-        "web_url",
-        raw.web_url.map(|v| v.into_vec()).unwrap_or_default(),
-    )?;
-    let failure_reason = non_empty(
-        "failure_reason",
-        raw.failure_reason.map(|v| v.into_vec()).unwrap_or_default(),
-    )?;
-    let raw_messages = raw.messages.unwrap_or_default();
-    if raw_messages.is_empty()
-        && builtin.is_none()
-        && failure_reason.is_empty()
-        && job_name.is_empty()
-        && web_url.is_empty()
-    {
-        return Err(
-            "has no condition, so it would match every failed job: give messages, failure_reason, job_name, web_url or builtin"
-                .into(),
-        );
-    }
-    let first_pattern = patterns.len();
-    let mut messages = Vec::with_capacity(raw_messages.len());
-    for (index, message) in raw_messages.into_iter().enumerate() {
-        let (text, regex, pattern) = match message {
-            RawMessage::Text(text) => {
-                let pattern = escape(&text);
-                (text, false, pattern)
-            }
-            RawMessage::Regex(pattern) => (pattern.clone(), true, pattern),
-        };
-        if text.is_empty() {
-            return Err(format!("message {} is empty", index + 1));
-        }
-        patterns.push(pattern);
-        owners.push((position, index));
-        messages.push(Message { text, regex });
-    }
-    Ok(Matcher {
-        name,
-        description: raw.description.unwrap_or_default(),
-        action,
-        retry_limit: raw.retry_limit.unwrap_or(DEFAULT_RETRY_LIMIT),
-        retry_delays,
-        job_status,
-        job_name,
-        web_url,
-        failure_reason,
-        messages,
-        maximum_artifact_size,
-        builtin,
-        patterns: first_pattern..patterns.len(),
-    })
-}
-
-fn parse_delay(raw: &RawDuration) -> Result<Duration, String> {
-    let delay = match raw {
-        RawDuration::Text(text) => steadfast_service_kit::config::parse_duration(text)?,
-        RawDuration::Seconds(seconds) if seconds.is_finite() && *seconds >= 0.0 => {
-            Duration::from_secs_f64(*seconds)
-        }
-        RawDuration::Seconds(seconds) => {
-            return Err(format!("`{seconds}` must be a non-negative duration"));
-        }
-    };
-    if delay > MAXIMUM_RETRY_DELAY {
-        return Err(format!("`{raw}` is longer than the maximum of 7 days"));
-    }
-    Ok(delay)
-}
-
-/// Plain text as a regex that matches it literally (every meta character escaped).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn job_evidence(matcher: &Matcher, job: &JobFacts<'_>) -> String {
-    if !matcher.failure_reason.is_empty() {
-        format!(
-            "failure reason `{}`",
-            job.failure_reason.unwrap_or_default()
-        )
-    } else if !matcher.job_name.is_empty() {
-        format!("job name `{}`", job.name)
-    } else {
-        format!("job URL `{}`", job.web_url)
-    }
-}
-
-fn log_verdict(matcher: &Matcher, trace: &Trace, scan: &ScanResult) -> Verdict {
-    match matcher.builtin {
-        Some(Builtin::NoTrace) if !trace.is_empty() => {
-            return Verdict::NoMatch {
-                reason: "the log is not empty".into(),
-            };
-        }
-        Some(Builtin::NoTrace) if matcher.messages.is_empty() => {
-            return Verdict::Matched(Evidence {
-                reason: "the log is empty".into(),
-                message: None,
-                line: None,
-            });
-        }
-        _ => {}
-    }
-    // The part of the fetched tail this matcher may look at.
-    let window_start = trace
-        .tail
-        .len()
-        .saturating_sub(usize::try_from(matcher.maximum_artifact_size).unwrap_or(usize::MAX));
-    let hit = matcher
-        .patterns
-        .clone()
-        .zip(&matcher.messages)
-        .filter_map(|(pattern, message)| scan.last_hit(pattern).map(|hit| (hit, message)))
-        .filter(|(hit, _)| hit.line_end > window_start)
-        // The last line that matched; on it, the first message in file order.
-        .min_by_key(|(hit, _)| std::cmp::Reverse(hit.line_start));
-    match hit {
-        Some((hit, message)) => Verdict::Matched(Evidence {
-            reason: format!("message `{}` found in the log", message.text),
-            message: Some(message.text.clone()),
-            line: Some(excerpt(&trace.tail[hit.line_start..hit.line_end])),
-        }),
-        None => Verdict::NoMatch {
-            reason: format!(
-                "none of its {} message(s) is in the last {} bytes of the log",
-                matcher.messages.len(),
-                matcher.maximum_artifact_size
-            ),
-        },
-    }
-}
-
-/// A log line fit for a chat message: ANSI escape sequences and carriage returns removed,
-/// invalid UTF-8 replaced, at most 200 characters.
-pub fn excerpt(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(line);
-    let mut out = String::with_capacity(text.len().min(256));
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => {
-                // CSI: ESC [ parameters final-byte
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-            }
-            '\r' => {}
-            c if c.is_control() && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    let trimmed = out.trim();
-    match trimmed.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod defaults_tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn error(yaml: &str) -> String {
-        MatcherSet::from_yaml(yaml).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn invalid_matchers_are_named_with_the_reason() {
-        assert_eq!(
-            error("- name: pull\n  action: retr\n  messages: [x]\n"),
-            "matcher `pull`: unknown action `retr` (expected retry, report or alert)"
-        );
-        let bad_regex = error(
-            "- name: ok\n  messages: [x]\n- name: pull\n  messages: [a, {regex: 'image (pull'}]\n",
-        );
-        assert!(
-            bad_regex
-                .starts_with("matcher `pull`: message 2 (`image (pull`) is not a valid regex:"),
-            "{bad_regex}"
-        );
-        assert_eq!(
-            error("- name: all\n  messages: [{regex: '.*'}]\n"),
-            "matcher `all`: message 1 (`.*`) matches an empty line, so it would match every log"
-        );
-        assert_eq!(
-            error("- messages: [x]\n"),
-            "matcher #1: has no `name` (names label metrics and the ledger)"
-        );
-        assert_eq!(
-            error("- name: a\n  messages: [x]\n- name: a\n  messages: [y]\n"),
-            "matcher `a`: the name is used by an earlier matcher; names must be unique"
-        );
-        assert_eq!(
-            error("- name: everything\n  action: retry\n"),
-            "matcher `everything`: has no condition, so it would match every failed job: give messages, failure_reason, job_name, web_url or builtin"
-        );
-        assert!(
-            error("- name: s\n  job_status: [fail]\n  messages: [x]\n")
-                .starts_with("matcher `s`: unknown job_status `fail` (GitLab's statuses: created,"),
-        );
-        assert_eq!(
-            error("- name: d\n  retry_delays: [5m, soon]\n  messages: [x]\n"),
-            "matcher `d`: retry_delays[1]: `soon` is not a duration like 500ms, 30s, 5m or 1h30m"
-        );
-        assert_eq!(
-            error("- name: b\n  builtin: no_log\n"),
-            "matcher `b`: unknown builtin `no_log` (expected no_trace or missed_tests)"
-        );
-        assert_eq!(
-            error("- name: m\n  maximum_artifact_size: 0\n  messages: [x]\n"),
-            "matcher `m`: maximum_artifact_size must be between 1 and 268435456 bytes, not 0"
-        );
-        assert_eq!(
-            error("matchers: []\n"),
-            "matcher list: no matchers are defined"
-        );
-    }
-
-    #[test]
-    fn plain_text_is_literal_and_groups_nest() {
-        let set = MatcherSet::from_yaml(
-            "matchers:\n  - action: alert\n    retry_limit: 0\n    matchers:\n      - job_status: []\n        matchers:\n          - name: lit\n            messages: ['a.b (c) [d]* $e']\n",
-        )
-        .unwrap();
-        let m = &set.matchers()[0];
-        assert_eq!((m.action, m.retry_limit), (Action::Alert, 0));
-        assert!(m.job_status.is_empty(), "inherited through two groups");
-        let job = JobFacts {
-            status: "success",
-            name: "n",
-            web_url: "u",
-            failure_reason: None,
-        };
-        let hit = set.evaluate(
-            &job,
-            Some(&Trace::from_bytes(b"x a.b (c) [d]* $e y\n".to_vec())),
-        );
-        assert!(hit.first_match().is_some());
-        let miss = set.evaluate(&job, Some(&Trace::from_bytes(b"aXb (c) d $e\n".to_vec())));
-        assert!(miss.first_match().is_none());
-    }
-
-    #[test]
-    fn job_conditions_explain_themselves_and_decide_whether_the_log_is_needed() {
-        let set = MatcherSet::from_yaml(
-            "- name: infra\n  failure_reason: runner_system_failure\n- name: tests\n  job_name: test\n  web_url: https://gitlab.com/cki-project/\n  messages: [Timeout]\n",
-        )
-        .unwrap();
-        let mut job = JobFacts {
-            status: "failed",
-            name: "test x86_64",
-            web_url: "https://gitlab.com/cki-project/kernel-ark/-/jobs/1",
-            failure_reason: Some("runner_system_failure"),
-        };
-        assert_eq!(
-            set.trace_window(&job),
-            None,
-            "the first applicable matcher needs no log"
-        );
-        let evaluation = set.evaluate(&job, None);
-        assert_eq!(evaluation.first_match().unwrap().0, 0);
-        assert_eq!(evaluation.verdicts[1], Verdict::NotEvaluated);
-
-        job.failure_reason = Some("script_failure");
-        assert_eq!(set.trace_window(&job), Some(DEFAULT_MAXIMUM_ARTIFACT_SIZE));
-        let evaluation = set.evaluate(&job, Some(&Trace::from_bytes(b"Timeout\n".to_vec())));
-        assert_eq!(
-            evaluation.verdicts[0],
-            Verdict::NotApplicable {
-                reason: "failure reason `script_failure` is not one of [runner_system_failure]"
-                    .into()
-            }
-        );
-        assert_eq!(evaluation.first_match().unwrap().0, 1);
-
-        job.name = "build x86_64";
-        assert_eq!(set.trace_window(&job), None, "nothing applies");
-        assert!(!set.considers_status("success"));
-        assert!(set.considers_status("failed"));
-    }
-
-    #[test]
-    fn excerpts_are_clean_and_short() {
-        assert_eq!(excerpt(b"\x1b[31;1mERROR: boom\x1b[0;m\r"), "ERROR: boom");
-        let long = excerpt("é".repeat(300).as_bytes());
-        assert_eq!(long.chars().count(), 201);
-        assert!(long.ends_with('…'));
-    }
-
-    #[test]
-    fn a_missed_tests_builtin_loads_with_a_warning_and_never_matches() {
-        let set = MatcherSet::from_yaml(
-            "- name: tests-not-run\n  job_status: []\n  job_name: test\n  builtin: missed_tests\n",
-        )
-        .unwrap();
-        assert_eq!(set.warnings().len(), 1);
-        let job = JobFacts {
-            status: "success",
-            name: "test x86_64",
-            web_url: "u",
-            failure_reason: None,
-        };
-        assert!(
-            set.evaluate(&job, Some(&Trace::default()))
-                .first_match()
-                .is_none()
-        );
-    }
-}
+mod tests;

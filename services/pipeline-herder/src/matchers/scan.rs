@@ -24,12 +24,26 @@ pub struct Hit {
 }
 
 /// A pattern that does not compile, or would match every log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{problem}")]
 pub struct PatternError {
     /// Index into the pattern list given to [`Scanner::new`].
     pub index: usize,
-    pub reason: String,
+    pub problem: PatternProblem,
+}
+
+/// What is wrong with a pattern.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PatternProblem {
+    /// Alone it does not compile; `detail` is the syntax error's own message (with its
+    /// position), without the pattern echoed back.
+    #[error("is not a valid regex: {detail}")]
+    Invalid { detail: String },
+    /// Each compiles alone, not all together (e.g. the automaton grows too big).
+    #[error("cannot be compiled with the other patterns: {0}")]
+    Together(#[source] Box<meta::BuildError>),
+    #[error("matches an empty line, so it would match every log")]
+    MatchesEmpty,
 }
 
 /// The compiled patterns.
@@ -71,7 +85,7 @@ fn build(patterns: &[String], kind: MatchKind) -> Result<Regex, PatternError> {
         .build_many(patterns)
         .map_err(|e| PatternError {
             index: e.pattern().map_or(0, |p| p.as_usize()),
-            reason: format!("cannot be compiled with the other patterns: {e}"),
+            problem: PatternProblem::Together(Box::new(e)),
         })
 }
 
@@ -86,12 +100,14 @@ impl Scanner {
                 .build(pattern)
                 .map_err(|e| PatternError {
                     index,
-                    reason: format!("is not a valid regex: {}", describe(&e)),
+                    problem: PatternProblem::Invalid {
+                        detail: describe(&e),
+                    },
                 })?;
             if single.is_match("") {
                 return Err(PatternError {
                     index,
-                    reason: "matches an empty line, so it would match every log".into(),
+                    problem: PatternProblem::MatchesEmpty,
                 });
             }
         }
@@ -239,11 +255,14 @@ mod tests {
     fn refuses_bad_and_match_everything_patterns_by_index() {
         let err = Scanner::new(&["fine".into(), "unclosed (".into()]).unwrap_err();
         assert_eq!(err.index, 1);
-        assert!(err.reason.starts_with("is not a valid regex:"), "{err}");
+        assert!(
+            err.to_string().starts_with("is not a valid regex:"),
+            "{err}"
+        );
         let err = Scanner::new(&["fine".into(), ".*".into()]).unwrap_err();
         assert_eq!(err.index, 1);
         assert_eq!(
-            err.reason,
+            err.to_string(),
             "matches an empty line, so it would match every log"
         );
         assert!(

@@ -31,19 +31,27 @@ struct WrappedMatchers {
 
 /// Parses a matchers file: `{matchers: [...]}` (CKI's form) or a bare list. Errors carry the
 /// line and column, and name an unknown field.
-pub fn parse_matchers_file(text: &str) -> Result<Vec<RawMatcher>, String> {
+pub fn parse_matchers_file(text: &str) -> Result<Vec<RawMatcher>, SchemaError> {
     // Look at the shape first, then parse the text as that shape, so a typo deep inside is
     // reported as itself rather than as "matches neither form".
-    let shape: serde_norway::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    let shape: serde_norway::Value = serde_norway::from_str(text)?;
     if shape.is_sequence() {
-        serde_norway::from_str::<Vec<RawMatcher>>(text).map_err(|e| e.to_string())
+        Ok(serde_norway::from_str::<Vec<RawMatcher>>(text)?)
     } else if shape.is_mapping() {
-        serde_norway::from_str::<WrappedMatchers>(text)
-            .map(|w| w.matchers)
-            .map_err(|e| e.to_string())
+        Ok(serde_norway::from_str::<WrappedMatchers>(text).map(|w| w.matchers)?)
     } else {
-        Err("expected `matchers:` with a list of matchers, or a list of matchers".into())
+        Err(SchemaError::Shape)
     }
+}
+
+/// Why a matchers file cannot be read as matchers.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// Not YAML, or not the schema; the text carries line, column and the offending field.
+    #[error(transparent)]
+    Yaml(#[from] serde_norway::Error),
+    #[error("expected `matchers:` with a list of matchers, or a list of matchers")]
+    Shape,
 }
 
 /// One entry of a `matchers:` list: a matcher, or (with `matchers:`) a group whose other
@@ -177,7 +185,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<Vec<RawMatcher>, String> {
-        parse_matchers_file(yaml)
+        parse_matchers_file(yaml).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -11,7 +11,7 @@ use steadfast_test_support::{TestBroker, eventually_async, init_test_logging};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhook_receiver::auth::Secret;
-use webhook_receiver::{App, Config, RunError};
+use webhook_receiver::{App, AppError, Config};
 
 pub const GITLAB_SECRET: &str = "gitlab-test-secret";
 pub const ALERTMANAGER_TOKEN: &str = "alertmanager-test-token";
@@ -51,7 +51,7 @@ pub struct Receiver {
     pub metrics: String,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
-    handle: JoinHandle<Result<(), RunError>>,
+    handle: JoinHandle<Result<(), AppError>>,
 }
 
 impl Receiver {

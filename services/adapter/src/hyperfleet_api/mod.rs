@@ -9,7 +9,10 @@
 //! * A 404 whose problem `code` is `HYPERFLEET-NTF-000` means "no route matched": a broken URL
 //!   in the config, not a deleted resource ([`ApiError::is_resource_not_found`] tells them apart).
 //! * The backend is HTTP in production and a recorded set of responses in dry-run
-//!   ([`crate::dry_run::MockApi`]); retries behave the same on both.
+//!   ([`mock::MockApi`]); retries behave the same on both.
+//! * Errors are classified ([`ApiError::class`]) with the crate's one [`ErrorClass`].
+
+pub mod mock;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,7 +22,9 @@ use rand::Rng;
 use steadfast_service_kit::http_client::{BackoffKind, is_retryable_status};
 
 use crate::config::adapter::HyperfleetApi;
-use crate::dry_run::MockApi;
+use crate::transport::ErrorClass;
+
+pub use mock::{MockApi, MockFileError, RecordedCall};
 
 /// Response bodies above this are refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -59,17 +64,37 @@ pub enum ApiError {
         body: String,
         attempts: u32,
     },
-    #[error("API request failed: {method} {url}: {message} after {attempts} attempt(s)")]
+    #[error("API request failed: {method} {url}: {cause} after {attempts} attempt(s)")]
     Transport {
         method: String,
         url: String,
-        message: String,
+        cause: SendError,
         attempts: u32,
     },
-    #[error("API request not sent: {0}")]
-    Request(String),
-    #[error("cannot read the HyperFleet API token: {0}")]
-    Token(String),
+    /// The HTTP client could not be built (a start-up failure).
+    #[error("API request not sent: cannot build the HTTP client: {0}")]
+    BuildClient(Arc<reqwest::Error>),
+    #[error("cannot read the HyperFleet API token: {}: {source}", .path.display())]
+    TokenUnreadable {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("cannot read the HyperFleet API token: {} is empty", .path.display())]
+    TokenEmpty { path: PathBuf },
+}
+
+/// Why one attempt got no HTTP answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The method is not an HTTP token (the `http` crate's own text).
+    #[error("invalid HTTP method")]
+    InvalidMethod { method: String },
+    /// Connecting, sending or reading failed: the error with its causes.
+    #[error("{}", describe(.0))]
+    Http(Arc<reqwest::Error>),
+    #[error("response body over {limit} bytes")]
+    BodyTooLarge { limit: usize },
 }
 
 fn body_suffix(body: &str) -> String {
@@ -85,15 +110,25 @@ fn body_suffix(body: &str) -> String {
 }
 
 impl ApiError {
-    /// Worth retrying later (network, 408, 429, 5xx).
-    pub fn is_transient(&self) -> bool {
+    /// Whether trying again later can help: network, 408, 429 and 5xx are
+    /// [`ErrorClass::Retryable`]; a 404 for a resource that does not exist is
+    /// [`ErrorClass::NotFound`]; anything else (4xx, a 404 no route matched) is
+    /// [`ErrorClass::Fatal`].
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Status { status, .. } => is_retryable(*status),
-            Self::Transport { .. } => true,
+            Self::Status { status, .. } if is_retryable(*status) => ErrorClass::Retryable,
+            Self::Status { .. } if self.is_resource_not_found() => ErrorClass::NotFound,
+            Self::Status { .. } => ErrorClass::Fatal,
+            Self::Transport { .. } => ErrorClass::Retryable,
             // A token file that cannot be read is usually a volume not mounted yet.
-            Self::Token(_) => true,
-            Self::Request(_) => false,
+            Self::TokenUnreadable { .. } | Self::TokenEmpty { .. } => ErrorClass::Retryable,
+            Self::BuildClient(_) => ErrorClass::Fatal,
         }
+    }
+
+    /// Worth retrying later (network, 408, 429, 5xx): [`ApiError::class`] is retryable.
+    pub fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Retryable
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -178,11 +213,16 @@ impl TokenSource {
             return Ok(token.value.clone());
         }
         let value = std::fs::read_to_string(&self.path)
-            .map_err(|e| ApiError::Token(format!("{}: {e}", self.path.display())))?
+            .map_err(|source| ApiError::TokenUnreadable {
+                path: self.path.clone(),
+                source: Arc::new(source),
+            })?
             .trim()
             .to_owned();
         if value.is_empty() {
-            return Err(ApiError::Token(format!("{} is empty", self.path.display())));
+            return Err(ApiError::TokenEmpty {
+                path: self.path.clone(),
+            });
         }
         *cached = Some(CachedToken {
             value: value.clone(),
@@ -211,7 +251,7 @@ impl ApiClient {
             .user_agent(concat!("steadfast-adapter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| ApiError::Request(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| ApiError::BuildClient(Arc::new(e)))?;
         Ok(Self::with_backend(Backend::Http(client), config))
     }
 
@@ -308,10 +348,10 @@ impl ApiClient {
                     body,
                     attempts: attempt,
                 },
-                Err(message) => ApiError::Transport {
+                Err(cause) => ApiError::Transport {
                     method: method.clone(),
                     url: url.clone(),
-                    message,
+                    cause,
                     attempts: attempt,
                 },
             };
@@ -332,12 +372,15 @@ impl ApiClient {
         headers: &[(String, String)],
         body: Option<&str>,
         timeout: Duration,
-    ) -> Result<(u16, String), String> {
+    ) -> Result<(u16, String), SendError> {
         match &self.backend {
             Backend::Mock(mock) => Ok(mock.answer(method, url, body)),
             Backend::Http(client) => {
-                let method =
-                    reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+                let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
+                    SendError::InvalidMethod {
+                        method: method.to_owned(),
+                    }
+                })?;
                 let mut builder = client.request(method, url).timeout(timeout);
                 let mut has_content_type = false;
                 for (name, value) in headers {
@@ -350,12 +393,15 @@ impl ApiClient {
                     }
                     builder = builder.body(body.to_owned());
                 }
-                let mut response = builder.send().await.map_err(|e| describe(&e))?;
+                let http = |e: reqwest::Error| SendError::Http(Arc::new(e));
+                let mut response = builder.send().await.map_err(http)?;
                 let status = response.status().as_u16();
                 let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+                while let Some(chunk) = response.chunk().await.map_err(http)? {
                     if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(format!("response body over {MAX_RESPONSE_BYTES} bytes"));
+                        return Err(SendError::BodyTooLarge {
+                            limit: MAX_RESPONSE_BYTES,
+                        });
                     }
                     bytes.extend_from_slice(&chunk);
                 }

@@ -4,101 +4,25 @@
 //! otherwise; then `<plural>[/<name>[/<subresource>]]` for cluster-scoped kinds (and lists
 //! across namespaces), `namespaces/<ns>/<plural>[/<name>[/<subresource>]]` for namespaced ones.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
+mod patch;
+mod paths;
+mod watch;
 
-use axum::body::{Body, Bytes};
+use std::sync::Arc;
+
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
-use super::kinds::{self, KindSpec};
-use super::patch;
+use super::kinds;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{ApiError, Deleted, EventType, watch_selected};
+use super::store::{ApiError, Deleted};
 use super::{RecordedRequest, Shared};
-
-/// What a path names.
-enum Target {
-    Version,
-    CoreVersions,
-    Groups,
-    Group(String),
-    Resources(String, String),
-    Object {
-        spec: KindSpec,
-        namespace: Option<String>,
-        name: Option<String>,
-        subresource: Option<String>,
-    },
-}
-
-fn resolve(shared: &Shared, path: &str) -> Result<Target, ApiError> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let unknown = || {
-        ApiError::new(
-            404,
-            format!("the server could not find the requested resource ({path})"),
-        )
-    };
-    let (group, version, rest) = match segments.as_slice() {
-        ["version"] => return Ok(Target::Version),
-        ["api"] => return Ok(Target::CoreVersions),
-        ["apis"] => return Ok(Target::Groups),
-        ["apis", group] => return Ok(Target::Group((*group).to_owned())),
-        ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return Err(unknown()),
-    };
-    if rest.is_empty() {
-        return Ok(Target::Resources(group.to_owned(), version.to_owned()));
-    }
-    let store = shared.store();
-    let lookup = |plural: &str| store.kind(group, version, plural).cloned();
-    let target = match rest {
-        ["namespaces", namespace, plural, tail @ ..]
-            if lookup(plural).is_some_and(|k| k.namespaced) =>
-        {
-            let spec = lookup(plural).expect("checked");
-            match tail {
-                [] => (spec, Some(*namespace), None, None),
-                [name] => (spec, Some(*namespace), Some(*name), None),
-                [name, sub] => (spec, Some(*namespace), Some(*name), Some(*sub)),
-                _ => return Err(unknown()),
-            }
-        }
-        [plural, tail @ ..] => {
-            let spec = lookup(plural).ok_or_else(unknown)?;
-            match tail {
-                [] => (spec, None, None, None),
-                [name] => (spec, None, Some(*name), None),
-                [name, sub] => (spec, None, Some(*name), Some(*sub)),
-                _ => return Err(unknown()),
-            }
-        }
-        [] => return Err(unknown()),
-    };
-    let (spec, namespace, name, subresource) = target;
-    if let Some(sub) = subresource {
-        let allowed = (sub == "status" && spec.status_subresource)
-            || (sub == "log" && spec.kind == "Pod" && spec.group.is_empty());
-        if !allowed {
-            return Err(unknown());
-        }
-    }
-    if name.is_some() && spec.namespaced && namespace.is_none() {
-        return Err(unknown());
-    }
-    Ok(Target::Object {
-        spec,
-        namespace: namespace.map(str::to_owned),
-        name: name.map(str::to_owned),
-        subresource: subresource.map(str::to_owned),
-    })
-}
+use patch::patch_object;
+use paths::{Target, resolve};
+use watch::watch_stream;
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
@@ -221,11 +145,11 @@ pub async fn handle(
     let ns = namespace.as_deref();
     let labels = match LabelSelector::parse(param("labelSelector").unwrap_or_default()) {
         Ok(s) => s,
-        Err(e) => return error_response(&ApiError::new(400, e)),
+        Err(e) => return error_response(&ApiError::new(400, e.to_string())),
     };
     let fields = match FieldSelector::parse(param("fieldSelector").unwrap_or_default()) {
         Ok(s) => s,
-        Err(e) => return error_response(&ApiError::new(400, e)),
+        Err(e) => return error_response(&ApiError::new(400, e.to_string())),
     };
 
     match (verb, name) {
@@ -404,190 +328,4 @@ fn parse_json(
             format!("the request body is not valid JSON: {e}"),
         )))
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn patch_object(
-    shared: &Arc<Shared>,
-    spec: &KindSpec,
-    namespace: Option<&str>,
-    name: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-    status_only: bool,
-    dry_run: bool,
-    field_manager: Option<&str>,
-) -> Response {
-    const TYPES: [&str; 4] = [
-        "application/merge-patch+json",
-        "application/strategic-merge-patch+json",
-        "application/json-patch+json",
-        "application/apply-patch+yaml",
-    ];
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let patch_body = match parse_json(headers, body, &TYPES) {
-        Ok(v) => v,
-        Err(response) => return *response,
-    };
-    let mut store = shared.store();
-    if content_type == "application/apply-patch+yaml" {
-        if field_manager.is_none_or(str::is_empty) {
-            return error_response(&ApiError::new(
-                400,
-                "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
-            ));
-        }
-        if store.get(spec, namespace, name).is_err() && !status_only {
-            let mut object = patch_body;
-            if object.pointer("/metadata/name").is_none() {
-                object["metadata"]["name"] = name.into();
-            }
-            drop(store);
-            let created = shared.store().create(spec, namespace, object, dry_run);
-            return match created {
-                Ok(object) => {
-                    if !dry_run {
-                        shared.after_create(spec, &object);
-                    }
-                    json_response(StatusCode::CREATED, &object)
-                }
-                Err(e) => error_response(&e),
-            };
-        }
-    }
-    let result = store.modify(spec, namespace, name, status_only, dry_run, |object| {
-        match content_type.as_str() {
-            "application/merge-patch+json" => patch::merge_patch(object, &patch_body),
-            "application/json-patch+json" => {
-                *object =
-                    patch::json_patch(object, &patch_body).map_err(|e| ApiError::new(422, e))?;
-            }
-            _ => patch::strategic_merge(object, &patch_body),
-        }
-        Ok(())
-    });
-    match result {
-        Ok(object) => json_response(StatusCode::OK, &object),
-        Err(e) => error_response(&e),
-    }
-}
-
-/// `?watch=true`: one JSON event per line, until `timeoutSeconds` or the fake stops.
-fn watch_stream(
-    shared: &Arc<Shared>,
-    spec: &KindSpec,
-    namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    resource_version: Option<&str>,
-    timeout_seconds: Option<&str>,
-) -> Response {
-    let since = resource_version
-        .filter(|v| !v.is_empty() && *v != "0")
-        .map(|v| v.parse::<u64>());
-    let since = match since {
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => {
-            return error_response(&ApiError::new(400, "resourceVersion must be a number"));
-        }
-        None => None,
-    };
-    let (backlog, receiver) = match shared.store().subscribe(spec, since) {
-        Ok(subscription) => subscription,
-        Err(error) => {
-            let line = json!({"type": "ERROR", "object": error.to_status()}).to_string() + "\n";
-            return ([(header::CONTENT_TYPE, "application/json")], line).into_response();
-        }
-    };
-    let timeout = timeout_seconds
-        .and_then(|t| t.parse::<u64>().ok())
-        .map_or(Duration::from_secs(1800), Duration::from_secs);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let stop = shared.shutdown.clone();
-    let spec = spec.clone();
-    let render =
-        move |kind: EventType, object: &Value, previous: Option<&Value>| -> Option<String> {
-            let in_namespace = namespace.as_deref().is_none_or(|ns| {
-                object
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    == Some(ns)
-            });
-            if !in_namespace {
-                return None;
-            }
-            let now_selected = watch_selected(object, &labels, &fields);
-            let was_selected = previous.is_some_and(|p| watch_selected(p, &labels, &fields));
-            let kind = match (kind, now_selected, was_selected) {
-                (EventType::Modified, false, true) => EventType::Deleted,
-                (EventType::Modified, true, false) => EventType::Added,
-                (_, false, _) => return None,
-                (kind, true, _) => kind,
-            };
-            Some(json!({"type": kind.as_str(), "object": object}).to_string() + "\n")
-        };
-    let initial: Vec<String> = backlog
-        .iter()
-        .filter_map(|e| render(e.kind, &e.object, e.previous.as_ref()))
-        .collect();
-    let state = (initial.into_iter(), receiver, render, false);
-    let stream =
-        futures_util::stream::unfold(state, move |(mut initial, mut receiver, render, done)| {
-            let stop = stop.clone();
-            let spec = spec.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                if let Some(line) = initial.next() {
-                    return Some((
-                        Ok::<_, Infallible>(Bytes::from(line)),
-                        (initial, receiver, render, false),
-                    ));
-                }
-                loop {
-                    let event = tokio::select! {
-                        () = stop.cancelled() => return None,
-                        () = tokio::time::sleep_until(deadline) => return None,
-                        event = receiver.recv() => event,
-                    };
-                    match event {
-                        Ok(e) if e.group == spec.group && e.plural == spec.plural => {
-                            if let Some(line) = render(e.kind, &e.object, e.previous.as_ref()) {
-                                return Some((
-                                    Ok(Bytes::from(line)),
-                                    (initial, receiver, render, false),
-                                ));
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(_)) => {
-                            let gone = ApiError::new(410, "watch fell behind; list again");
-                            let line = json!({"type": "ERROR", "object": gone.to_status()})
-                                .to_string()
-                                + "\n";
-                            // The stream ends after the error: the client lists again.
-                            return Some((
-                                Ok(Bytes::from(line)),
-                                (initial, receiver, render, true),
-                            ));
-                        }
-                        Err(RecvError::Closed) => return None,
-                    }
-                }
-            }
-        });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .expect("valid response")
 }
