@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod approvals;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod context;
 pub mod executor;

@@ -14,6 +14,7 @@
 //! * [`app`] — the service: listeners, broker, the poll loop, and its shutdown order.
 
 pub mod app;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod decision;

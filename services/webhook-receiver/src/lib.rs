@@ -20,6 +20,7 @@
 pub mod alertmanager;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod drainer;

@@ -2,8 +2,8 @@
 
 use url::Url;
 
-use super::cli::Cli;
 use super::{ConfigError, check_http_url, non_empty};
+use crate::cli::Cli;
 
 /// Not `Debug`: it holds the bot token and the webhook secret.
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::cli::{Cli, ExecutorKind};
 use super::{ConfigError, check_dns_name};
+use crate::cli::{Cli, ExecutorKind};
 
 /// Euphrosyne's fixed name for the recipe registry ConfigMap.
 pub const DEFAULT_RECIPES_CONFIGMAP: &str = "orpheus-operator-recipes";

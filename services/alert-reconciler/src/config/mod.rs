@@ -1,6 +1,6 @@
 //! The command line, the environment, and the validated [`Config`] they produce.
 //!
-//! * [`cli`] — the flags ([`Cli`]), named after Euphrosyne's where it had them.
+//! * [`crate::cli`] — the flags ([`Cli`]), named after Euphrosyne's where it had them.
 //! * [`executor`] — the recipe registry, the executor and the Kubernetes API.
 //! * [`chat`] — the sinks: Webex, Euphrosyne's bot, a chat webhook.
 //! * [`error`] — [`ConfigError`], one variant per check.
@@ -9,7 +9,6 @@
 //! person editing the deployment.
 
 pub mod chat;
-pub mod cli;
 pub mod error;
 pub mod executor;
 
@@ -19,8 +18,8 @@ use std::time::Duration;
 use steadfast_messaging::{BrokerConfig, ConsumerSettings, Namespace};
 use url::Url;
 
+pub use crate::cli::{Cli, ExecutorKind};
 pub use chat::{SinksConfig, WebexConfig};
-pub use cli::{Cli, ExecutorKind};
 pub use error::ConfigError;
 pub use executor::{DEFAULT_RECIPES_CONFIGMAP, ExecutorConfig, KubeTarget, RecipeSource};
 

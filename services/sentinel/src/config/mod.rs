@@ -9,7 +9,6 @@
 //! * Our one addition: `shard: {index, count}` splits the fleet between replicas by a stable
 //!   hash of the resource id.
 
-mod args;
 mod build;
 mod error;
 mod file;
@@ -26,10 +25,10 @@ use steadfast_service_kit::config::{ConfigError, load_yaml_file};
 use crate::decision::{DecisionEngine, MessageTemplate};
 use crate::shard::Shard;
 
-pub use self::args::{Cli, Command, RunArgs};
 pub use self::error::SettingError;
 use self::file::FileConfig;
 pub use self::file::{LabelSelector, LogSection};
+pub use crate::cli::{Cli, Command, RunArgs};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hyperfleet/config.yaml";
 pub const DEFAULT_NAME: &str = "hyperfleet-sentinel";

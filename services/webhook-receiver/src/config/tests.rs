@@ -1,3 +1,7 @@
+use std::path::PathBuf;
+
+use clap::Parser;
+
 use super::*;
 
 fn cli(args: &[&str]) -> Cli {
