@@ -5,7 +5,7 @@
 //! load the configuration            (the service's `launch`: files, environment, flags)
 //!     → `invalid configuration: …`, exit 78
 //! telemetry settings                (part of `Launch`)
-//! the service's own checks           → refused: exit 78 (with --check-config or without)
+//! the service's own checks         → refused: exit 78 (with --check-config or without)
 //! --check-config                    → `configuration OK[: summary]`, exit 0
 //! install telemetry, then build and run until SIGTERM/SIGINT
 //!     → a fatal error is logged once, exit 1; telemetry is flushed either way
@@ -14,16 +14,31 @@
 //! A service implements [`Service`] (usually on its `Config`): a name, what `--check-config`
 //! checks beyond loading, and how it builds its `App` and runs it until the shutdown token
 //! fires. Tests keep calling `App::build(config)` and `app.run(shutdown)` directly.
+//!
+//! Inside its `App`, a service binds its two listeners with [`Endpoints::bind`] at build time
+//! and serves them with [`Endpoints::serve`]: its API plus `/healthz` and `/readyz` from its
+//! [`Probes`], and `/metrics` from its registry. Its shutdown order stays its own, in two calls:
+//! [`Serving::stop_api`] (not ready, stop accepting, answer the open requests) where it stops
+//! taking work, [`Serving::stop`] last.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use axum::Router;
+use prometheus::Registry;
 use steadfast_telemetry::{TelemetryConfig, TelemetryError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::probes::{self, Probes};
 use crate::process::{config_ok, invalid_config, run_until_signalled};
+use crate::server::{self, BindError};
 use crate::settings::CommonArgs;
+use crate::shutdown;
 
 /// A service as the host sees it.
 pub trait Service: Sized {
@@ -132,6 +147,115 @@ where
         service.serve(shutdown)
     })
     .await
+}
+
+/// The two listeners every service has, bound at build time (so a port conflict fails start-up
+/// and tests can bind port 0 and read the real port back): the API with `/healthz` and
+/// `/readyz` on `HTTP_LISTEN`, and `/metrics` on `METRICS_LISTEN`.
+pub struct Endpoints {
+    http: TcpListener,
+    metrics: TcpListener,
+}
+
+impl Endpoints {
+    pub async fn bind(http: SocketAddr, metrics: SocketAddr) -> Result<Self, BindError> {
+        Ok(Self {
+            http: server::bind(http).await?,
+            metrics: server::bind(metrics).await?,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener")
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics.local_addr().expect("bound listener")
+    }
+
+    /// For a service without an API of its own: only the probes, and `/metrics`.
+    pub fn serve_probes(self, probes: &Probes, registry: Registry) -> Serving {
+        self.serve(Router::new(), probes, registry)
+    }
+
+    /// Starts serving `api` merged with the probes, and the registry's `/metrics`.
+    pub fn serve(self, api: Router, probes: &Probes, registry: Registry) -> Serving {
+        let stop_api = CancellationToken::new();
+        let stop_metrics = CancellationToken::new();
+        let api = api.merge(probes::router(probes.clone()));
+        Serving {
+            probes: probes.clone(),
+            api: Some(tokio::spawn(server::serve(
+                self.http,
+                api,
+                stop_api.clone(),
+            ))),
+            metrics: tokio::spawn(server::serve(
+                self.metrics,
+                probes::metrics_router(registry),
+                stop_metrics.clone(),
+            )),
+            stop_api,
+            stop_metrics,
+        }
+    }
+}
+
+/// Both listeners, serving. The shutdown order stays the service's own: [`Serving::stop_api`]
+/// where it stops taking work, [`Serving::stop`] last, so `/metrics` can be scraped until then.
+pub struct Serving {
+    probes: Probes,
+    api: Option<JoinHandle<std::io::Result<()>>>,
+    metrics: JoinHandle<std::io::Result<()>>,
+    stop_api: CancellationToken,
+    stop_metrics: CancellationToken,
+}
+
+impl Serving {
+    /// Resolves when the API listener stops by itself (an accept error), with its result;
+    /// pending forever once the API is stopped. For a `select!` beside the shutdown token.
+    pub async fn api_stopped(&mut self) -> std::io::Result<()> {
+        let Some(api) = self.api.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = api.await.unwrap_or(Ok(()));
+        self.api = None;
+        result
+    }
+
+    /// `/readyz` answers 503 from now on; then stops accepting API requests and waits, up to
+    /// `within`, for the open ones to be answered. Returns whether they all were.
+    pub async fn stop_api(&mut self, within: Duration) -> bool {
+        self.probes.begin_shutdown();
+        self.stop_api.cancel();
+        match self.api.take() {
+            Some(api) => {
+                shutdown::drain("open requests", within, async {
+                    log_failure("API", api.await);
+                })
+                .await
+            }
+            None => true,
+        }
+    }
+
+    /// Not ready, both listeners stopped (open API requests answered first, without a bound:
+    /// call [`Serving::stop_api`] before for one).
+    pub async fn stop(mut self) {
+        self.probes.begin_shutdown();
+        self.stop_api.cancel();
+        self.stop_metrics.cancel();
+        if let Some(api) = self.api.take() {
+            log_failure("API", api.await);
+        }
+        log_failure("metrics", self.metrics.await);
+    }
+}
+
+fn log_failure(listener: &str, result: Result<std::io::Result<()>, tokio::task::JoinError>) {
+    if let Ok(Err(error)) = result {
+        tracing::error!(%error, "{listener} listener failed");
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use prometheus::Registry;
 use steadfast_messaging::{
     Broker, BrokerConfig, Consumer, ConsumerSettings, MessagingMetrics, QueueSpec, RetryPolicy,
 };
+use steadfast_service_kit::host::Endpoints;
 use steadfast_service_kit::probes::{Check, Probes};
 use steadfast_service_kit::{server, shutdown};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -61,8 +61,7 @@ pub struct App {
     metrics: Metrics,
     broker: Broker,
     executor: Arc<Executor>,
-    http: TcpListener,
-    metrics_listener: TcpListener,
+    endpoints: Endpoints,
     registry: Registry,
     queue: QueueSpec,
 }
@@ -83,8 +82,8 @@ impl App {
         let probes = Probes::new();
         probes.readiness("config", || Check::ok("adapter and task configs loaded"));
 
-        let http = server::bind(config.service.http_listen).await?;
-        let metrics_listener = server::bind(config.service.metrics_listen).await?;
+        let endpoints =
+            Endpoints::bind(config.service.http_listen, config.service.metrics_listen).await?;
 
         let api = Arc::new(ApiClient::http(&adapter.clients.hyperfleet_api)?);
         let kubernetes = &adapter.clients.kubernetes;
@@ -128,19 +127,18 @@ impl App {
             metrics,
             broker,
             executor,
-            http,
-            metrics_listener,
+            endpoints,
             registry,
             queue,
         })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     pub fn probes(&self) -> Probes {
@@ -155,26 +153,19 @@ impl App {
             metrics,
             broker,
             executor,
-            http,
-            metrics_listener,
+            endpoints,
             registry,
             queue,
         } = self;
         let loaded = &config.loaded;
-        let mut router = steadfast_service_kit::probes::router(probes.clone());
+        let mut router = Router::new();
         if loaded.adapter.debug_config {
             let document = serde_json::json!({"adapter_config": loaded.config_json, "task_config": loaded.task_json});
             router = router.merge(
                 Router::new().route("/config", get(move || async move { axum::Json(document) })),
             );
         }
-        let stop_servers = CancellationToken::new();
-        let http_server = tokio::spawn(server::serve(http, router, stop_servers.clone()));
-        let metrics_server = tokio::spawn(server::serve(
-            metrics_listener,
-            steadfast_service_kit::probes::metrics_router(registry),
-            stop_servers.clone(),
-        ));
+        let serving = endpoints.serve(router, &probes, registry);
 
         let broker_settings = &loaded.adapter.clients.broker;
         let settings = ConsumerSettings {
@@ -210,15 +201,11 @@ impl App {
             Err(error) => tracing::error!(%error, "consumer task failed"),
         }
         broker.close().await;
-        stop_servers.cancel();
-        let deadline = std::time::Duration::from_secs(5);
-        shutdown::drain("http server", deadline, async {
-            let _ = http_server.await;
-        })
-        .await;
-        shutdown::drain("metrics server", deadline, async {
-            let _ = metrics_server.await;
-        })
+        shutdown::drain(
+            "listeners",
+            std::time::Duration::from_secs(5),
+            serving.stop(),
+        )
         .await;
         tracing::info!("stopped");
         Ok(())

@@ -18,10 +18,10 @@ use prometheus::Registry;
 use steadfast_messaging::{
     Broker, Consumer, MessagingError, MessagingMetrics, Publisher, QueueSpec,
 };
+use steadfast_service_kit::host::Endpoints;
 use steadfast_service_kit::probes::{Check, Probes};
-use steadfast_service_kit::server::{self, BindError};
+use steadfast_service_kit::server::BindError;
 use steadfast_service_kit::shutdown::drain;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -84,9 +84,8 @@ pub struct App {
     probes: Probes,
     database_ok: Arc<AtomicBool>,
     router: Router,
-    metrics_router: Router,
-    http: TcpListener,
-    metrics_listener: TcpListener,
+    registry: Registry,
+    endpoints: Endpoints,
 }
 
 /// The alert queue: `<ns>.alert-reconciler.alerts`, bound to `alertmanager.#`.
@@ -219,13 +218,8 @@ impl App {
             publisher: Publisher::new(broker.clone()),
             exchange: config.namespace.exchange("webhooks"),
         };
-        let router = api::router(state)
-            .merge(steadfast_service_kit::probes::router(probes.clone()))
-            .layer(CatchPanicLayer::new());
-        let metrics_router = steadfast_service_kit::probes::metrics_router(registry);
-
-        let http = server::bind(config.http_listen).await?;
-        let metrics_listener = server::bind(config.metrics_listen).await?;
+        let router = api::router(state).layer(CatchPanicLayer::new());
+        let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;
         Ok(Self {
             config,
             ctx,
@@ -234,18 +228,17 @@ impl App {
             probes,
             database_ok,
             router,
-            metrics_router,
-            http,
-            metrics_listener,
+            registry,
+            endpoints,
         })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     /// Runs until `shutdown` is cancelled, then shuts down in order.
@@ -258,9 +251,8 @@ impl App {
             probes,
             database_ok,
             router,
-            metrics_router,
-            http,
-            metrics_listener,
+            registry,
+            endpoints,
         } = self;
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -288,14 +280,7 @@ impl App {
                 .run(intake.clone()),
         );
 
-        let servers = CancellationToken::new();
-        let mut listeners = JoinSet::new();
-        listeners.spawn(server::serve(http, router, servers.clone()));
-        listeners.spawn(server::serve(
-            metrics_listener,
-            metrics_router,
-            servers.clone(),
-        ));
+        let serving = endpoints.serve(router, &probes, registry);
         tracing::info!(namespace = %config.namespace, "alert-reconciler running");
 
         shutdown.cancelled().await;
@@ -316,11 +301,7 @@ impl App {
             while tasks.join_next().await.is_some() {}
         })
         .await;
-        servers.cancel();
-        drain("HTTP listeners", deadline, async {
-            while listeners.join_next().await.is_some() {}
-        })
-        .await;
+        drain("HTTP listeners", deadline, serving.stop()).await;
         broker.close().await;
         ctx.pool.close().await;
         tracing::info!("alert-reconciler stopped");

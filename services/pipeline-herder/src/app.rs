@@ -7,9 +7,9 @@ use prometheus::Registry;
 use steadfast_messaging::{
     Broker, Consumer, ConsumerSettings, ExchangeSpec, MessagingMetrics, QueueSpec, RetryPolicy,
 };
+use steadfast_service_kit::host::Endpoints;
 use steadfast_service_kit::probes::{Check, Probes};
 use steadfast_service_kit::server;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -60,8 +60,7 @@ pub struct App {
     herder: Herder,
     broker: Broker,
     probes: Probes,
-    http: TcpListener,
-    metrics: TcpListener,
+    endpoints: Endpoints,
     registry: Registry,
     jobs_queue: QueueSpec,
     retries_queue: QueueSpec,
@@ -136,19 +135,17 @@ impl App {
         let switch = pause.clone();
         probes.readiness("pause", move || Check::ok(switch.detail()));
 
-        let http = server::bind(config.http_listen).await?;
-        let metrics_listener = server::bind(config.metrics_listen).await?;
+        let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;
         for warning in config.herder.matchers.warnings() {
             tracing::warn!(%warning, "matchers");
         }
-        tracing::info!(summary = %config.summary(), http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "pipeline-herder built");
+        tracing::info!(summary = %config.summary(), http = %endpoints.http_addr(), "pipeline-herder built");
         Ok(Self {
             config,
             herder,
             broker,
             probes,
-            http,
-            metrics: metrics_listener,
+            endpoints,
             registry,
             jobs_queue,
             retries_queue,
@@ -158,11 +155,11 @@ impl App {
 
     /// The API and probe address (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -177,14 +174,12 @@ impl App {
             herder,
             broker,
             probes,
-            http,
-            metrics,
+            endpoints,
             registry,
             jobs_queue,
             retries_queue,
             database_check,
         } = self;
-        let servers = CancellationToken::new();
         let intake = CancellationToken::new();
         let background = CancellationToken::new();
 
@@ -192,15 +187,9 @@ impl App {
             herder.pause.clone(),
             herder.ledger.clone(),
             config.admin_token.clone(),
-        )
-        .merge(steadfast_service_kit::probes::router(probes.clone()));
+        );
+        let serving = endpoints.serve(api, &probes, registry);
         let tasks: Vec<JoinHandle<()>> = vec![
-            serve(http, api, servers.clone()),
-            serve(
-                metrics,
-                steadfast_service_kit::probes::metrics_router(registry),
-                servers.clone(),
-            ),
             tokio::spawn(herder.notifier.clone().run(background.clone())),
             tokio::spawn(herder.pause.clone().refresh_until(background.clone())),
             tokio::spawn(watch_database(
@@ -247,26 +236,18 @@ impl App {
             let _ = consumer.await;
         }
         background.cancel();
-        servers.cancel();
         let deadline = config.shutdown_timeout;
         steadfast_service_kit::shutdown::drain("background tasks and listeners", deadline, async {
             for task in tasks {
                 let _ = task.await;
             }
+            serving.stop().await;
         })
         .await;
         broker.close().await;
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(error) = server::serve(listener, router, stop).await {
-            tracing::error!(%error, "HTTP listener failed");
-        }
-    })
 }
 
 fn spawn_consumer<H: steadfast_messaging::Handler>(

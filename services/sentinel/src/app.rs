@@ -7,8 +7,7 @@ use std::time::Duration;
 use steadfast_messaging::{Broker, BrokerConfig, ExchangeSpec, MessagingMetrics, Publisher};
 use steadfast_service_kit::http_client::RetryPolicy;
 use steadfast_service_kit::probes::{Check, Probes};
-use steadfast_service_kit::server::{self, BindError};
-use tokio::net::TcpListener;
+use steadfast_service_kit::server::BindError;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +15,7 @@ use crate::client::{ApiClient, FetchError};
 use crate::config::{Config, RunArgs};
 use crate::metrics::SentinelMetrics;
 use crate::poller::{PollState, Poller};
-use steadfast_service_kit::host::{Launch, LoadError};
+use steadfast_service_kit::host::{Endpoints, Launch, LoadError};
 use steadfast_service_kit::process::invalid_config;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +84,7 @@ pub struct App {
     poller: Poller,
     probes: Probes,
     registry: prometheus::Registry,
-    http: TcpListener,
-    metrics: TcpListener,
+    endpoints: Endpoints,
 }
 
 impl App {
@@ -136,42 +134,32 @@ impl App {
             dead_mans_switch(Arc::clone(&poller.state), config.poll_interval),
         );
 
-        let http = server::bind(config.http_listen).await?;
-        let metrics_listener = server::bind(config.metrics_listen).await?;
+        let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;
         Ok(Self {
             config,
             broker,
             poller,
             probes,
             registry,
-            http,
-            metrics: metrics_listener,
+            endpoints,
         })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     /// Polls at once, then every poll interval (a cycle longer than the interval is followed
     /// at once by the next), until `shutdown`; then not ready, the cycle in progress is
     /// abandoned, the listeners stop and the broker connection closes.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let servers = CancellationToken::new();
-        let http = tokio::spawn(server::serve(
-            self.http,
-            steadfast_service_kit::probes::router(self.probes.clone()),
-            servers.clone(),
-        ));
-        let metrics = tokio::spawn(server::serve(
-            self.metrics,
-            steadfast_service_kit::probes::metrics_router(self.registry.clone()),
-            servers.clone(),
-        ));
+        let serving = self
+            .endpoints
+            .serve_probes(&self.probes, self.registry.clone());
         tracing::info!(
             name = %self.config.name,
             resource_type = %self.config.resource_type,
@@ -198,10 +186,7 @@ impl App {
                 }
             }
         }
-        self.probes.begin_shutdown();
-        servers.cancel();
-        let _ = http.await;
-        let _ = metrics.await;
+        serving.stop().await;
         self.broker.close().await;
         tracing::info!("sentinel stopped");
         Ok(())

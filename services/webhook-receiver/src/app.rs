@@ -8,10 +8,10 @@ use std::time::Duration;
 use axum::Router;
 use prometheus::Registry;
 use steadfast_messaging::{Broker, MessagingMetrics};
-use steadfast_service_kit::probes::{self, Check, Probes};
-use steadfast_service_kit::server::{self, BindError};
+use steadfast_service_kit::host::Endpoints;
+use steadfast_service_kit::probes::{Check, Probes};
+use steadfast_service_kit::server::BindError;
 use steadfast_service_kit::shutdown::drain;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -61,10 +61,9 @@ impl steadfast_service_kit::host::Service for Config {
 /// A running receiver's parts, built and bound but not yet serving.
 pub struct App {
     config: Config,
-    http: TcpListener,
-    metrics_listener: TcpListener,
+    endpoints: Endpoints,
     router: Router,
-    metrics_router: Router,
+    registry: Registry,
     probes: Probes,
     broker: Broker,
     spool: Option<Spool>,
@@ -79,8 +78,7 @@ impl App {
         let registry = Registry::new();
         let metrics = ReceiverMetrics::register(&registry)?;
         let messaging_metrics = MessagingMetrics::register(&registry)?;
-        let http = server::bind(config.http_listen).await?;
-        let metrics_listener = server::bind(config.metrics_listen).await?;
+        let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;
 
         let broker = Broker::start(config.broker.clone(), messaging_metrics);
         if broker.wait_connected(BROKER_GRACE).await.is_err() {
@@ -165,13 +163,12 @@ impl App {
 
         let probes = Probes::new();
         register_readiness(&probes, &broker, &health, &gate);
-        let router = probes::router(probes.clone()).merge(intake::router(intake));
+        let router = intake::router(intake);
         tracing::info!(config = %config.summary(), "webhook-receiver configured");
         Ok(Self {
-            metrics_router: probes::metrics_router(registry),
+            registry,
             config,
-            http,
-            metrics_listener,
+            endpoints,
             router,
             probes,
             broker,
@@ -182,11 +179,11 @@ impl App {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     /// Serves until `shutdown`, then: not ready → stop accepting → finish open requests and
@@ -195,52 +192,36 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let Self {
             config,
-            http,
-            metrics_listener,
+            endpoints,
             router,
-            metrics_router,
+            registry,
             probes,
             broker,
             spool,
             drainer,
             tasks,
         } = self;
-        tracing::info!(http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "webhook-receiver listening");
-        let stop_http = CancellationToken::new();
-        let stop_metrics = CancellationToken::new();
+        tracing::info!(http = %endpoints.http_addr(), "webhook-receiver listening");
         let stop_drainer = CancellationToken::new();
-        let mut http_task = tokio::spawn(server::serve(http, router, stop_http.clone()));
-        let metrics_task = tokio::spawn(server::serve(
-            metrics_listener,
-            metrics_router,
-            stop_metrics.clone(),
-        ));
+        let mut serving = endpoints.serve(router, &probes, registry);
         let drainer_task = drainer.map(|d| tokio::spawn(d.run(stop_drainer.clone())));
 
         let early_exit = tokio::select! {
             () = shutdown.cancelled() => None,
-            result = &mut http_task => Some(result),
+            result = serving.api_stopped() => Some(result),
         };
         if let Some(result) = early_exit {
             // The listener failed on its own; shut the rest down and report it.
             stop_drainer.cancel();
-            stop_metrics.cancel();
+            serving.stop().await;
             drain("broker connection", config.shutdown_timeout, broker.close()).await;
-            return match result {
-                Ok(Err(error)) => Err(AppError::Http(error)),
-                _ => Ok(()),
-            };
+            return result.map_err(AppError::Http);
         }
 
         tracing::info!("shutting down: not ready, finishing open requests");
         let deadline = Instant::now() + config.shutdown_timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now());
-        probes.begin_shutdown();
-        stop_http.cancel();
-        drain("open requests", remaining(), async {
-            let _ = http_task.await;
-        })
-        .await;
+        serving.stop_api(remaining()).await;
         tasks.close();
         drain("event deliveries", remaining(), tasks.wait()).await;
         stop_drainer.cancel();
@@ -255,8 +236,7 @@ impl App {
         if let Some(spool) = spool {
             drain("spool connections", remaining(), spool.close()).await;
         }
-        stop_metrics.cancel();
-        let _ = metrics_task.await;
+        serving.stop().await;
         tracing::info!("webhook-receiver stopped");
         Ok(())
     }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
+use steadfast_service_kit::host::Endpoints;
 use steadfast_service_kit::probes::{Check, Probes};
-use steadfast_service_kit::server::{self, BindError};
-use tokio::net::TcpListener;
+use steadfast_service_kit::server::BindError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -82,16 +82,14 @@ pub struct App {
     pool: PgPool,
     probes: Probes,
     registry: prometheus::Registry,
-    http: TcpListener,
-    metrics: TcpListener,
+    endpoints: Endpoints,
     database_up: Arc<AtomicBool>,
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
         let pool = store::connect(&config.database_url, config.max_connections).await?;
-        let http = server::bind(config.http_listen).await?;
-        let metrics = server::bind(config.metrics_listen).await?;
+        let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;
         let registry = steadfast_telemetry::metrics::registry();
         let probes = Probes::new();
         let database_up = Arc::new(AtomicBool::new(true));
@@ -108,18 +106,17 @@ impl App {
             pool,
             probes,
             registry,
-            http,
-            metrics,
+            endpoints,
             database_up,
         })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener")
+        self.endpoints.http_addr()
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics.local_addr().expect("bound listener")
+        self.endpoints.metrics_addr()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -136,13 +133,10 @@ impl App {
             max_body_bytes: self.config.max_body_bytes,
         });
         let http_metrics = metrics::HttpMetrics::register(&self.registry)?;
-        let router = api::router(state)
-            .merge(steadfast_service_kit::probes::router(self.probes.clone()))
-            .layer(axum::middleware::from_fn_with_state(
-                http_metrics,
-                metrics::observe,
-            ));
-        let metrics_router = steadfast_service_kit::probes::metrics_router(self.registry.clone());
+        let router = api::router(state).layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::observe,
+        ));
         tracing::info!(
             http = %self.http_addr(),
             metrics = %self.metrics_addr(),
@@ -157,22 +151,14 @@ impl App {
             Arc::clone(&self.database_up),
             servers.clone(),
         ));
-        let http = tokio::spawn(server::serve(self.http, router, servers.clone()));
-        let metrics_server =
-            tokio::spawn(server::serve(self.metrics, metrics_router, servers.clone()));
+        let mut serving = self
+            .endpoints
+            .serve(router, &self.probes, self.registry.clone());
 
         shutdown.cancelled().await;
-        self.probes.begin_shutdown();
+        let drained = serving.stop_api(self.config.shutdown_timeout).await;
+        serving.stop().await;
         servers.cancel();
-        let drained = steadfast_service_kit::shutdown::drain(
-            "HTTP requests",
-            self.config.shutdown_timeout,
-            async {
-                let _ = http.await;
-                let _ = metrics_server.await;
-            },
-        )
-        .await;
         pinger.abort();
         self.pool.close().await;
         tracing::info!(drained, "fleet-api stopped");
