@@ -19,8 +19,16 @@ pub enum ConfigError {
     },
     #[error("config file `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A setting the service refuses: its own typed error, shown as it is.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ConfigError {
+    /// A refused setting, from the service's own error type.
+    pub fn invalid(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Invalid(Box::new(error))
+    }
 }
 
 /// Reads and deserialises a YAML file.

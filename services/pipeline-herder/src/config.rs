@@ -89,10 +89,10 @@ pub enum SettingError {
     Telemetry(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// `HerderSettings` and `Config` return service-kit's `ConfigError`; the text is kept.
+/// `HerderSettings` and `Config` return service-kit's `ConfigError`; shown as it is.
 impl From<SettingError> for ConfigError {
     fn from(error: SettingError) -> Self {
-        ConfigError::Invalid(error.to_string())
+        ConfigError::invalid(error)
     }
 }
 

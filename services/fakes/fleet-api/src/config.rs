@@ -1,17 +1,18 @@
-//! Settings: the command line and environment, and the optional YAML file naming the
-//! required adapters per kind.
+//! Settings: from the command line and environment ([`crate::cli`]), and the optional YAML
+//! file naming the required adapters per kind.
 //!
 //! Required adapters come from `HYPERFLEET_CLUSTER_ADAPTERS` / `HYPERFLEET_NODEPOOL_ADAPTERS`
 //! (comma-separated, HyperFleet's older form) or from the YAML file's
 //! `entities[].required_adapters` (the current form); the environment wins.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use steadfast_service_kit::config::load_yaml_file;
-use steadfast_service_kit::settings::CommonArgs;
+
+pub use crate::cli::{Cli, Command};
 
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8000";
 
@@ -31,62 +32,6 @@ pub enum ConfigError {
     BadAdapterName { setting: String, name: String },
     #[error("{file}: unknown entity kind `{kind}` (this stand-in serves Cluster and NodePool)")]
     UnknownEntityKind { file: String, kind: String },
-}
-
-#[derive(Debug, clap::Parser)]
-#[command(
-    name = "fleet-api",
-    version,
-    about = "Stand-in for the HyperFleet API: clusters, nodepools and adapter statuses on PostgreSQL."
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub common: CommonArgs,
-
-    /// YAML file with `entities: [{kind: Cluster, required_adapters: [...]}, ...]`.
-    #[arg(long, env = "FLEET_API_CONFIG")]
-    pub config: Option<PathBuf>,
-
-    /// Adapters that must report before a cluster is Reconciled (comma-separated).
-    #[arg(long, env = "HYPERFLEET_CLUSTER_ADAPTERS")]
-    pub cluster_adapters: Option<String>,
-
-    /// Adapters that must report before a nodepool is Reconciled (comma-separated).
-    #[arg(long, env = "HYPERFLEET_NODEPOOL_ADAPTERS")]
-    pub nodepool_adapters: Option<String>,
-
-    /// Require `Authorization: Bearer <token>` on the API (not on the probes).
-    #[arg(long, env = "FLEET_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
-
-    /// Largest request body accepted.
-    #[arg(long, env = "FLEET_API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum Command {
-    /// Serve the API (the default).
-    Serve,
-    /// Insert many clusters at once (benchmarks, demos), then exit.
-    Seed {
-        /// How many clusters.
-        #[arg(long)]
-        clusters: u32,
-        /// Label `shard=<n mod shards>` on each.
-        #[arg(long, default_value_t = 1)]
-        shards: u32,
-        /// Names are `<prefix>-<n>`.
-        #[arg(long, default_value = "cluster")]
-        prefix: String,
-        /// Make them reconciled this long ago by every required adapter (e.g. `5m`);
-        /// without it they are new.
-        #[arg(long, value_parser = steadfast_service_kit::config::parse_duration_arg)]
-        reconciled_ago: Option<Duration>,
-    },
 }
 
 /// The required adapters of each kind.

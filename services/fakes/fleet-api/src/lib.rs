@@ -26,6 +26,7 @@
 pub mod aggregation;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 mod metrics;
 pub mod model;

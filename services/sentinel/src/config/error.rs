@@ -78,9 +78,9 @@ pub enum SettingError {
     Args(#[from] clap::Error),
 }
 
-/// The callers (the lead's `app`, tests) take service-kit's `ConfigError`; the text is kept.
+/// The callers (the lead's `app`, tests) take service-kit's `ConfigError`; shown as it is.
 impl From<SettingError> for ConfigError {
     fn from(error: SettingError) -> Self {
-        ConfigError::Invalid(error.to_string())
+        ConfigError::invalid(error)
     }
 }
