@@ -349,26 +349,27 @@ fn missing_or_invalid_inputs_are_named() {
     );
 }
 
-#[test]
-fn the_shipped_task_config_renders_a_namespace_and_a_job() {
+/// The JSON trace of a dry run of cluster `c1` at `generation` with the dev adapter config,
+/// `task_config` and recorded API `responses` (a file in `dir`).
+fn dry_run_cluster(
+    dir: &TempDir,
+    task_config: &std::path::Path,
+    responses: &str,
+    generation: u32,
+) -> Value {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = TempDir::new();
-    let responses = dir.write(
-        "responses.json",
-        r#"{"responses": [
-          {"match": {"method": "GET", "urlPattern": "/clusters/c1$"},
-           "responses": [{"statusCode": 200, "body": {"id": "c1", "kind": "Cluster", "generation": 4, "spec": {}}}]},
-          {"match": {"method": "PUT", "urlPattern": "/statuses$"}, "responses": [{"statusCode": 201, "body": {}}]}]}"#,
-    );
+    let responses = dir.write("responses.json", responses);
     let event = dir.write(
         "event.json",
-        r#"{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {"id": "c1", "kind": "Cluster", "generation": 4}}"#,
+        &format!(
+            r#"{{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {{"id": "c1", "kind": "Cluster", "generation": {generation}}}}}"#
+        ),
     );
     let output = dry_run(&[
         "--config",
         &path(root.join("services/adapter/config/dev.yaml")),
         "--task-config",
-        &path(root.join("k8s/base/adapter/task-config.yaml")),
+        &path(task_config.to_owned()),
         "--dry-run-event",
         &path(event),
         "--dry-run-api-responses",
@@ -376,7 +377,22 @@ fn the_shipped_task_config_renders_a_namespace_and_a_job() {
         "--dry-run-output",
         "json",
     ]);
-    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
+    serde_json::from_str(&text(&output)).unwrap()
+}
+
+#[test]
+fn the_shipped_task_config_renders_a_namespace_and_a_job() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = TempDir::new();
+    let trace = dry_run_cluster(
+        &dir,
+        &root.join("k8s/base/adapter/task-config.yaml"),
+        r#"{"responses": [
+          {"match": {"method": "GET", "urlPattern": "/clusters/c1$"},
+           "responses": [{"statusCode": 200, "body": {"id": "c1", "kind": "Cluster", "generation": 4, "spec": {}}}]},
+          {"match": {"method": "PUT", "urlPattern": "/statuses$"}, "responses": [{"statusCode": 201, "body": {}}]}]}"#,
+        4,
+    );
     assert_eq!(
         trace["resources"][0]["manifest"]["metadata"]["name"],
         "c1-work"
@@ -411,7 +427,6 @@ fn the_shipped_task_config_renders_a_namespace_and_a_job() {
 /// task config, as they do on HyperFleet's adapter.
 #[test]
 fn a_task_config_using_trim_prefix_trim_suffix_and_float_renders() {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = TempDir::new();
     let task = dir.write(
         "task.yaml",
@@ -452,30 +467,15 @@ resources:
       by_name: "{{ trimSuffix .manifestFile \".yaml\" }}-{{ .clusterId }}"
 "#,
     );
-    let responses = dir.write(
-        "responses.json",
+    let trace = dry_run_cluster(
+        &dir,
+        &task,
         r#"{"responses": [
           {"match": {"method": "GET", "urlPattern": "/clusters/c1$"},
            "responses": [{"statusCode": 200, "body": {"id": "c1", "kind": "Cluster", "generation": 1,
              "spec": {"version": "v4.16.2", "manifest": "cluster.yaml", "cpu": "0.5"}}}]}]}"#,
+        1,
     );
-    let event = dir.write(
-        "event.json",
-        r#"{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {"id": "c1", "kind": "Cluster", "generation": 1}}"#,
-    );
-    let output = dry_run(&[
-        "--config",
-        &path(root.join("services/adapter/config/dev.yaml")),
-        "--task-config",
-        &path(task),
-        "--dry-run-event",
-        &path(event),
-        "--dry-run-api-responses",
-        &path(responses),
-        "--dry-run-output",
-        "json",
-    ]);
-    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
     let metadata = &trace["resources"][0]["manifest"]["metadata"];
     assert_eq!(metadata["name"], "cluster-c1", "{trace:#}");
     assert_eq!(metadata["labels"]["version"], "4.16.2");
