@@ -66,19 +66,16 @@ pub struct Launch<S> {
 }
 
 impl<S: Service> Launch<S> {
-    /// The usual launch: telemetry and `--check-config` from the common settings.
-    pub fn new(service: S, common: &CommonArgs) -> Result<Self, TelemetryError> {
-        Ok(Self::with_telemetry(
-            service,
-            common.telemetry(S::NAME)?,
-            common.check_config,
-        ))
-    }
-
-    /// The usual launch from what the service's configuration loader returned.
+    /// The usual launch, from what the service's configuration loader returned: telemetry and
+    /// `--check-config` from the common settings.
     pub fn load<E>(service: Result<S, E>, common: &CommonArgs) -> Result<Self, LoadError<E>> {
         let service = service.map_err(LoadError::Config)?;
-        Ok(Self::new(service, common)?)
+        let telemetry = common.telemetry(S::NAME)?;
+        Ok(Self::with_telemetry(
+            service,
+            telemetry,
+            common.check_config,
+        ))
     }
 
     /// For a service whose telemetry settings also come from its own files (the sentinel).
@@ -291,7 +288,8 @@ mod tests {
             .try_get_matches_from(["probe"])
             .map(|m| <CommonArgs as clap::FromArgMatches>::from_arg_matches(&m).unwrap())
             .unwrap();
-        let mut launch = Launch::new(probe, &common).map_err(|e| e.to_string())?;
+        let mut launch =
+            Launch::load(Ok::<_, String>(probe), &common).map_err(|e| e.to_string())?;
         launch.check_only = check_only;
         Ok(launch)
     }

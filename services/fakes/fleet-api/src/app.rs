@@ -145,11 +145,11 @@ impl App {
             "fleet-api serving"
         );
 
-        let servers = CancellationToken::new();
+        let stop_pinger = CancellationToken::new();
         let pinger = tokio::spawn(ping_database(
             self.pool.clone(),
             Arc::clone(&self.database_up),
-            servers.clone(),
+            stop_pinger.clone(),
         ));
         let mut serving = self
             .endpoints
@@ -158,7 +158,7 @@ impl App {
         shutdown.cancelled().await;
         let drained = serving.stop_api(self.config.shutdown_timeout).await;
         serving.stop().await;
-        servers.cancel();
+        stop_pinger.cancel();
         pinger.abort();
         self.pool.close().await;
         tracing::info!(drained, "fleet-api stopped");
