@@ -177,6 +177,21 @@ impl Environment {
     /// Compiles `source`. Syntax errors, and calls of functions this environment does not
     /// have, are reported with the expression and the position.
     pub fn compile(&self, source: &str) -> Result<Expression, CompileError> {
+        let expression = self.parse(source)?;
+        if let Some(unknown) = self.unknown_function(&expression) {
+            return Err(CompileError {
+                expression: source.to_owned(),
+                message: format!("unknown function `{unknown}`"),
+            });
+        }
+        Ok(expression)
+    }
+
+    /// Parses `source` without checking which functions it calls: what cel-go's `Env.Parse`
+    /// accepts. A call of a function the environment lacks then fails when it is evaluated
+    /// (as in cel-go, which plans such a call and fails with "no such overload"). For loaders
+    /// that must accept what a Go peer accepts and report the rest as warnings.
+    pub fn parse(&self, source: &str) -> Result<Expression, CompileError> {
         let error = |message: String| CompileError {
             expression: source.to_owned(),
             message,
@@ -194,15 +209,15 @@ impl Environment {
                     .join("; "),
             )
         })?;
-        let expression = Expression::new(source, program);
-        if let Some(unknown) = expression
+        Ok(Expression::new(source, program))
+    }
+
+    /// The first function `expression` calls that this environment does not have.
+    pub fn unknown_function(&self, expression: &Expression) -> Option<String> {
+        expression
             .functions()
             .into_iter()
             .find(|f| !self.has_function(f))
-        {
-            return Err(error(format!("unknown function `{unknown}`")));
-        }
-        Ok(expression)
     }
 
     /// Whether expressions can call `name`: the standard library, an enabled extension, or a

@@ -196,6 +196,7 @@ async fn adapter_run(
             "/etc/adapter/job.yaml".into(),
             example.join("adapter-task-resource-job.yaml"),
         )],
+        ..Sources::default()
     };
     let clock = steadfast_rules::system_clock();
     let config = Config {

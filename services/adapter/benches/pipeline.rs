@@ -42,6 +42,7 @@ fn main() {
             "/etc/adapter/job.yaml".into(),
             example.join("adapter-task-resource-job.yaml"),
         )],
+        ..Sources::default()
     };
     let loaded = Arc::new(
         config::load(&sources, steadfast_rules::system_clock(), true).expect("the example loads"),

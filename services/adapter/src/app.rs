@@ -45,8 +45,10 @@ impl steadfast_service_kit::host::Service for Config {
     type CheckError = std::convert::Infallible;
     type Error = AppError;
 
+    /// Loading already refused what HyperFleet refuses (and, under strict validation, what
+    /// we warn about); the warnings left are listed after `configuration OK`.
     fn check(&self) -> Result<String, Self::CheckError> {
-        Ok(String::new())
+        Ok(crate::config::warnings_summary(&self.loaded.warnings))
     }
 
     async fn serve(self, shutdown: CancellationToken) -> Result<(), AppError> {
@@ -70,6 +72,9 @@ impl App {
     /// Connects and binds everything; the subscription starts in [`App::run`].
     pub async fn build(config: Config) -> Result<Self, AppError> {
         let loaded = &config.loaded;
+        for warning in &loaded.warnings {
+            tracing::warn!(path = %warning.path, "task config: {}", warning.message);
+        }
         let adapter = &loaded.adapter;
         let broker_settings = &adapter.clients.broker;
         let (Some(queue), Some(topic)) = (adapter.queue_name(), broker_settings.topic.clone())

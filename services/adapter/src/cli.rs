@@ -64,6 +64,12 @@ pub struct ServeArgs {
     #[arg(long = "remap-path", value_name = "FROM=TO", env = "HYPERFLEET_REMAP_PATHS", value_delimiter = ',', value_parser = config::parse_remap)]
     pub remap_paths: Vec<(PathBuf, PathBuf)>,
 
+    /// Refuse a task config our stricter checks only warn about (undefined variables, unknown
+    /// functions, templates that do not parse, params that are never set). HyperFleet loads
+    /// such configs; so do we without this flag. Also `validation.strict: true` in --config.
+    #[arg(long, env = "ADAPTER_STRICT_VALIDATION")]
+    pub strict: bool,
+
     /// Dry-run this CloudEvent (JSON) and exit; no broker, API or cluster is touched.
     #[arg(long)]
     pub dry_run_event: Option<PathBuf>,
@@ -92,6 +98,7 @@ impl ServeArgs {
     /// Builds the config from flags, the environment and the two files.
     pub fn config(&self) -> Result<Config, ConfigError> {
         let legacy = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let environment = Arc::new(std::env::vars().collect::<BTreeMap<_, _>>());
         let sources = Sources {
             adapter_config: self.adapter_config.clone(),
             task_config: self.task_config.clone(),
@@ -105,6 +112,8 @@ impl ServeArgs {
                 kube_config_path: self.kube_config_path.clone(),
             },
             remaps: self.remap_paths.clone(),
+            strict: self.strict,
+            environment: Arc::clone(&environment),
         };
         let clock = steadfast_rules::system_clock();
         let loaded = config::load(&sources, clock.clone(), self.dry_run_event.is_some())?;
@@ -121,7 +130,7 @@ impl ServeArgs {
                 amqp_url: self.common.amqp_url.clone(),
                 shutdown_timeout: self.common.shutdown_timeout,
             },
-            environment: Arc::new(std::env::vars().collect::<BTreeMap<_, _>>()),
+            environment,
             clock,
         })
     }
@@ -153,6 +162,9 @@ impl ServeArgs {
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
             .try_init();
+        for warning in &config.loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
         let inputs = DryRun {
             event,
             api_responses: self.dry_run_api_responses.as_deref(),

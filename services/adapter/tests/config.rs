@@ -43,6 +43,7 @@ fn load(dir: &TempDir, adapter: &str, task: &str) -> Result<config::Loaded, Conf
         task_config: Some(dir.write("task.yaml", task)),
         overrides: Overrides::default(),
         remaps: Vec::new(),
+        ..Sources::default()
     };
     config::load(&sources, steadfast_rules::system_clock(), false)
 }
@@ -73,6 +74,7 @@ fn hyperfleet_examples_load_unchanged() {
             ..Overrides::default()
         },
         remaps: example_remaps(),
+        ..Sources::default()
     };
     let loaded = config::load(&sources, steadfast_rules::system_clock(), false).unwrap();
     assert_eq!(loaded.adapter.adapter.name, "kubernetes-example");
@@ -218,20 +220,10 @@ fn cel_parse_errors_name_the_expression() {
         &err,
         &["post.payloads[0].build.ok.expression", "CEL parse error"],
     );
-    let task =
-        format!("{TASK}preconditions:\n  - name: check\n    expression: \"clusterID == 'x'\"\n");
-    let err = error(ADAPTER, &task);
-    assert_contains(
-        &err,
-        &[
-            "preconditions[0].expression",
-            "undefined variable `clusterID`",
-        ],
-    );
 }
 
 #[test]
-fn undefined_template_variables_are_refused() {
+fn undefined_template_variables_are_refused_where_hyperfleet_looks() {
     let err = error(
         ADAPTER,
         &TASK.replace(
@@ -246,14 +238,15 @@ fn undefined_template_variables_are_refused() {
             "undefined template variable \"clusterID\"",
         ],
     );
-    let err = error(
-        ADAPTER,
-        &TASK.replace(
-            "\"{{ .clusterId }}\"\n        annotations",
-            "\"{{ .clusterId | nosuch }}\"\n        annotations",
-        ),
+    // A param's api_call may read only the params before it.
+    let task = "params:\n  - name: cluster\n    source:\n      api_call:\n        method: GET\n        url: \"/clusters/{{ .clusterId }}\"\n  - name: clusterId\n    source: event.id\n";
+    assert_contains(
+        &error(ADAPTER, task),
+        &[
+            "params[0].source.api_call.url",
+            "undefined template variable \"clusterId\"",
+        ],
     );
-    assert_contains(&err, &["function \"nosuch\" not defined"]);
 }
 
 #[test]
@@ -273,7 +266,10 @@ fn mutually_exclusive_options_are_refused() {
     );
     assert_contains(
         &error(ADAPTER, &task),
-        &["preconditions[0].capture[0]", "mutually exclusive"],
+        &[
+            "preconditions[0].capture[0]",
+            "'field' and 'expression' are mutually exclusive",
+        ],
     );
     let task = TASK.replace(
         "      by_name: \"{{ .clusterId }}\"",
@@ -281,7 +277,15 @@ fn mutually_exclusive_options_are_refused() {
     );
     assert_contains(
         &error(ADAPTER, &task),
-        &["by_name and by_selectors are mutually exclusive"],
+        &["'by_selectors' and 'by_name' are mutually exclusive"],
+    );
+    let task = TASK.replace(
+        "    source: event.id\n",
+        "    source:\n      expression: event.id\n      file: {path: /etc/id}\n",
+    );
+    assert_contains(
+        &error(ADAPTER, &task),
+        &["only one of 'api_call', 'expression', or 'file' may be set"],
     );
 }
 
@@ -304,27 +308,40 @@ fn manifests_and_references_are_checked() {
     );
     // (unknown key `unused` is reported by the parser before references are read)
     assert_contains(&error(ADAPTER, &task), &["unknown field `unused`"]);
-    let task = "resources:\n  - name: job\n    manifest:\n      ref: /etc/adapter/missing.yaml\n    discovery:\n      by_name: x\n";
+    let task = "resources:\n  - name: job\n    manifest:\n      ref: templates/missing.yaml\n    discovery:\n      by_name: x\n";
     assert_contains(
         &error(ADAPTER, task),
         &[
             "resources[0].manifest.ref",
-            "referenced file \"/etc/adapter/missing.yaml\" does not exist",
+            "referenced file \"templates/missing.yaml\" does not exist",
             "--remap-path",
         ],
     );
+    // HyperFleet keeps `ref` files inside the task config's directory.
+    for outside in ["/etc/adapter/job.yaml", "../job.yaml"] {
+        let task = format!(
+            "resources:\n  - name: job\n    manifest:\n      ref: {outside}\n    discovery:\n      by_name: x\n"
+        );
+        assert_contains(
+            &error(ADAPTER, &task),
+            &[
+                "resources[0].manifest.ref",
+                &format!("path {outside:?} escapes base directory"),
+            ],
+        );
+    }
     let task =
         "resources:\n  - name: job\n    manifest:\n      apiVersion: v1\n      kind: ConfigMap\n";
     assert_contains(
         &error(ADAPTER, task),
-        &["resources[0].discovery", "discovery is required"],
+        &["resources[0].discovery is required"],
     );
 }
 
 #[test]
 fn every_problem_is_listed_at_once() {
     let task = format!(
-        "{TASK}preconditions:\n  - name: a\n    expression: \"((\"\n  - name: a\n    conditions:\n      - field: clusterId\n        operator: in\n        value: x\n"
+        "{TASK}preconditions:\n  - name: a\n    expression: \"((\"\n  - name: Bad-Name\n    conditions:\n      - field: clusterId\n        operator: in\n        value: x\n"
     );
     let err = error(ADAPTER, &task);
     assert_contains(
@@ -332,10 +349,149 @@ fn every_problem_is_listed_at_once() {
         &[
             "validation failed with 3 error(s)",
             "CEL parse error",
-            "duplicate name \"a\"",
+            "preconditions[1].name: \"Bad-Name\": must start with lowercase letter",
             "value must be a list",
         ],
     );
+}
+
+/// Each refusal HyperFleet's loader makes, with its wording.
+#[test]
+fn what_hyperfleet_refuses_is_refused_with_its_message() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "resources:\n  - name: my-ns\n    manifest: {apiVersion: v1, kind: Namespace}\n    discovery: {by_name: x}\n",
+            "resources[0].name: \"my-ns\": must start with lowercase letter and contain only letters, numbers, underscores (no hyphens)",
+        ),
+        (
+            "resources:\n  - name: ns\n    manifest: {apiVersion: v1, kind: Namespace}\n    discovery: {by_name: x}\n  - name: ns\n    manifest: {apiVersion: v1, kind: Namespace}\n    discovery: {by_name: y}\n",
+            "resources: contains duplicate name values",
+        ),
+        (
+            "params:\n  - name: region\n    source: env.STEADFAST_TEST_UNSET_REGION\n    required: true\n",
+            "params[0]: required environment variable STEADFAST_TEST_UNSET_REGION is not set",
+        ),
+        (
+            "params:\n  - name: p\n    source:\n      expression: \"  \"\n",
+            "params[0].source: expression must not be empty",
+        ),
+        ("params:\n  - name: p\n", "params[0].source is required"),
+        (
+            "preconditions:\n  - name: check\n    capture:\n      - name: x\n",
+            "preconditions[0]: must specify api_call, expression or conditions",
+        ),
+        (
+            "preconditions:\n  - name: check\n    expression: \"true\"\n    capture:\n      - name: x\n",
+            "preconditions[0].capture[0]: must have either 'field' or 'expression' set",
+        ),
+        (
+            "preconditions:\n  - name: check\n    conditions:\n      - {field: a, operator: exists, value: 1}\n",
+            "value/values should not be set for operator \"exists\"",
+        ),
+        (
+            "preconditions:\n  - name: check\n    conditions:\n      - {field: a, operator: equals}\n",
+            "value is required for operator \"equals\"",
+        ),
+        (
+            "post:\n  payloads:\n    - name: p\n      when: {expression: \"\"}\n      build: {a: b}\n",
+            "post.payloads[0].when.expression: expression is required",
+        ),
+        (
+            "post:\n  post_actions:\n    - name: report-status\n      log: {message: hi}\n",
+            "post.post_actions[0].name: \"report-status\": must start with lowercase letter",
+        ),
+        (
+            "resources:\n  - name: ns\n    manifest: {apiVersion: v1, kind: Namespace}\n    discovery: {by_name: x}\n    lifecycle:\n      delete:\n        propagationPolicy: Later\n        when: {expression: \"true\"}\n",
+            "invalid propagationPolicy \"Later\": must be one of Background, Foreground, Orphan",
+        ),
+        (
+            "resources:\n  - name: ns\n    manifest: {ref: templates}\n    discovery: {by_name: x}\n",
+            "resources[0].manifest.ref: referenced path \"templates\" is a directory, not a file",
+        ),
+    ];
+    for (task, message) in cases {
+        let dir = TempDir::new();
+        std::fs::create_dir_all(dir.0.join("templates")).unwrap();
+        let err = match load(&dir, ADAPTER, task) {
+            Ok(_) => panic!("accepted:\n{task}"),
+            Err(e) => e.to_string(),
+        };
+        assert_contains(&err, &[message]);
+    }
+}
+
+/// What only our stricter checks find loads, as in HyperFleet, with warnings; strict
+/// validation (the flag or the adapter config's key) refuses it, naming every one.
+const WARNED_TASK: &str = r#"params:
+  - name: clusterId
+    source: event.id
+    required: true
+  - name: clusterId
+    source: event.id
+  - name: clusterStatus2
+    source:
+      expression: non_existent
+  - name: shouted
+    source:
+      expression: clusterId.shout()
+resources:
+  - name: ns
+    manifest:
+      apiVersion: v1
+      metadata:
+        name: "{{ .clusterId | nosuch }}"
+        labels:
+          tier: "{{ if .tier }}gold{{ end }}"
+    discovery:
+      by_name: "{{ .clusterId }}"
+post:
+  payloads:
+    - name: status
+      build:
+        id:
+          expression: clusterStatus2
+"#;
+
+#[test]
+fn what_only_we_check_loads_with_warnings() {
+    let dir = TempDir::new();
+    let loaded = load(&dir, ADAPTER, WARNED_TASK).expect("HyperFleet loads this, so do we");
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    let expected = [
+        "params[1].name: duplicate name \"clusterId\" (also params[0]); the later one wins",
+        "params[2].source.expression: CEL expression `non_existent` uses undefined variable `non_existent`",
+        "params[3].source.expression: CEL expression `clusterId.shout()` calls unknown function `shout`",
+        "resources[0].manifest.metadata.name: template parse error: function \"nosuch\" not defined",
+        "resources[0].manifest.metadata.labels.tier: undefined template variable \"tier\"",
+        "resources[0].manifest.kind: the manifest has no kind",
+        "post.payloads[0].build.id.expression: reads `clusterStatus2`, which is never set: params[2] (clusterStatus2) reads `non_existent` undefined, and has no default",
+    ];
+    for fragment in expected {
+        assert!(
+            warnings.iter().any(|w| w.contains(fragment)),
+            "no warning with `{fragment}` in {warnings:#?}"
+        );
+    }
+    assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+
+    let strict = Sources {
+        adapter_config: Some(dir.write("adapter.yaml", ADAPTER)),
+        task_config: Some(dir.write("task.yaml", WARNED_TASK)),
+        strict: true,
+        ..Sources::default()
+    };
+    let err = config::load(&strict, steadfast_rules::system_clock(), false)
+        .unwrap_err()
+        .to_string();
+    assert_contains(&err, &["refused by strict validation: 7 warning(s)"]);
+    assert_contains(&err, &expected);
+
+    let strict_by_file = format!("{ADAPTER}validation:\n  strict: true\n");
+    let err = match load(&dir, &strict_by_file, WARNED_TASK) {
+        Ok(_) => panic!("validation.strict did not refuse"),
+        Err(e) => e.to_string(),
+    };
+    assert_contains(&err, &["refused by strict validation: 7 warning(s)"]);
 }
 
 fn adapter_binary() -> Command {
@@ -438,10 +594,55 @@ fn shipped_configs_load() {
         };
         let loaded = config::load(&sources, steadfast_rules::system_clock(), false)
             .unwrap_or_else(|e| panic!("{}: {e}", adapter.display()));
+        assert_eq!(loaded.warnings, [], "{}", adapter.display());
         assert_eq!(
             loaded.adapter.queue_name().as_deref(),
             Some("hyperfleet-clusters-steadfast-adapter")
         );
         assert_eq!(loaded.task.resources.len(), 2);
     }
+}
+
+#[test]
+fn check_config_lists_the_warnings_and_strict_refuses_them() {
+    let dir = TempDir::new();
+    let adapter = dir.write("adapter.yaml", ADAPTER);
+    let task = dir.write("task.yaml", WARNED_TASK);
+    let run = |extra: &[&str]| {
+        adapter_binary()
+            .args(["serve", "--check-config", "--config"])
+            .arg(&adapter)
+            .arg("--task-config")
+            .arg(&task)
+            .args(extra)
+            .env_remove("ADAPTER_STRICT_VALIDATION")
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with(
+            "configuration OK\n7 warning(s) (HyperFleet loads this too; --strict refuses it):\n  - params[1].name: duplicate name"
+        ),
+        "{stdout}"
+    );
+    let output = run(&["--strict"]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "invalid configuration: task config refused by strict validation: 7 warning(s)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("uses undefined variable `non_existent`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("reads `clusterStatus2`, which is never set"),
+        "{stderr}"
+    );
 }

@@ -66,6 +66,19 @@ pub struct AdapterConfig {
     pub log: LogSection,
     #[serde(default)]
     pub clients: Clients,
+    /// Steadfast's own: how task configs are checked at load.
+    #[serde(default)]
+    pub validation: Validation,
+}
+
+/// `validation:` in the adapter config (not a HyperFleet key).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    /// Refuse a task config our stricter checks warn about (undefined variables, unknown
+    /// functions, templates that do not parse, params never set), as `--strict` does.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -14,8 +14,13 @@ pub struct Issue {
 }
 
 impl std::fmt::Display for Issue {
+    /// `path: message`, or HyperFleet's `path is required` for a missing field.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        if self.message == "is required" {
+            write!(f, "{} is required", self.path)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
     }
 }
 
@@ -97,4 +102,11 @@ pub enum ConfigError {
         .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - ")
     )]
     Task(Vec<Issue>),
+    /// Warnings refused because strict validation is on (`--strict`, `validation.strict`).
+    #[error(
+        "task config refused by strict validation: {} warning(s) (HyperFleet would load it; without --strict they are warnings):\n  - {}",
+        .0.len(),
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - ")
+    )]
+    Strict(Vec<Issue>),
 }

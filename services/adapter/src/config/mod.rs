@@ -24,7 +24,7 @@ pub use adapter::{AdapterConfig, Overrides};
 pub use compiled::{Compiled, Manifest};
 pub use error::{ConfigError, Issue};
 pub use task::TaskConfig;
-pub use validate::PathResolver;
+pub use validate::{Checked, PathResolver};
 
 /// HyperFleet adapter releases whose task-config format this adapter runs (major, minor).
 pub const COMPATIBLE_VERSIONS: [(u64, u64); 2] = [(0, 1), (0, 2)];
@@ -37,6 +37,11 @@ pub struct Sources {
     pub overrides: Overrides,
     /// `FROM=TO` path prefixes for `ref` files and file sources.
     pub remaps: Vec<(PathBuf, PathBuf)>,
+    /// `--strict`: our warnings refuse the config (also `validation.strict` in the file).
+    pub strict: bool,
+    /// The process environment: what `env.*` params read, and what HyperFleet's load-time
+    /// check of required `env.X` params looks at.
+    pub environment: Arc<BTreeMap<String, String>>,
 }
 
 /// Why a `--remap-path` value is not `FROM=TO`.
@@ -61,6 +66,22 @@ pub fn parse_remap(text: &str) -> Result<(PathBuf, PathBuf), RemapError> {
     Ok((from.into(), to.into()))
 }
 
+/// What `--check-config` prints after `configuration OK`: the warnings, one per line.
+pub fn warnings_summary(warnings: &[Issue]) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{} warning(s) (HyperFleet loads this too; --strict refuses it):\n  - {}",
+        warnings.len(),
+        warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  - ")
+    )
+}
+
 /// The validated pair of configs, with the task compiled.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -74,6 +95,9 @@ pub struct Loaded {
     pub compiled: Arc<Compiled>,
     /// The task config's directory and the remaps, for file sources read per event.
     pub paths: PathResolver,
+    /// What our stricter checks found and HyperFleet accepts: printed at load and by
+    /// `--check-config` (refused instead under strict validation).
+    pub warnings: Vec<Issue>,
 }
 
 /// How the service runs, besides the two HyperFleet files.
@@ -152,7 +176,10 @@ pub fn load(sources: &Sources, clock: Clock, for_dry_run: bool) -> Result<Loaded
             .unwrap_or_else(|| PathBuf::from(".")),
         remaps: sources.remaps.clone(),
     };
-    let compiled = compile_task(&task, &paths, clock)?;
+    let Checked { compiled, warnings } = compile_task(&task, &paths, clock, &sources.environment)?;
+    if (sources.strict || adapter.validation.strict) && !warnings.is_empty() {
+        return Err(ConfigError::Strict(warnings));
+    }
     Ok(Loaded {
         adapter,
         task,
@@ -160,15 +187,18 @@ pub fn load(sources: &Sources, clock: Clock, for_dry_run: bool) -> Result<Loaded
         task_json,
         compiled: Arc::new(compiled),
         paths,
+        warnings,
     })
 }
 
-/// Validates and compiles a task config (also used by tests that build one in memory).
+/// Validates and compiles a task config (also used by tests that build one in memory):
+/// refused as HyperFleet refuses it, or compiled with the warnings of our stricter checks.
 pub fn compile_task(
     task: &TaskConfig,
     paths: &PathResolver,
     clock: Clock,
-) -> Result<Compiled, ConfigError> {
+    process_env: &BTreeMap<String, String>,
+) -> Result<Checked, ConfigError> {
     if let Some((i, _)) = task
         .resources
         .iter()
@@ -177,7 +207,12 @@ pub fn compile_task(
     {
         return Err(ConfigError::MaestroResource { index: i });
     }
-    validate::compile(task, &cel_environment(clock), paths).map_err(ConfigError::Task)
+    let inputs = validate::Inputs {
+        environment: &cel_environment(clock),
+        paths,
+        process_env,
+    };
+    validate::compile(task, &inputs).map_err(ConfigError::Task)
 }
 
 fn load_adapter(path: &Path) -> Result<(AdapterConfig, serde_json::Value), ConfigError> {

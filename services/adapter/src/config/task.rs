@@ -175,6 +175,8 @@ pub struct Capture {
     pub name: String,
     pub field: Option<String>,
     pub expression: Option<String>,
+    /// Used when a `field` capture finds nothing (HyperFleet: field captures only).
+    pub default: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -281,8 +283,8 @@ pub struct CreateLifecycle {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteLifecycle {
-    /// HyperFleet writes it camelCase inside an otherwise snake_case file; both are accepted.
-    #[serde(rename = "propagationPolicy", alias = "propagation_policy")]
+    /// HyperFleet writes it camelCase inside an otherwise snake_case file.
+    #[serde(rename = "propagationPolicy")]
     pub propagation_policy: Option<String>,
     pub when: Option<When>,
 }

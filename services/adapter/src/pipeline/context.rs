@@ -168,23 +168,32 @@ impl Context {
         Ok(scope.evaluate_json(&expression)?)
     }
 
-    /// Like [`Context::evaluate`], requiring a bool.
-    pub fn evaluate_bool(
+    /// Whether `source` matches, as HyperFleet's `CELResult.Matched` says: a bool is itself,
+    /// any other value matches unless it is empty (null, "", [], {}). Evaluation errors are
+    /// returned; each caller decides, as HyperFleet's executor does, whether one fails the
+    /// step or counts as "not matched".
+    pub fn evaluate_matched(
         &self,
         evaluator: &Evaluator,
         compiled: &Compiled,
         source: &str,
     ) -> Result<bool, EvalError> {
-        match self.evaluate(evaluator, compiled, source, None)? {
-            Value::Bool(b) => Ok(b),
-            value => Err(EvalError::NotBool {
-                expression: source.trim().to_owned(),
-                value,
-            }),
-        }
+        Ok(matched(&self.evaluate(evaluator, compiled, source, None)?))
     }
 
     pub fn render(&self, compiled: &Compiled, source: &str) -> Result<String, EvalError> {
         Ok(compiled.template(source)?.render(&self.data)?)
+    }
+}
+
+/// HyperFleet's `Matched` of a CEL result (`isEmptyValue`): see [`Context::evaluate_matched`].
+pub fn matched(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+        Value::Number(_) => true,
     }
 }

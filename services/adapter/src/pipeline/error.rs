@@ -21,12 +21,12 @@ pub enum EvalError {
     Compile(steadfast_rules::CompileError),
     #[error(transparent)]
     Cel(#[from] steadfast_rules::EvalError),
-    /// `evaluate_bool` on an expression that is not a bool.
-    #[error("evaluating `{expression}`: returned {value}, not a bool")]
-    NotBool { expression: String, value: Value },
     /// Parsing or rendering a Go template.
     #[error(transparent)]
     Template(#[from] steadfast_gotemplate::TemplateError),
+    /// A payload value definition with both keys (HyperFleet's run-time error).
+    #[error("field and expression are mutually exclusive; only one should be specified")]
+    FieldAndExpression,
 }
 
 /// Why a param has no value (a default or `required` decides what happens next).
@@ -90,8 +90,6 @@ pub enum PreconditionError {
         field: String,
         error: ConditionError,
     },
-    #[error("expression returned {value}, not a bool")]
-    NotBool { value: Value },
     #[error(transparent)]
     Expression(EvalError),
 }
@@ -140,7 +138,8 @@ pub enum StepError {
     #[error("failed to extract required parameter '{param}' from source '{from}': {reason}")]
     RequiredParam {
         param: String,
-        /// The source as written (`event.id`, `api_call GET /x`, `expression`, `file`).
+        /// The source as HyperFleet describes it (`event.id`, `api_call(GET /x)`,
+        /// `expression("a.b")`, `file(/etc/x)`).
         from: String,
         reason: ParamError,
     },

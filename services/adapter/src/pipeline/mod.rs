@@ -229,9 +229,9 @@ impl Run<'_> {
             .evaluate(&self.evaluator, self.compiled(), source, extra)
     }
 
-    fn evaluate_bool(&self, source: &str) -> Result<bool, EvalError> {
+    fn evaluate_matched(&self, source: &str) -> Result<bool, EvalError> {
         self.ctx
-            .evaluate_bool(&self.evaluator, self.compiled(), source)
+            .evaluate_matched(&self.evaluator, self.compiled(), source)
     }
 
     /// Renders and sends an `api_call`.
@@ -257,7 +257,8 @@ impl Run<'_> {
             headers,
             body,
             timeout: call.timeout,
-            retry_attempts: call.retry_attempts,
+            // 0 means "not set" (HyperFleet's `omitempty` int): the client's own attempts.
+            retry_attempts: call.retry_attempts.filter(|n| *n > 0),
             retry_backoff: call.retry_backoff,
         };
         tracing::debug!(method = %request.method, url = %request.url, "making api call");

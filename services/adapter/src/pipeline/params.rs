@@ -210,15 +210,21 @@ impl Run<'_> {
     }
 }
 
+/// The source as HyperFleet's `ParameterSource.Describe` writes it in error messages.
 fn describe(param: &Param) -> String {
     match &param.source {
         Some(ParamSource::Path(p)) => p.clone(),
-        Some(ParamSource::Structured(s)) if s.api_call.is_some() => {
-            let call = s.api_call.as_ref().expect("checked");
-            format!("api_call {} {}", call.method.as_str(), call.url)
+        Some(ParamSource::Structured(s)) => {
+            if let Some(call) = &s.api_call {
+                format!("api_call({} {})", call.method.as_str(), call.url)
+            } else if let Some(expression) = &s.expression {
+                format!("expression({:?})", expression.trim())
+            } else if let Some(file) = &s.file {
+                format!("file({})", file.path.display())
+            } else {
+                String::new()
+            }
         }
-        Some(ParamSource::Structured(s)) if s.expression.is_some() => "expression".into(),
-        Some(ParamSource::Structured(_)) => "file".into(),
-        None => "none".into(),
+        None => String::new(),
     }
 }

@@ -8,6 +8,7 @@ use super::error::{EvalError, StepError};
 use super::result::{Phase, PostActionResult, StepStatus};
 use super::values::lookup;
 use super::{CallError, Run};
+use crate::config::validate::ValueDefinition;
 use steadfast_gotemplate::Template;
 
 impl Run<'_> {
@@ -18,7 +19,7 @@ impl Run<'_> {
         let mut skipped_payloads = Vec::new();
         for (index, payload) in post.payloads.iter().enumerate() {
             if let Some(when) = &payload.when {
-                match self.evaluate_bool(&when.expression) {
+                match self.evaluate_matched(&when.expression) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::debug!(payload = %payload.name, "payload skipped: when condition is false");
@@ -87,7 +88,7 @@ impl Run<'_> {
                 continue;
             }
             if let Some(when) = &action.when {
-                match self.evaluate_bool(&when.expression) {
+                match self.evaluate_matched(&when.expression) {
                     Ok(true) => {}
                     Ok(false) => {
                         outcome.status = StepStatus::Skipped;
@@ -158,9 +159,11 @@ impl Run<'_> {
         }
     }
 
-    /// Builds a payload: `{expression}` / `{field}` (with `default`) computed, strings rendered,
-    /// keys rendered, the rest literal. A value that cannot be computed takes its default (or
-    /// null), as in HyperFleet.
+    /// Builds a payload as HyperFleet's executor does: a value definition (`{expression}` or
+    /// `{field}`, with `default`) computed, strings rendered, keys rendered, the rest literal.
+    /// A value that cannot be computed (an evaluation error, a missing field, null) takes its
+    /// default, or null; an expression that does not even parse, or a definition with both
+    /// `field` and `expression`, fails the build.
     fn build(&self, value: &Value) -> Result<Value, EvalError> {
         match value {
             Value::String(s) => self.render(s).map(Value::String),
@@ -169,39 +172,41 @@ impl Run<'_> {
                 .map(|i| self.build(i))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            Value::Object(map) if map.contains_key("expression") || map.contains_key("field") => {
-                let default = map.get("default").cloned().unwrap_or(Value::Null);
-                let computed = if let Some(expression) =
-                    map.get("expression").and_then(Value::as_str)
-                {
-                    match self.evaluate(expression, None) {
-                        Ok(value) => value,
-                        Err(error) => {
-                            tracing::warn!(expression = expression.trim(), %error, "payload value could not be computed; using its default");
-                            Value::Null
-                        }
+            Value::Object(map) => match ValueDefinition::of(map) {
+                Some(definition) => self.compute(&definition),
+                None => {
+                    let mut out = Map::with_capacity(map.len());
+                    for (key, item) in map {
+                        out.insert(self.render(key)?, self.build(item)?);
                     }
-                } else {
-                    let field = map.get("field").and_then(Value::as_str).unwrap_or_default();
-                    lookup(self.ctx.template_data(), field)
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                };
-                Ok(if computed.is_null() {
-                    default
-                } else {
-                    computed
-                })
-            }
-            Value::Object(map) => {
-                let mut out = Map::with_capacity(map.len());
-                for (key, item) in map {
-                    out.insert(self.render(key)?, self.build(item)?);
+                    Ok(Value::Object(out))
                 }
-                Ok(Value::Object(out))
-            }
+            },
             other => Ok(other.clone()),
         }
+    }
+
+    fn compute(&self, definition: &ValueDefinition<'_>) -> Result<Value, EvalError> {
+        let computed = match (definition.field, definition.expression) {
+            (Some(_), Some(_)) => return Err(EvalError::FieldAndExpression),
+            (None, Some(expression)) => match self.evaluate(expression, None) {
+                Ok(value) => value,
+                Err(error @ EvalError::Compile(_)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(expression = expression.trim(), %error, "payload value could not be computed; using its default");
+                    Value::Null
+                }
+            },
+            (Some(field), None) => lookup(self.ctx.template_data(), field)
+                .cloned()
+                .unwrap_or(Value::Null),
+            (None, None) => Value::Null,
+        };
+        Ok(if computed.is_null() {
+            definition.default.cloned().unwrap_or(Value::Null)
+        } else {
+            computed
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::{PreconditionError, StepError};
+use super::error::{EvalError, PreconditionError, StepError};
 use super::result::{Phase, PreconditionResult, StepStatus};
 use super::values::{evaluate, lookup};
 use super::{CallError, Run};
@@ -93,16 +93,30 @@ impl Run<'_> {
             }
         }
         for capture in &precondition.capture {
-            let value = if let Some(field) = &capture.field {
-                response
+            let field = capture.field.as_deref().filter(|f| !f.is_empty());
+            let value = if let Some(field) = field {
+                let found = response
                     .as_ref()
                     .and_then(|r| lookup_map(r, field))
-                    .or_else(|| lookup(self.ctx.template_data(), field).cloned())
-                    .unwrap_or(Value::Null)
+                    .or_else(|| lookup(self.ctx.template_data(), field).cloned());
+                match (found, &capture.default) {
+                    (Some(value), _) => value,
+                    (None, Some(default)) => default.clone(),
+                    (None, None) => {
+                        tracing::warn!(capture = %capture.name, field, "Failed to capture '{}': field not found", capture.name);
+                        Value::Null
+                    }
+                }
             } else {
+                // As HyperFleet: an expression that fails on this data captures null (with a
+                // warning); one that does not compile fails the precondition.
                 let expression = capture.expression.as_deref().unwrap_or_default();
                 match self.evaluate(expression, response.as_ref()) {
                     Ok(value) => value,
+                    Err(error) if !matches!(error, EvalError::Compile(_)) => {
+                        tracing::warn!(capture = %capture.name, %error, "CEL evaluation failed for capture '{}'; captured null", capture.name);
+                        Value::Null
+                    }
                     Err(error) => {
                         return Err(self.precondition_failed(
                             precondition,
@@ -153,15 +167,17 @@ impl Run<'_> {
                 }
             }
         }
-        if let Some(expression) = &precondition.expression {
+        if let Some(expression) = precondition.expression.as_deref().filter(|e| !e.is_empty()) {
+            // HyperFleet's `Matched`: an evaluation error or an empty value is "not met"; only
+            // an expression that does not compile fails the precondition.
             return match self.evaluate(expression, response.as_ref()) {
-                Ok(Value::Bool(b)) => Ok(b),
-                Ok(value) => {
-                    Err(self
-                        .precondition_failed(precondition, PreconditionError::NotBool { value }))
+                Ok(value) => Ok(super::context::matched(&value)),
+                Err(e @ EvalError::Compile(_)) => {
+                    Err(self.precondition_failed(precondition, PreconditionError::Expression(e)))
                 }
                 Err(e) => {
-                    Err(self.precondition_failed(precondition, PreconditionError::Expression(e)))
+                    tracing::warn!(precondition = %precondition.name, error = %e, "precondition expression could not be evaluated; not met");
+                    Ok(false)
                 }
             };
         }

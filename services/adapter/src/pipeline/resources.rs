@@ -74,8 +74,19 @@ impl Run<'_> {
                 .as_ref()
                 .map(|w| w.expression.as_str())
                 .unwrap_or("true");
-            match self.evaluate_bool(expression) {
+            // HyperFleet: an expression that fails on this data does not match (a parse
+            // error, which load refuses, would fail the step).
+            match self.evaluate_matched(expression) {
                 Ok(true) => {}
+                Err(e) if !matches!(e, EvalError::Compile(_)) => {
+                    tracing::warn!(resource = %resource.name, error = %e, "lifecycle.create.when could not be evaluated; not creating");
+                    outcome.status = StepStatus::Skipped;
+                    outcome.operation = Operation::Skip.as_str().into();
+                    outcome.reason = format!("lifecycle.create.when could not be evaluated: {e}");
+                    self.ctx
+                        .skip(&format!("{}: {}", resource.name, outcome.reason));
+                    return (outcome, false);
+                }
                 Ok(false) => {
                     outcome.status = StepStatus::Skipped;
                     outcome.operation = Operation::Skip.as_str().into();
@@ -93,7 +104,10 @@ impl Run<'_> {
         if let Some(delete) = &lifecycle.delete
             && let Some(when) = &delete.when
         {
-            match self.evaluate_bool(&when.expression) {
+            match self.evaluate_matched(&when.expression) {
+                Err(e) if !matches!(e, EvalError::Compile(_)) => {
+                    tracing::warn!(resource = %resource.name, error = %e, "lifecycle.delete.when could not be evaluated; not deleting");
+                }
                 Ok(true) => {
                     let policy = delete
                         .propagation_policy

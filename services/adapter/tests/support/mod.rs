@@ -97,6 +97,7 @@ pub fn load_config(adapter: &Path, task: &Path, remaps: Vec<(PathBuf, PathBuf)>)
         task_config: Some(task.to_owned()),
         overrides: Overrides::default(),
         remaps,
+        ..Sources::default()
     };
     let clock = steadfast_rules::system_clock();
     let loaded =
