@@ -94,6 +94,15 @@ else
   cargo test --workspace --locked --no-fail-fast -- outage_ --test-threads 1
 fi
 
+# HyperFleet's whole repositories (not only the peer cases in ../shared): their configs through
+# our loaders and dry run, when a snapshot is at hand (scripts/hyperfleet-conformance.sh).
+if [ -n "${HYPERFLEET_SNAPSHOTS:-}" ]; then
+  step "HyperFleet's own configs (scripts/hyperfleet-conformance.sh $HYPERFLEET_SNAPSHOTS)"
+  scripts/hyperfleet-conformance.sh "$HYPERFLEET_SNAPSHOTS"
+else
+  step "SKIPPING the run over HyperFleet's repositories: set HYPERFLEET_SNAPSHOTS to a directory with hyperfleet-adapter/ and hyperfleet-sentinel/"
+fi
+
 if [ -n "$have_shared" ]; then
   step "all green"
 else

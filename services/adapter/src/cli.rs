@@ -1,17 +1,22 @@
-//! The command line, HyperFleet's: `adapter serve --config a.yaml --task-config t.yaml
-//! [--dry-run-event e.json ...]`, plus the settings every Steadfast service takes.
+//! The command line, HyperFleet's: `adapter serve -c a.yaml -t t.yaml [--dry-run-event e.json
+//! ...]` and `adapter config-dump` with HyperFleet's override flags and variables (see
+//! [`overrides`]), plus the settings every Steadfast service takes.
+
+pub mod overrides;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use steadfast_service_kit::host::{Launch, LoadError};
 use steadfast_service_kit::process::invalid_config;
 use steadfast_service_kit::settings::CommonArgs;
 
-use crate::config::{self, Config, ConfigError, Overrides, ServiceSettings, Sources};
+use self::overrides::OverrideArgs;
+use crate::config::{self, Config, ConfigError, Loaded, ServiceSettings, Sources};
 use crate::dry_run::{self, DryRun, Output};
 
 #[derive(Debug, Parser)]
@@ -29,35 +34,23 @@ pub struct Cli {
 pub enum Command {
     /// Consume events and apply the task config (or dry-run one event with --dry-run-event).
     Serve(Box<ServeArgs>),
+    /// Load both configs and print the merged result (files, environment, flags) as YAML,
+    /// secrets redacted; exits 0, or 78 when the configuration is refused.
+    ConfigDump(Box<ConfigDumpArgs>),
     /// Print the version and the HyperFleet task-config formats this adapter runs.
     Version,
 }
 
+/// Where the two files are and what overrides them: `serve` and `config-dump` take the same.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct ConfigArgs {
     /// The adapter (deployment) config.
     #[arg(short = 'c', long = "config", env = "HYPERFLEET_ADAPTER_CONFIG")]
     pub adapter_config: Option<PathBuf>,
 
     /// The task config.
-    #[arg(long = "task-config", env = "HYPERFLEET_TASK_CONFIG")]
+    #[arg(short = 't', long = "task-config", env = "HYPERFLEET_TASK_CONFIG")]
     pub task_config: Option<PathBuf>,
-
-    /// Overrides clients.hyperfleet_api.base_url.
-    #[arg(long, env = "HYPERFLEET_API_BASE_URL")]
-    pub hyperfleet_api_base_url: Option<String>,
-
-    /// Overrides clients.broker.subscription_id (legacy env: BROKER_SUBSCRIPTION_ID).
-    #[arg(long, env = "HYPERFLEET_BROKER_SUBSCRIPTION_ID")]
-    pub broker_subscription_id: Option<String>,
-
-    /// Overrides clients.broker.topic (legacy env: BROKER_TOPIC).
-    #[arg(long, env = "HYPERFLEET_BROKER_TOPIC")]
-    pub broker_topic: Option<String>,
-
-    /// Overrides clients.kubernetes.kube_config_path.
-    #[arg(long, env = "HYPERFLEET_KUBE_CONFIG_PATH")]
-    pub kube_config_path: Option<PathBuf>,
 
     /// Read `ref` files and file sources under FROM from TO instead, e.g.
     /// `/etc/adapter/job.yaml=./job.yaml` (for configs written for the cluster's mounts).
@@ -70,51 +63,107 @@ pub struct ServeArgs {
     #[arg(long, env = "ADAPTER_STRICT_VALIDATION")]
     pub strict: bool,
 
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+impl ConfigArgs {
+    /// The files and their overrides; `environment` is what `env.*` params read.
+    pub fn sources(
+        &self,
+        environment: Arc<BTreeMap<String, String>>,
+        log: &GivenLogSettings,
+    ) -> Sources {
+        Sources {
+            adapter_config: self.adapter_config.clone(),
+            task_config: self.task_config.clone(),
+            overrides: self.overrides.overrides(&environment, log),
+            remaps: self.remap_paths.clone(),
+            strict: self.strict,
+            environment,
+        }
+    }
+}
+
+/// The log level and format when given (flag or `LOG_LEVEL` / `LOG_FORMAT`) rather than
+/// defaulted: only then do they override the file's `log` section, as in HyperFleet.
+#[derive(Debug, Clone, Default)]
+pub struct GivenLogSettings {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+/// Parses the command line as `Cli::parse` does, and also notes which of `serve`'s log
+/// settings were given: the common settings have defaults, so only clap knows.
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
+    {
+        let given = |id: &str| {
+            serve
+                .value_source(id)
+                .is_some_and(|source| source != ValueSource::DefaultValue)
+        };
+        args.given_log = GivenLogSettings {
+            level: given("log_level").then(|| args.common.log_level.clone()),
+            format: given("log_format").then(|| args.common.log_format.clone()),
+        };
+    }
+    cli
+}
+
+/// The process environment, read once.
+fn process_environment() -> Arc<BTreeMap<String, String>> {
+    Arc::new(std::env::vars().collect())
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
     /// Dry-run this CloudEvent (JSON) and exit; no broker, API or cluster is touched.
-    #[arg(long)]
+    #[arg(help_heading = "Dry run", long)]
     pub dry_run_event: Option<PathBuf>,
 
     /// Recorded HyperFleet API responses for the dry run (HyperFleet's format).
-    #[arg(long, requires = "dry_run_event")]
+    #[arg(help_heading = "Dry run", long, requires = "dry_run_event")]
     pub dry_run_api_responses: Option<PathBuf>,
 
     /// What the cluster reports for applied objects, by name (HyperFleet's format).
-    #[arg(long, requires = "dry_run_event")]
+    #[arg(help_heading = "Dry run", long, requires = "dry_run_event")]
     pub dry_run_discovery: Option<PathBuf>,
 
     /// Also print API bodies and discovered objects.
-    #[arg(long, requires = "dry_run_event")]
+    #[arg(help_heading = "Dry run", long, requires = "dry_run_event")]
     pub dry_run_verbose: bool,
 
     /// Trace format.
-    #[arg(long, value_enum, default_value = "text", requires = "dry_run_event")]
+    #[arg(
+        help_heading = "Dry run",
+        long,
+        value_enum,
+        default_value = "text",
+        requires = "dry_run_event"
+    )]
     pub dry_run_output: Output,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Service (as every Steadfast service)")]
     pub common: CommonArgs,
+
+    /// Set by [`parse`].
+    #[arg(skip)]
+    pub given_log: GivenLogSettings,
 }
 
 impl ServeArgs {
     /// Builds the config from flags, the environment and the two files.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        let legacy = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let environment = Arc::new(std::env::vars().collect::<BTreeMap<_, _>>());
-        let sources = Sources {
-            adapter_config: self.adapter_config.clone(),
-            task_config: self.task_config.clone(),
-            overrides: Overrides {
-                api_base_url: self.hyperfleet_api_base_url.clone(),
-                subscription_id: self
-                    .broker_subscription_id
-                    .clone()
-                    .or_else(|| legacy("BROKER_SUBSCRIPTION_ID")),
-                topic: self.broker_topic.clone().or_else(|| legacy("BROKER_TOPIC")),
-                kube_config_path: self.kube_config_path.clone(),
-            },
-            remaps: self.remap_paths.clone(),
-            strict: self.strict,
-            environment: Arc::clone(&environment),
-        };
+        let environment = process_environment();
+        let sources = self
+            .config
+            .sources(Arc::clone(&environment), &self.given_log);
         let clock = steadfast_rules::system_clock();
         let loaded = config::load(&sources, clock.clone(), self.dry_run_event.is_some())?;
         if self.dry_run_event.is_none() {
@@ -182,6 +231,77 @@ impl ServeArgs {
             }
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigDumpArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Overrides log.level (config-dump itself does not log).
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        help_heading = overrides::HEADING
+    )]
+    pub log_level: Option<String>,
+
+    /// Overrides log.format (config-dump itself does not log).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        help_heading = overrides::HEADING
+    )]
+    pub log_format: Option<String>,
+}
+
+impl ConfigDumpArgs {
+    /// `adapter config-dump`: loads and checks both files as `serve` does and prints the merged
+    /// configuration as YAML on stdout (warnings on stderr); exits 0, or 78 with the reason.
+    pub fn run(&self) -> ExitCode {
+        let log = GivenLogSettings {
+            level: self.log_level.clone(),
+            format: self.log_format.clone(),
+        };
+        let sources = self.config.sources(process_environment(), &log);
+        // As HyperFleet's, the dump does not need what only a live adapter needs (the API base
+        // URL, the broker subscription): the dry run's load skips exactly those.
+        let loaded = match config::load(&sources, steadfast_rules::system_clock(), true) {
+            Ok(loaded) => loaded,
+            Err(error) => return invalid_config(error),
+        };
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        match serde_norway::to_string(&dump_document(&loaded)) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("config-dump failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// What `config-dump` prints: the adapter config as `config.*` sees it (overrides applied)
+/// with the task config's sections beside it, as HyperFleet merges the two; secrets redacted
+/// and `debug_config` shown only when on, as HyperFleet prints them.
+pub fn dump_document(loaded: &Loaded) -> serde_json::Value {
+    let mut document = loaded.config_json.clone();
+    config::adapter::redact_secrets(&mut document);
+    if let Some(merged) = document.as_object_mut() {
+        merged.remove("debug_config");
+        if loaded.adapter.debug_config {
+            merged.insert("debug_config".into(), true.into());
+        }
+        if let Some(task) = loaded.task_json.as_object() {
+            merged.extend(task.clone());
+        }
+    }
+    document
 }
 
 /// `adapter version`: the version and the HyperFleet task-config formats it runs.

@@ -9,16 +9,7 @@ use std::process::Command;
 use adapter::config::{self, ConfigError, Overrides, Sources};
 use support::*;
 
-const ADAPTER: &str = r#"adapter:
-  name: test-adapter
-  version: "0.2.0"
-clients:
-  hyperfleet_api:
-    base_url: http://127.0.0.1:1
-  broker:
-    subscription_id: sub
-    topic: clusters
-"#;
+const ADAPTER: &str = LIVE_ADAPTER;
 
 const TASK: &str = r#"params:
   - name: clusterId
@@ -200,13 +191,24 @@ fn maestro_is_refused_clearly() {
             "resources[0].transport.client",
         ],
     );
-    let err = error(
+    // A clients.maestro section no resource uses is ignored, with a warning (HyperFleet's own
+    // adapter-config template has one beside Kubernetes-only task configs).
+    let dir = TempDir::new();
+    let loaded = load(
+        &dir,
         &format!("{ADAPTER}  maestro:\n    grpc_server_address: maestro:8090\n"),
         TASK,
-    );
-    assert_contains(
-        &err,
-        &["maestro transport is not supported yet", "clients.maestro"],
+    )
+    .expect("an unused maestro section loads");
+    assert_eq!(
+        loaded
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "clients.maestro: ignored: no resource uses the maestro transport (Steadfast does not support Maestro yet)"
+        ]
     );
 }
 
@@ -644,5 +646,25 @@ fn check_config_lists_the_warnings_and_strict_refuses_them() {
     assert!(
         stderr.contains("reads `clusterStatus2`, which is never set"),
         "{stderr}"
+    );
+}
+
+/// HyperFleet's client counts 0 attempts as 1 and caps every delay at max_delay: such a
+/// deployment config loads, with a warning each.
+#[test]
+fn retry_settings_hyperfleet_clamps_load_with_warnings() {
+    let dir = TempDir::new();
+    let adapter = ADAPTER.replace(
+        "    base_url: http://127.0.0.1:1\n",
+        "    base_url: http://127.0.0.1:1\n    retry_attempts: 0\n    base_delay: 40s\n",
+    );
+    let loaded = load(&dir, &adapter, TASK).expect("HyperFleet loads it");
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "clients.hyperfleet_api.retry_attempts: 0 counts as 1: retry_attempts counts every attempt, the first included",
+            "clients.hyperfleet_api.base_delay: 40s is longer than max_delay (30s): every retry waits max_delay",
+        ]
     );
 }

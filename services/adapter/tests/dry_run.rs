@@ -482,3 +482,67 @@ resources:
     assert_eq!(metadata["annotations"]["cpu"], "0.50");
     assert_eq!(metadata["annotations"]["size"], "small");
 }
+
+/// HyperFleet's 2026 template context: `env` and `event` namespaces, and `file` param sources
+/// (trimmed, converted to the param's type), rendered in a manifest.
+#[test]
+fn templates_read_the_env_and_event_namespaces_and_file_params() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = TempDir::new();
+    let owner = dir.write("owner.txt", "  team-a\n");
+    let replicas = dir.write("replicas.txt", "3\n");
+    let task = dir.write(
+        "task.yaml",
+        &format!(
+            r#"params:
+  - name: owner
+    source:
+      file:
+        path: {owner}
+  - name: replicas
+    type: int
+    source:
+      file:
+        path: {replicas}
+resources:
+  - name: ns
+    manifest:
+      apiVersion: v1
+      kind: Namespace
+      metadata:
+        name: "{{{{ .event.kind | lower }}}}-{{{{ .event.id }}}}"
+        labels:
+          region: "{{{{ .env.STEADFAST_TEST_REGION }}}}"
+          owner: "{{{{ .owner }}}}"
+          replicas: "{{{{ .replicas }}}}"
+    discovery:
+      by_name: "{{{{ .event.kind | lower }}}}-{{{{ .event.id }}}}"
+"#,
+            owner = owner.display(),
+            replicas = replicas.display()
+        ),
+    );
+    let event = dir.write(
+        "event.json",
+        r#"{"specversion": "1.0", "id": "e1", "source": "hyperfleet-sentinel", "type": "com.redhat.hyperfleet.cluster.reconcile", "data": {"id": "c1", "kind": "Cluster", "generation": 1}}"#,
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_adapter"))
+        .arg("serve")
+        .args([
+            "--config",
+            &path(root.join("services/adapter/config/dev.yaml")),
+        ])
+        .args(["--task-config", &path(task)])
+        .args(["--dry-run-event", &path(event)])
+        .args(["--dry-run-output", "json"])
+        .env("STEADFAST_TEST_REGION", "eu-west-1")
+        .output()
+        .expect("run the adapter binary");
+    let trace: Value = serde_json::from_str(&text(&output)).unwrap();
+    let metadata = &trace["resources"][0]["manifest"]["metadata"];
+    assert_eq!(metadata["name"], "cluster-c1", "{trace:#}");
+    assert_eq!(metadata["labels"]["region"], "eu-west-1");
+    assert_eq!(metadata["labels"]["owner"], "team-a");
+    assert_eq!(metadata["labels"]["replicas"], "3");
+    assert_eq!(trace["params"]["replicas"], 3);
+}

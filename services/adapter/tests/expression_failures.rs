@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use steadfast_test_support::{TestBroker, eventually, init_test_logging, unique_name};
+use steadfast_test_support::{eventually, unique_name};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -67,63 +67,53 @@ const REPORT: &str = r#"post:
 "#;
 
 struct Case {
-    broker: TestBroker,
-    fleet: FakeFleet,
-    kube: fake_kube::FakeKube,
-    _kubeconfig: fake_kube::KubeconfigFile,
-    _dir: TempDir,
-    topic: String,
+    world: World,
     adapter: Running,
+    /// The cluster the API knows and the event names.
     id: String,
 }
 
 impl Case {
     /// An adapter running `task`, and a cluster the API knows.
     async fn start(task: &str) -> Self {
-        init_test_logging();
-        let broker = TestBroker::new().await;
-        let (fleet, api) = FakeFleet::start().await;
-        let (kube, kubeconfig) = fake_kube().await;
-        let dir = TempDir::new();
-        let topic = broker.name("clusters");
-        let adapter_config = dir.write(
-            "adapter.yaml",
-            &adapter_yaml("expressions", &topic, &api, kubeconfig.path(), "1s"),
-        );
-        let task_config = dir.write("task.yaml", task);
-        let adapter = Running::start(load_config(&adapter_config, &task_config, Vec::new())).await;
-        let id = unique_name("c");
-        fleet.set_cluster(&id, 3, false);
-        Self {
-            broker,
-            fleet,
-            kube,
-            _kubeconfig: kubeconfig,
-            _dir: dir,
-            topic,
-            adapter,
-            id,
+        Self::start_with(task, &[]).await
+    }
+
+    /// Also writes `files` (name, text) beside the task config.
+    async fn start_with(task: &str, files: &[(&str, &str)]) -> Self {
+        let world = World::start("expressions", "1s").await;
+        for (name, text) in files {
+            world.dir.write(name, text);
         }
+        let task_config = world.dir.write("task.yaml", task);
+        let config = load_config(&world.adapter_config, &task_config, Vec::new());
+        let adapter = Running::start(config).await;
+        let id = unique_name("c");
+        world.fleet.set_cluster(&id, 3, false);
+        Self { world, adapter, id }
     }
 
     async fn send(&self) {
-        publish_event(&self.broker, &self.topic, &self.adapter.queue, &self.id, 3).await;
+        self.world.send(&self.adapter, &self.id, 3).await;
     }
 
     async fn report(&self) -> Value {
         eventually("a status report", WAIT, || {
-            self.fleet.reports(&self.id).into_iter().next()
+            self.world.fleet.reports(&self.id).into_iter().next()
         })
         .await
     }
 
     fn namespace(&self) -> Option<Value> {
-        self.kube.get("v1", "Namespace", None, &self.id)
+        self.world.kube.get("v1", "Namespace", None, &self.id)
     }
 
     /// The `steadfast-error` header of the next parked message.
     async fn parked_error(&self) -> String {
-        let parked = self.broker.queue(&format!("{}.parked", self.adapter.queue));
+        let parked = self
+            .world
+            .broker
+            .queue(&format!("{}.parked", self.adapter.queue));
         let message = parked.next(WAIT).await;
         message.header("steadfast-error").unwrap_or_default()
     }
@@ -240,7 +230,7 @@ post:
     assert_eq!(namespace["metadata"]["labels"]["region"], "us-east-1");
     assert_eq!(namespace["metadata"]["labels"]["tier"], "standard");
     case.acknowledged().await;
-    assert_eq!(case.fleet.reports(&case.id).len(), 1);
+    assert_eq!(case.world.fleet.reports(&case.id).len(), 1);
     case.adapter.stop().await;
 }
 
@@ -264,7 +254,7 @@ async fn a_required_param_that_fails_stops_the_params_phase() {
     );
     assert!(error.contains("non_existent"), "{error}");
     assert!(case.namespace().is_none());
-    assert!(case.fleet.reports(&case.id).is_empty());
+    assert!(case.world.fleet.reports(&case.id).is_empty());
     case.adapter.stop().await;
 }
 
@@ -309,7 +299,7 @@ async fn a_payload_when_that_fails_stops_the_post_phase() {
         case.namespace().is_some(),
         "resources ran before the post phase"
     );
-    assert!(case.fleet.reports(&case.id).is_empty());
+    assert!(case.world.fleet.reports(&case.id).is_empty());
     case.adapter.stop().await;
 }
 
@@ -335,4 +325,80 @@ async fn a_create_when_that_fails_does_not_create() {
     case.acknowledged().await;
     assert!(case.namespace().is_none());
     case.adapter.stop().await;
+}
+
+/// A post action whose `when` fails to evaluate fails (HyperFleet: "failed to evaluate when
+/// condition"), and the post actions after it do not run: no report, the event is parked.
+#[tokio::test]
+async fn a_post_action_when_that_fails_stops_the_post_actions() {
+    let report = REPORT.replace(
+        "    - name: report\n",
+        "    - name: report\n      when:\n        expression: cluster.spec.reporting\n",
+    );
+    let task = format!("{PARAMS}{NAMESPACE}{report}");
+    let case = Case::start(&task).await;
+    case.send().await;
+
+    let error = case.parked_error().await;
+    assert!(
+        error.contains("failed to evaluate when condition"),
+        "{error}"
+    );
+    assert!(error.contains("reporting"), "{error}");
+    assert!(case.world.fleet.reports(&case.id).is_empty());
+    case.adapter.stop().await;
+}
+
+/// A payload value with both `field` and `expression` loads (HyperFleet parses it as a value
+/// definition and does not check it at load; we warn), and fails the build when used.
+#[tokio::test]
+async fn a_payload_value_with_field_and_expression_fails_the_build() {
+    let report = REPORT.replace(
+        "        observed_generation:\n          expression: event.generation\n",
+        "        observed_generation:\n          expression: event.generation\n          field: event.generation\n",
+    );
+    let task = format!("{PARAMS}{NAMESPACE}{report}");
+    let case = Case::start(&task).await;
+    case.send().await;
+
+    let error = case.parked_error().await;
+    assert!(
+        error.contains(
+            "failed to build payload 'statusPayload': field and expression are mutually exclusive"
+        ),
+        "{error}"
+    );
+    assert!(case.world.fleet.reports(&case.id).is_empty());
+    case.adapter.stop().await;
+}
+
+/// A `build_ref` file is not checked by HyperFleet at load: an expression in it that does not
+/// parse loads (with our warning) and fails the build of that payload, as in HyperFleet.
+#[tokio::test]
+async fn an_unparsable_expression_in_a_build_ref_fails_the_build() {
+    let report = REPORT.replace(
+        "      build:\n        adapter: \"{{ .adapter.name }}\"\n",
+        "      build_ref: status.yaml\n      unused_build:\n",
+    );
+    let report = cut_inline_build(&report);
+    let build = "adapter: fixed\nobserved_generation:\n  expression: \"event.generation +\"\n";
+    let task = format!("{PARAMS}{NAMESPACE}{report}");
+    let case = Case::start_with(&task, &[("status.yaml", build)]).await;
+    case.send().await;
+
+    let error = case.parked_error().await;
+    assert!(
+        error.contains("failed to build payload 'statusPayload': CEL parse error"),
+        "{error}"
+    );
+    assert!(case.namespace().is_some());
+    assert!(case.world.fleet.reports(&case.id).is_empty());
+    case.adapter.stop().await;
+}
+
+/// REPORT with its inline build (from the `unused_build:` marker to `post_actions:`) removed.
+fn cut_inline_build(report: &str) -> String {
+    let start = report.find("      unused_build:\n").expect("marker");
+    let end = report.find("  post_actions:\n").expect("post actions");
+    format!("{}{}", &report[..start], &report[end..])
 }

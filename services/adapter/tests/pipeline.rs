@@ -7,49 +7,25 @@ use std::time::Duration;
 
 use fake_kube::Fault;
 use serde_json::Value;
-use steadfast_test_support::{
-    TestBroker, eventually, eventually_async, init_test_logging, unique_name,
-};
+use steadfast_test_support::{eventually, eventually_async, unique_name};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Setup {
-    broker: TestBroker,
-    fleet: FakeFleet,
-    kube: fake_kube::FakeKube,
-    _kubeconfig: fake_kube::KubeconfigFile,
-    _dir: TempDir,
-    topic: String,
+    world: World,
     adapter: Running,
 }
 
 async fn setup(retry: &str) -> Setup {
-    init_test_logging();
-    let broker = TestBroker::new().await;
-    let (fleet, api) = FakeFleet::start().await;
-    let (kube, kubeconfig) = fake_kube().await;
-    let dir = TempDir::new();
-    let topic = broker.name("clusters");
-    let adapter_config = dir.write(
-        "adapter.yaml",
-        &adapter_yaml("kubernetes-example", &topic, &api, kubeconfig.path(), retry),
-    );
+    let world = World::start("kubernetes-example", retry).await;
     let config = load_config(
-        &adapter_config,
+        &world.adapter_config,
         &example_dir().join("adapter-task-config.yaml"),
         example_remaps(),
     );
     let adapter = Running::start(config).await;
-    Setup {
-        broker,
-        fleet,
-        kube,
-        _kubeconfig: kubeconfig,
-        _dir: dir,
-        topic,
-        adapter,
-    }
+    Setup { world, adapter }
 }
 
 fn cluster_id() -> String {
@@ -58,18 +34,11 @@ fn cluster_id() -> String {
 
 impl Setup {
     async fn send(&self, id: &str, generation: i64) {
-        publish_event(
-            &self.broker,
-            &self.topic,
-            &self.adapter.queue,
-            id,
-            generation,
-        )
-        .await;
+        self.world.send(&self.adapter, id, generation).await;
     }
 
     fn job(&self, id: &str) -> Option<Value> {
-        self.kube.get(
+        self.world.kube.get(
             "batch/v1",
             "Job",
             Some(&format!("{id}-k8s")),
@@ -79,7 +48,7 @@ impl Setup {
 
     async fn reports(&self, id: &str, n: usize) -> Vec<Value> {
         eventually(&format!("{n} status report(s) for {id}"), WAIT, || {
-            let reports = self.fleet.reports(id);
+            let reports = self.world.fleet.reports(id);
             (reports.len() >= n).then_some(reports)
         })
         .await
@@ -91,11 +60,12 @@ async fn applies_the_example_and_reports_available_once_the_job_completes() {
     steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
-    s.fleet.set_cluster(&id, 1, false);
+    s.world.fleet.set_cluster(&id, 1, false);
     s.send(&id, 1).await;
 
     let first = s.reports(&id, 1).await.remove(0);
     let namespace = s
+        .world
         .kube
         .get("v1", "Namespace", None, &format!("{id}-k8s"))
         .expect("namespace created");
@@ -120,14 +90,16 @@ async fn applies_the_example_and_reports_available_once_the_job_completes() {
     assert_eq!(condition(&first, "Available")["reason"], "JobRunning");
     assert_eq!(condition(&first, "Health")["status"], "True");
 
-    s.kube.complete_job(&format!("{id}-k8s"), "hello-world-job");
+    s.world
+        .kube
+        .complete_job(&format!("{id}-k8s"), "hello-world-job");
     s.send(&id, 1).await;
     let second = s.reports(&id, 2).await.remove(1);
     assert_eq!(condition(&second, "Available")["status"], "True");
     assert_eq!(condition(&second, "Available")["reason"], "JobComplete");
     // Same generation: nothing was written again.
-    assert_eq!(s.kube.count("update", "jobs"), 0);
-    assert_eq!(s.kube.count("create", "jobs"), 1);
+    assert_eq!(s.world.kube.count("update", "jobs"), 0);
+    assert_eq!(s.world.kube.count("create", "jobs"), 1);
     let metrics = s.adapter.metrics_text().await;
     assert!(metrics.contains("hyperfleet_adapter_events_processed_total{adapter_name=\"kubernetes-example\",component=\"adapter\",status=\"success\",version=\"0.1.0\"} 2"), "{metrics}");
     s.adapter.stop().await;
@@ -138,11 +110,11 @@ async fn generation_bump_updates_and_deletion_reports_finalized() {
     steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
-    s.fleet.set_cluster(&id, 1, false);
+    s.world.fleet.set_cluster(&id, 1, false);
     s.send(&id, 1).await;
     s.reports(&id, 1).await;
 
-    s.fleet.set_cluster(&id, 2, false);
+    s.world.fleet.set_cluster(&id, 2, false);
     s.send(&id, 2).await;
     let report = s.reports(&id, 2).await.remove(1);
     assert_eq!(report["observed_generation"], 2);
@@ -151,13 +123,14 @@ async fn generation_bump_updates_and_deletion_reports_finalized() {
         job["metadata"]["annotations"]["hyperfleet.io/generation"],
         "2"
     );
-    assert_eq!(s.kube.count("update", "jobs"), 1);
+    assert_eq!(s.world.kube.count("update", "jobs"), 1);
 
-    s.fleet.set_cluster(&id, 3, true);
+    s.world.fleet.set_cluster(&id, 3, true);
     s.send(&id, 3).await;
     let report = s.reports(&id, 3).await.remove(2);
     assert!(
-        s.kube
+        s.world
+            .kube
             .get("v1", "Namespace", None, &format!("{id}-k8s"))
             .is_none()
     );
@@ -179,14 +152,15 @@ async fn kubernetes_503_is_retried_through_a_tier_and_reported_once() {
     steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
-    s.fleet.set_cluster(&id, 1, false);
-    s.kube
+    s.world.fleet.set_cluster(&id, 1, false);
+    s.world
+        .kube
         .inject(Fault::status(503).on("create").resource("jobs").times(1));
     s.send(&id, 1).await;
 
     let reports = s.reports(&id, 1).await;
     assert_eq!(
-        s.kube.count("create", "jobs"),
+        s.world.kube.count("create", "jobs"),
         2,
         "first attempt failed, the retry created it"
     );
@@ -200,7 +174,7 @@ async fn kubernetes_503_is_retried_through_a_tier_and_reported_once() {
         s.adapter.queue
     );
     assert!(metrics.contains(&tier), "{metrics}");
-    assert_eq!(s.fleet.reports(&id).len(), 1);
+    assert_eq!(s.world.fleet.reports(&id).len(), 1);
     s.adapter.stop().await;
 }
 
@@ -209,12 +183,13 @@ async fn forbidden_is_reported_unhealthy_and_parked_with_the_reason() {
     steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
-    s.fleet.set_cluster(&id, 1, false);
-    s.kube
+    s.world.fleet.set_cluster(&id, 1, false);
+    s.world
+        .kube
         .inject(Fault::status(403).on("create").resource("jobs").always());
     s.send(&id, 1).await;
 
-    let parked = s.broker.queue(&format!("{}.parked", s.adapter.queue));
+    let parked = s.world.broker.queue(&format!("{}.parked", s.adapter.queue));
     let message = parked.next(WAIT).await;
     let error = message.header("steadfast-error").unwrap_or_default();
     assert!(error.contains("forbidden"), "{error}");
@@ -232,7 +207,7 @@ async fn forbidden_is_reported_unhealthy_and_parked_with_the_reason() {
             .contains("forbidden")
     );
     assert_eq!(
-        s.kube.count("create", "jobs"),
+        s.world.kube.count("create", "jobs"),
         1,
         "a permanent failure is not retried"
     );
@@ -244,14 +219,14 @@ async fn status_report_503_is_retried_and_reported_once() {
     steadfast_test_support::skip_without_peer_cases!();
     let s = setup("1s").await;
     let id = cluster_id();
-    s.fleet.set_cluster(&id, 1, false);
+    s.world.fleet.set_cluster(&id, 1, false);
     // Both in-process attempts of the first execution fail; the retry tier brings it back.
-    s.fleet.fail_puts(&[503, 503]);
+    s.world.fleet.fail_puts(&[503, 503]);
     s.send(&id, 1).await;
     let reports = s.reports(&id, 1).await;
     assert_eq!(condition(&reports[0], "Applied")["status"], "True");
     assert_eq!(
-        s.kube.count("create", "jobs"),
+        s.world.kube.count("create", "jobs"),
         1,
         "the retry skips the unchanged job"
     );
@@ -270,8 +245,8 @@ async fn missing_cluster_is_acknowledged_without_a_report() {
     })
     .await;
     assert!(metrics.contains("outcome=\"ack\""), "{metrics}");
-    assert!(s.fleet.reports(&id).is_empty());
-    assert_eq!(s.kube.count("create", "namespaces"), 0);
+    assert!(s.world.fleet.reports(&id).is_empty());
+    assert_eq!(s.world.kube.count("create", "namespaces"), 0);
     s.adapter.stop().await;
 }
 

@@ -92,7 +92,9 @@ pub struct AdapterInfo {
 }
 
 /// HyperFleet's `log` section, accepted so its configs load; logging is configured as in every
-/// Steadfast service, by `LOG_LEVEL` / `LOG_FORMAT` (and the flags).
+/// Steadfast service, by `LOG_LEVEL` / `LOG_FORMAT` (and the flags), which also override this
+/// section as in HyperFleet; so does `--log-output` / `LOG_OUTPUT`, though Steadfast's logs go
+/// to stdout whatever it says.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
@@ -228,37 +230,159 @@ pub struct KubernetesSection {
     pub timeout: Option<Duration>,
 }
 
-/// Values from flags and the environment that win over the YAML.
+/// A setting's place in the adapter config, e.g. `["clients", "broker", "topic"]`.
+pub type SettingPath = &'static [&'static str];
+
+/// Values from flags and the environment that win over the YAML (HyperFleet's override flags
+/// and `HYPERFLEET_*` variables). `None` keeps the file's value, and so does a blank text:
+/// HyperFleet ignores empty variables, which charts render for unset values.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    pub debug_config: Option<bool>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    pub log_output: Option<String>,
     pub api_base_url: Option<String>,
+    pub api_version: Option<String>,
+    pub api_timeout: Option<Duration>,
+    pub api_retry_attempts: Option<u32>,
+    pub api_retry_backoff: Option<BackoffKind>,
+    pub api_base_delay: Option<Duration>,
+    pub api_max_delay: Option<Duration>,
+    /// Sets up `clients.hyperfleet_api.auth` when the file has none.
+    pub api_token_path: Option<PathBuf>,
+    pub api_token_cache_ttl: Option<Duration>,
     pub subscription_id: Option<String>,
     pub topic: Option<String>,
     pub kube_config_path: Option<PathBuf>,
+    pub kube_api_version: Option<String>,
+    pub kube_qps: Option<f64>,
+    pub kube_burst: Option<u32>,
+    /// `clients.maestro` settings, each with its full path (`["clients", "maestro", ...]`;
+    /// others are ignored). Kept as given: Steadfast has no
+    /// Maestro transport yet, so they only create or change that section, which load then
+    /// treats exactly as it treats the section written in the file.
+    pub maestro: Vec<(SettingPath, serde_json::Value)>,
+}
+
+impl Overrides {
+    /// What the overrides set, each at its path and written as the file would write it
+    /// (durations in Go's form, `33s`), so that `config.*` shows what the adapter runs with.
+    pub fn settings(&self) -> Vec<(SettingPath, serde_json::Value)> {
+        use serde_json::Value;
+        let text = |value: &Option<String>| non_blank(value).map(Value::from);
+        let path = |value: &Option<PathBuf>| {
+            non_empty_path(value).map(|p| Value::from(p.display().to_string()))
+        };
+        let duration = |value: &Option<Duration>| value.map(|d| Value::from(go_duration(d)));
+        let candidates: [(SettingPath, Option<Value>); _] = [
+            (&["debug_config"], self.debug_config.map(Value::from)),
+            (&["log", "level"], text(&self.log_level)),
+            (&["log", "format"], text(&self.log_format)),
+            (&["log", "output"], text(&self.log_output)),
+            (
+                &["clients", "hyperfleet_api", "base_url"],
+                text(&self.api_base_url),
+            ),
+            (
+                &["clients", "hyperfleet_api", "version"],
+                text(&self.api_version),
+            ),
+            (
+                &["clients", "hyperfleet_api", "timeout"],
+                duration(&self.api_timeout),
+            ),
+            (
+                &["clients", "hyperfleet_api", "retry_attempts"],
+                self.api_retry_attempts.map(Value::from),
+            ),
+            (
+                &["clients", "hyperfleet_api", "retry_backoff"],
+                self.api_retry_backoff
+                    .map(|kind| Value::from(backoff_name(kind))),
+            ),
+            (
+                &["clients", "hyperfleet_api", "base_delay"],
+                duration(&self.api_base_delay),
+            ),
+            (
+                &["clients", "hyperfleet_api", "max_delay"],
+                duration(&self.api_max_delay),
+            ),
+            (
+                &["clients", "hyperfleet_api", "auth", "token_path"],
+                path(&self.api_token_path),
+            ),
+            (
+                &["clients", "hyperfleet_api", "auth", "token_cache_ttl"],
+                duration(&self.api_token_cache_ttl),
+            ),
+            (
+                &["clients", "broker", "subscription_id"],
+                text(&self.subscription_id),
+            ),
+            (&["clients", "broker", "topic"], text(&self.topic)),
+            (
+                &["clients", "kubernetes", "kube_config_path"],
+                path(&self.kube_config_path),
+            ),
+            (
+                &["clients", "kubernetes", "api_version"],
+                text(&self.kube_api_version),
+            ),
+            (
+                &["clients", "kubernetes", "qps"],
+                self.kube_qps.map(Value::from),
+            ),
+            (
+                &["clients", "kubernetes", "burst"],
+                self.kube_burst.map(Value::from),
+            ),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(path, value)| Some((path, value?)))
+            .chain(self.maestro.iter().cloned())
+            .collect()
+    }
 }
 
 impl AdapterConfig {
     pub fn apply_overrides(&mut self, overrides: &Overrides) {
-        let set = |slot: &mut Option<String>, value: &Option<String>| {
-            if let Some(v) = value.as_ref().filter(|v| !v.trim().is_empty()) {
-                *slot = Some(v.trim().to_owned());
-            }
-        };
-        set(
-            &mut self.clients.hyperfleet_api.base_url,
-            &overrides.api_base_url,
+        if let Some(debug) = overrides.debug_config {
+            self.debug_config = debug;
+        }
+        replace(&mut self.log.level, non_blank(&overrides.log_level));
+        replace(&mut self.log.format, non_blank(&overrides.log_format));
+        replace(&mut self.log.output, non_blank(&overrides.log_output));
+        self.clients.hyperfleet_api.apply_overrides(overrides);
+        let broker = &mut self.clients.broker;
+        replace(
+            &mut broker.subscription_id,
+            non_blank(&overrides.subscription_id),
         );
-        set(
-            &mut self.clients.broker.subscription_id,
-            &overrides.subscription_id,
+        replace(&mut broker.topic, non_blank(&overrides.topic));
+        let kubernetes = &mut self.clients.kubernetes;
+        replace(
+            &mut kubernetes.kube_config_path,
+            non_empty_path(&overrides.kube_config_path),
         );
-        set(&mut self.clients.broker.topic, &overrides.topic);
-        if let Some(path) = overrides
-            .kube_config_path
-            .as_ref()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            self.clients.kubernetes.kube_config_path = Some(path.clone());
+        replace(
+            &mut kubernetes.api_version,
+            non_blank(&overrides.kube_api_version),
+        );
+        replace(&mut kubernetes.qps, overrides.kube_qps);
+        replace(&mut kubernetes.burst, overrides.kube_burst);
+        for (path, value) in &overrides.maestro {
+            // The paths are full ones, for `config.*`; the typed config holds only the section.
+            let Some(below) = path.strip_prefix(&MAESTRO_SECTION[..]) else {
+                continue;
+            };
+            let section = self
+                .clients
+                .maestro
+                .get_or_insert_with(|| serde_json::json!({}));
+            set_setting(section, below, value.clone());
         }
     }
 
@@ -270,6 +394,155 @@ impl AdapterConfig {
             self.clients.broker.subscription_id.as_deref()?
         ))
     }
+}
+
+const MAESTRO_SECTION: [&str; 2] = ["clients", "maestro"];
+
+impl HyperfleetApi {
+    fn apply_overrides(&mut self, overrides: &Overrides) {
+        replace(&mut self.base_url, non_blank(&overrides.api_base_url));
+        if let Some(version) = non_blank(&overrides.api_version) {
+            self.version = version;
+        }
+        set_if_some(&mut self.timeout, overrides.api_timeout);
+        set_if_some(&mut self.retry_attempts, overrides.api_retry_attempts);
+        set_if_some(&mut self.retry_backoff, overrides.api_retry_backoff);
+        set_if_some(&mut self.base_delay, overrides.api_base_delay);
+        set_if_some(&mut self.max_delay, overrides.api_max_delay);
+        let token_path = non_empty_path(&overrides.api_token_path);
+        if token_path.is_none() && overrides.api_token_cache_ttl.is_none() {
+            return;
+        }
+        // As in HyperFleet, either variable creates the section; a TTL without a path is then
+        // refused by the usual check ("token_path must be set when auth is configured").
+        let auth = self.auth.get_or_insert_with(|| ApiAuth {
+            token_path: PathBuf::new(),
+            token_cache_ttl: default_token_ttl(),
+        });
+        set_if_some(&mut auth.token_path, token_path);
+        set_if_some(&mut auth.token_cache_ttl, overrides.api_token_cache_ttl);
+    }
+}
+
+/// `clients.hyperfleet_api.default_headers` whose values are credentials.
+const SECRET_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
+
+/// What stands in for a secret in `config-dump` (HyperFleet's marker).
+pub const REDACTED: &str = "**REDACTED**";
+
+/// Replaces the secrets in an adapter config (as JSON) by [`REDACTED`], as HyperFleet's
+/// `config-dump` does: the Maestro TLS file paths, and credential headers sent to the API.
+pub fn redact_secrets(config: &mut serde_json::Value) {
+    let redact = |value: &mut serde_json::Value| {
+        if value.as_str().is_none_or(|text| !text.is_empty()) {
+            *value = REDACTED.into();
+        }
+    };
+    let headers = config.pointer_mut("/clients/hyperfleet_api/default_headers");
+    if let Some(headers) = headers.and_then(serde_json::Value::as_object_mut) {
+        headers
+            .iter_mut()
+            .filter(|(name, _)| SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+            .for_each(|(_, value)| redact(value));
+    }
+    let tls = config.pointer_mut("/clients/maestro/auth/tls_config");
+    if let Some(tls) = tls.and_then(serde_json::Value::as_object_mut) {
+        for file in ["ca_file", "cert_file", "key_file", "http_ca_file"] {
+            tls.get_mut(file).into_iter().for_each(redact);
+        }
+    }
+}
+
+/// Sets `value` at `path` below `root`, making objects of whatever is in the way.
+pub fn set_setting(root: &mut serde_json::Value, path: &[&str], value: serde_json::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        *root = value;
+        return;
+    };
+    let mut node = root;
+    for key in parents {
+        node = object(node)
+            .entry(*key)
+            .or_insert_with(|| serde_json::json!({}));
+    }
+    object(node).insert((*last).to_owned(), value);
+}
+
+/// `value` as an object, replacing anything else by an empty one.
+fn object(value: &mut serde_json::Value) -> &mut serde_json::Map<String, serde_json::Value> {
+    if !value.is_object() {
+        *value = serde_json::json!({});
+    }
+    value.as_object_mut().expect("made an object above")
+}
+
+fn replace<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+fn set_if_some<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// The trimmed text, `None` when blank.
+pub(crate) fn non_blank(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn non_empty_path(value: &Option<PathBuf>) -> Option<PathBuf> {
+    value.clone().filter(|p| !p.as_os_str().is_empty())
+}
+
+fn backoff_name(kind: BackoffKind) -> &'static str {
+    match kind {
+        BackoffKind::Exponential => "exponential",
+        BackoffKind::Linear => "linear",
+        BackoffKind::Constant => "constant",
+    }
+}
+
+/// A duration as Go prints it (`1.5s`, `1m30s`, `1h0m0s`, `250ms`), the form HyperFleet's
+/// configs use.
+fn go_duration(duration: Duration) -> String {
+    const SECOND: u128 = 1_000_000_000;
+    let nanos = duration.as_nanos();
+    let small = [
+        (1_000, "ns", 1),
+        (1_000_000, "µs", 1_000),
+        (SECOND, "ms", 1_000_000),
+    ];
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if let Some((_, unit, scale)) = small.into_iter().find(|(below, _, _)| nanos < *below) {
+        return format!("{}{unit}", decimal(nanos, scale));
+    }
+    let seconds = format!("{}s", decimal(nanos % (60 * SECOND), SECOND));
+    let (hours, minutes) = (nanos / (3600 * SECOND), nanos / (60 * SECOND) % 60);
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, _) => format!("{minutes}m{seconds}"),
+        _ => format!("{hours}h{minutes}m{seconds}"),
+    }
+}
+
+/// `value / scale` with the fraction's trailing zeros dropped (`1500, 1000` → `1.5`).
+fn decimal(value: u128, scale: u128) -> String {
+    let (whole, fraction) = (value / scale, value % scale);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = scale.ilog10() as usize;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// `version: 0.2` and `version: "0.2.0"` both read as text.
@@ -284,4 +557,57 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
         Raw::Text(t) => t,
         Raw::Number(n) => n.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(12), "12ns"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(33), "33s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(3_723_250), "1h2m3.25s"),
+        ] {
+            assert_eq!(go_duration(duration), text);
+        }
+    }
+
+    #[test]
+    fn setting_a_path_makes_the_objects_in_the_way() {
+        let mut config = serde_json::json!({"clients": {"broker": "not an object"}});
+        set_setting(&mut config, &["clients", "broker", "topic"], "t".into());
+        set_setting(&mut config, &["debug_config"], true.into());
+        assert_eq!(
+            config,
+            serde_json::json!({"clients": {"broker": {"topic": "t"}}, "debug_config": true})
+        );
+    }
+
+    #[test]
+    fn redaction_covers_credential_headers_and_maestro_files_only() {
+        let mut config = serde_json::json!({"clients": {
+            "hyperfleet_api": {"default_headers": {"Authorization": "Bearer x", "X-Team": "a"}},
+            "maestro": {"auth": {"tls_config": {"ca_file": "/ca", "key_file": ""}}},
+        }});
+        redact_secrets(&mut config);
+        let clients = &config["clients"];
+        assert_eq!(
+            clients["hyperfleet_api"]["default_headers"]["Authorization"],
+            REDACTED
+        );
+        assert_eq!(clients["hyperfleet_api"]["default_headers"]["X-Team"], "a");
+        assert_eq!(
+            clients["maestro"]["auth"]["tls_config"]["ca_file"],
+            REDACTED
+        );
+        assert_eq!(clients["maestro"]["auth"]["tls_config"]["key_file"], "");
+    }
 }

@@ -4,7 +4,6 @@
 //! "referenced file ... does not exist", "adapter version mismatch"), followed by what to fix.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// One problem in the task config, at a path like `resources[1].manifest.ref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +71,6 @@ pub enum ConfigError {
         "maestro transport is not supported yet (resources[{index}].transport.client is \"maestro\"); use the kubernetes transport"
     )]
     MaestroResource { index: usize },
-    #[error(
-        "maestro transport is not supported yet (the adapter config has a clients.maestro section); use the kubernetes transport"
-    )]
-    MaestroClient,
-    #[error("clients.hyperfleet_api.retry_attempts counts every attempt and must be at least 1")]
-    ApiRetryAttemptsZero,
-    #[error("clients.hyperfleet_api.base_delay ({base:?}) is longer than max_delay ({max:?})")]
-    ApiBaseDelayOverMax { base: Duration, max: Duration },
     #[error("clients.hyperfleet_api.auth.token_path must be set when auth is configured")]
     TokenPathMissing,
     #[error(

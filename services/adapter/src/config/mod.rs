@@ -165,7 +165,7 @@ pub fn load(sources: &Sources, clock: Clock, for_dry_run: bool) -> Result<Loaded
         .ok_or(ConfigError::TaskConfigPathRequired)?;
     let (mut adapter, mut config_json) = load_adapter(adapter_path)?;
     adapter.apply_overrides(&sources.overrides);
-    overrides_into_json(&mut config_json, &adapter);
+    overrides_into_json(&mut config_json, &sources.overrides);
     validate_adapter(&adapter, for_dry_run)?;
     let (task, task_json) = load_task(task_path)?;
     let paths = PathResolver {
@@ -176,7 +176,11 @@ pub fn load(sources: &Sources, clock: Clock, for_dry_run: bool) -> Result<Loaded
             .unwrap_or_else(|| PathBuf::from(".")),
         remaps: sources.remaps.clone(),
     };
-    let Checked { compiled, warnings } = compile_task(&task, &paths, clock, &sources.environment)?;
+    let Checked {
+        compiled,
+        mut warnings,
+    } = compile_task(&task, &paths, clock, &sources.environment)?;
+    warnings.extend(adapter_warnings(&adapter));
     if (sources.strict || adapter.validation.strict) && !warnings.is_empty() {
         return Err(ConfigError::Strict(warnings));
     }
@@ -247,40 +251,49 @@ fn load_task(path: &Path) -> Result<(TaskConfig, serde_json::Value), ConfigError
 }
 
 /// Flags and environment win over the file in `config.*` too.
-fn overrides_into_json(json: &mut serde_json::Value, adapter: &AdapterConfig) {
+fn overrides_into_json(json: &mut serde_json::Value, overrides: &Overrides) {
     if !json.is_object() {
         *json = serde_json::json!({});
     }
-    let clients = &adapter.clients;
-    let mut set = |pointer: [&str; 3], value: Option<String>| {
-        if let Some(value) = value {
-            let mut node = &mut *json;
-            for key in &pointer[..2] {
-                if !node.get(*key).is_some_and(serde_json::Value::is_object) {
-                    node[*key] = serde_json::json!({});
-                }
-                node = &mut node[*key];
-            }
-            node[pointer[2]] = value.into();
-        }
+    for (path, value) in overrides.settings() {
+        adapter::set_setting(json, path, value);
+    }
+}
+
+/// What HyperFleet accepts in the deployment config and we point out.
+fn adapter_warnings(adapter: &AdapterConfig) -> Vec<Issue> {
+    let mut warnings = Vec::new();
+    let mut warn = |path: &str, message: String| {
+        warnings.push(Issue {
+            path: path.into(),
+            message,
+        })
     };
-    set(
-        ["clients", "hyperfleet_api", "base_url"],
-        clients.hyperfleet_api.base_url.clone(),
-    );
-    set(
-        ["clients", "broker", "subscription_id"],
-        clients.broker.subscription_id.clone(),
-    );
-    set(["clients", "broker", "topic"], clients.broker.topic.clone());
-    set(
-        ["clients", "kubernetes", "kube_config_path"],
-        clients
-            .kubernetes
-            .kube_config_path
-            .as_ref()
-            .map(|p| p.display().to_string()),
-    );
+    let api = &adapter.clients.hyperfleet_api;
+    if api.retry_attempts == 0 {
+        warn(
+            "clients.hyperfleet_api.retry_attempts",
+            "0 counts as 1: retry_attempts counts every attempt, the first included".into(),
+        );
+    }
+    if api.base_delay > api.max_delay {
+        warn(
+            "clients.hyperfleet_api.base_delay",
+            format!(
+                "{:?} is longer than max_delay ({:?}): every retry waits max_delay",
+                api.base_delay, api.max_delay
+            ),
+        );
+    }
+    if adapter.clients.maestro.is_some() {
+        // HyperFleet's own template has this section beside Kubernetes-only task configs; a
+        // resource that would use it is refused (`compile_task`), the section alone is not.
+        warn(
+            "clients.maestro",
+            "ignored: no resource uses the maestro transport (Steadfast does not support Maestro yet)".into(),
+        );
+    }
+    warnings
 }
 
 /// The deployment config's own rules.
@@ -289,19 +302,7 @@ pub fn validate_adapter(adapter: &AdapterConfig, for_dry_run: bool) -> Result<()
         return Err(ConfigError::NameRequired);
     }
     check_version(adapter.adapter.version.as_deref())?;
-    if adapter.clients.maestro.is_some() {
-        return Err(ConfigError::MaestroClient);
-    }
     let api = &adapter.clients.hyperfleet_api;
-    if api.retry_attempts == 0 {
-        return Err(ConfigError::ApiRetryAttemptsZero);
-    }
-    if api.base_delay > api.max_delay {
-        return Err(ConfigError::ApiBaseDelayOverMax {
-            base: api.base_delay,
-            max: api.max_delay,
-        });
-    }
     if let Some(auth) = &api.auth {
         if auth.token_path.as_os_str().is_empty() {
             return Err(ConfigError::TokenPathMissing);

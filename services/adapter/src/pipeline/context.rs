@@ -197,3 +197,28 @@ pub fn matched(value: &Value) -> bool {
         Value::Number(_) => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::matched;
+    use serde_json::json;
+
+    /// HyperFleet's `isEmptyValue`: only false, null and empty values do not match.
+    #[test]
+    fn matched_is_hyperfleets() {
+        for (value, expected) in [
+            (json!(true), true),
+            (json!(false), false),
+            (json!(null), false),
+            (json!(""), false),
+            (json!("no"), true),
+            (json!([]), false),
+            (json!([0]), true),
+            (json!({}), false),
+            (json!({"a": 1}), true),
+            (json!(0), true),
+        ] {
+            assert_eq!(matched(&value), expected, "{value}");
+        }
+    }
+}

@@ -61,6 +61,62 @@ impl Drop for TempDir {
     }
 }
 
+/// A deployment config a live adapter loads (`serve --check-config`), pointing nowhere real.
+pub const LIVE_ADAPTER: &str = r#"adapter:
+  name: test-adapter
+  version: "0.2.0"
+clients:
+  hyperfleet_api:
+    base_url: http://127.0.0.1:1
+  broker:
+    subscription_id: sub
+    topic: clusters
+"#;
+
+/// What one adapter under test talks to: its own broker namespace, a recording HyperFleet API,
+/// the fake Kubernetes API, and a directory holding its adapter config.
+pub struct World {
+    pub broker: TestBroker,
+    pub fleet: FakeFleet,
+    pub kube: FakeKube,
+    pub kubeconfig: fake_kube::KubeconfigFile,
+    pub dir: TempDir,
+    /// The topic (exchange) the adapter's queue is bound to.
+    pub topic: String,
+    /// `adapter.yaml` in `dir`: [`adapter_yaml`] for this world.
+    pub adapter_config: PathBuf,
+}
+
+impl World {
+    /// Starts the fakes and writes the adapter config (`name`, retry delay `retry`).
+    pub async fn start(name: &str, retry: &str) -> Self {
+        steadfast_test_support::init_test_logging();
+        let broker = TestBroker::new().await;
+        let (fleet, api) = FakeFleet::start().await;
+        let (kube, kubeconfig) = fake_kube().await;
+        let dir = TempDir::new();
+        let topic = broker.name("clusters");
+        let adapter_config = dir.write(
+            "adapter.yaml",
+            &adapter_yaml(name, &topic, &api, kubeconfig.path(), retry),
+        );
+        Self {
+            broker,
+            fleet,
+            kube,
+            kubeconfig,
+            dir,
+            topic,
+            adapter_config,
+        }
+    }
+
+    /// Publishes a sentinel-style event for cluster `id` to `adapter`'s queue.
+    pub async fn send(&self, adapter: &Running, id: &str, generation: i64) {
+        publish_event(&self.broker, &self.topic, &adapter.queue, id, generation).await;
+    }
+}
+
 /// An adapter config in HyperFleet's form, plus our retry settings.
 pub fn adapter_yaml(name: &str, topic: &str, api: &str, kubeconfig: &Path, retry: &str) -> String {
     format!(

@@ -171,6 +171,23 @@ pub fn compile(task: &TaskConfig, inputs: &Inputs<'_>) -> Result<Checked, Vec<Is
     }
 }
 
+/// Whether the variables an expression reads can be known at load.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    Known,
+    /// Capture expressions of an old-style precondition read the API response's fields.
+    ApiResponse,
+}
+
+/// What a CEL parse error is where the expression is found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unparsable {
+    /// HyperFleet parses it at load and refuses.
+    Refuse,
+    /// HyperFleet does not look at it at load (a `build_ref` file); it fails when used.
+    Warn,
+}
+
 /// Which of HyperFleet's template checks applies where a template is found.
 #[derive(Clone, Copy)]
 enum TemplateCheck<'a> {
@@ -277,12 +294,16 @@ impl Validator<'_> {
     /// A CEL expression: a parse error is refused, as in HyperFleet (which only parses);
     /// unknown functions, undefined variables and params that are never set are warnings.
     fn expression(&mut self, source: &str, path: &str) {
-        self.expression_reading(source, path, true);
+        self.expression_checked(source, path, Reads::Known, Unparsable::Refuse);
     }
 
-    /// `check_variables` is false where the variables cannot be known at load (capture
-    /// expressions of an old-style precondition read the API response's fields).
-    fn expression_reading(&mut self, source: &str, path: &str, check_variables: bool) {
+    fn expression_checked(
+        &mut self,
+        source: &str,
+        path: &str,
+        reads: Reads,
+        unparsable: Unparsable,
+    ) {
         if source.trim().is_empty() {
             self.refuse(path, "expression is required");
             return;
@@ -294,10 +315,11 @@ impl Validator<'_> {
         let expression = match environment.parse(source) {
             Ok(expression) => expression,
             Err(e) => {
-                self.refuse(
-                    path,
-                    format!("CEL parse error in `{}`: {}", source.trim(), e.message),
-                );
+                let message = format!("CEL parse error in `{}`: {}", source.trim(), e.message);
+                match unparsable {
+                    Unparsable::Refuse => self.refuse(path, message),
+                    Unparsable::Warn => self.warn(path, format!("{message} (HyperFleet loads build_ref files unchecked; building this payload fails)")),
+                }
                 return;
             }
         };
@@ -305,7 +327,7 @@ impl Validator<'_> {
             self.warn(path, format!("CEL expression `{}` calls unknown function `{function}` (HyperFleet loads it; every evaluation fails)", source.trim()));
         }
         let variables = expression.free_variables();
-        if check_variables {
+        if reads == Reads::Known {
             let undefined: Vec<&String> = variables
                 .iter()
                 .filter(|v| !self.defined.contains(*v))

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::hyperfleet;
-use super::{TemplateCheck, Validator};
+use super::{Reads, TemplateCheck, Unparsable, Validator};
 use crate::config::compiled::Manifest;
 use crate::config::task::{Discovery, Operator, ParamSource, TaskConfig};
 
@@ -232,11 +232,19 @@ impl Validator<'_> {
                     (None, None) => {
                         self.refuse(cpath, "must have either 'field' or 'expression' set")
                     }
-                    (None, Some(e)) => self.expression_reading(
-                        e,
-                        &format!("{cpath}.expression"),
-                        pre.api_call.is_none(),
-                    ),
+                    (None, Some(e)) => {
+                        let reads = if pre.api_call.is_some() {
+                            Reads::ApiResponse
+                        } else {
+                            Reads::Known
+                        };
+                        self.expression_checked(
+                            e,
+                            &format!("{cpath}.expression"),
+                            reads,
+                            Unparsable::Refuse,
+                        )
+                    }
                     (Some(_), None) => {}
                 }
             }
@@ -518,7 +526,7 @@ impl Validator<'_> {
                     } else {
                         TemplateCheck::Unchecked
                     };
-                    self.build(build, &format!("{path}.build"), check);
+                    self.build(build, &format!("{path}.build"), check, Unparsable::Refuse);
                     Some(build.clone())
                 }
                 (None, Some(reference)) => {
@@ -539,6 +547,7 @@ impl Validator<'_> {
                             content,
                             &format!("{path}.build_ref"),
                             TemplateCheck::Unchecked,
+                            Unparsable::Warn,
                         );
                     }
                     content
@@ -572,22 +581,28 @@ impl Validator<'_> {
 
     /// A payload build: a value definition (`{expression}` or `{field}`, with an optional
     /// `default`) is computed; strings are templates; anything else is literal.
-    fn build(&mut self, value: &Value, path: &str, check: TemplateCheck<'_>) {
+    fn build(
+        &mut self,
+        value: &Value,
+        path: &str,
+        check: TemplateCheck<'_>,
+        unparsable: Unparsable,
+    ) {
         match value {
             Value::String(s) => self.template(s, path, check),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.build(item, &format!("{path}[{i}]"), check);
+                    self.build(item, &format!("{path}[{i}]"), check, unparsable);
                 }
             }
             Value::Object(map) => {
                 if let Some(definition) = ValueDefinition::of(map) {
-                    self.value_definition(map, &definition, path);
+                    self.value_definition(map, &definition, path, unparsable);
                     return;
                 }
                 for (key, item) in map {
                     self.template(key, &format!("{path}.{key}"), TemplateCheck::Unchecked);
-                    self.build(item, &format!("{path}.{key}"), check);
+                    self.build(item, &format!("{path}.{key}"), check, unparsable);
                 }
             }
             _ => {}
@@ -599,6 +614,7 @@ impl Validator<'_> {
         map: &serde_json::Map<String, Value>,
         definition: &ValueDefinition<'_>,
         path: &str,
+        unparsable: Unparsable,
     ) {
         if definition.expression.is_some() && definition.field.is_some() {
             self.warn(path, "field and expression are mutually exclusive: building this payload fails at run time (HyperFleet loads it)");
@@ -613,7 +629,12 @@ impl Validator<'_> {
             );
         }
         if let Some(expression) = definition.expression {
-            self.expression(expression, &format!("{path}.expression"));
+            self.expression_checked(
+                expression,
+                &format!("{path}.expression"),
+                Reads::Known,
+                unparsable,
+            );
         }
     }
 }
