@@ -140,6 +140,42 @@ fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, DurationErr
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A duration as Go prints it (`1.5s`, `1m30s`, `1h0m0s`, `250ms`): what [`parse_duration`]
+/// reads back, and the form HyperFleet's configs (and ours) use.
+pub fn format_duration(duration: Duration) -> String {
+    const SECOND: u128 = 1_000_000_000;
+    let nanos = duration.as_nanos();
+    let small = [
+        (1_000, "ns", 1),
+        (1_000_000, "µs", 1_000),
+        (SECOND, "ms", 1_000_000),
+    ];
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if let Some((_, unit, scale)) = small.into_iter().find(|(below, _, _)| nanos < *below) {
+        return format!("{}{unit}", decimal(nanos, scale));
+    }
+    let seconds = format!("{}s", decimal(nanos % (60 * SECOND), SECOND));
+    let (hours, minutes) = (nanos / (3600 * SECOND), nanos / (60 * SECOND) % 60);
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, _) => format!("{minutes}m{seconds}"),
+        _ => format!("{hours}h{minutes}m{seconds}"),
+    }
+}
+
+/// `value / scale` with the fraction's trailing zeros dropped (`1500, 1000` → `1.5`).
+fn decimal(value: u128, scale: u128) -> String {
+    let (whole, fraction) = (value / scale, value % scale);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = scale.ilog10() as usize;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
 /// clap value parser for duration flags.
 pub fn parse_duration_arg(text: &str) -> Result<Duration, DurationError> {
     parse_duration(text)
@@ -201,6 +237,24 @@ mod tests {
             ("1m0.5s", Duration::from_millis(60_500)),
         ] {
             assert_eq!(parse_duration(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them_and_read_back() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(12), "12ns"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(33), "33s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(3_723_250), "1h2m3.25s"),
+        ] {
+            assert_eq!(format_duration(duration), text);
+            assert_eq!(parse_duration(text).unwrap(), duration, "{text}");
         }
     }
 

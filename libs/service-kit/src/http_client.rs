@@ -22,7 +22,31 @@ pub enum BackoffKind {
     Constant,
 }
 
+/// Why a retry backoff name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a retry backoff: use exponential, linear or constant")]
+pub struct UnknownBackoff {
+    text: String,
+}
+
 impl BackoffKind {
+    /// The name configs use (the serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exponential => "exponential",
+            Self::Linear => "linear",
+            Self::Constant => "constant",
+        }
+    }
+
+    /// The kind named `text` (a clap value parser for flags that override a config).
+    pub fn parse(text: &str) -> Result<Self, UnknownBackoff> {
+        [Self::Exponential, Self::Linear, Self::Constant]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| UnknownBackoff { text: text.into() })
+    }
+
     /// The uncapped wait before retry `n` (1-based): `base × 2^(n−1)`, `base × n` or `base`.
     pub fn delay(self, base: Duration, n: u32) -> Duration {
         let n = n.max(1);
@@ -255,6 +279,25 @@ impl HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One set of names: what configs deserialize, what flags parse, what dumps print.
+    #[test]
+    fn backoff_names_read_back() {
+        for kind in [
+            BackoffKind::Exponential,
+            BackoffKind::Linear,
+            BackoffKind::Constant,
+        ] {
+            assert_eq!(BackoffKind::parse(kind.as_str()), Ok(kind));
+            let from_config: BackoffKind =
+                serde_json::from_value(kind.as_str().into()).expect("serde name");
+            assert_eq!(from_config, kind);
+        }
+        assert_eq!(
+            BackoffKind::parse("fibonacci").unwrap_err().to_string(),
+            "`fibonacci` is not a retry backoff: use exponential, linear or constant"
+        );
+    }
 
     #[test]
     fn backoff_shapes() {

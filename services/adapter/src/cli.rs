@@ -113,6 +113,13 @@ pub fn parse() -> Cli {
     cli
 }
 
+/// The load's warnings on stderr, for the commands that print instead of logging.
+fn print_warnings(loaded: &Loaded) {
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 /// The process environment, read once.
 fn process_environment() -> Arc<BTreeMap<String, String>> {
     Arc::new(std::env::vars().collect())
@@ -211,9 +218,7 @@ impl ServeArgs {
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
             .try_init();
-        for warning in &config.loaded.warnings {
-            eprintln!("warning: {warning}");
-        }
+        print_warnings(&config.loaded);
         let inputs = DryRun {
             event,
             api_responses: self.dry_run_api_responses.as_deref(),
@@ -270,9 +275,7 @@ impl ConfigDumpArgs {
             Ok(loaded) => loaded,
             Err(error) => return invalid_config(error),
         };
-        for warning in &loaded.warnings {
-            eprintln!("warning: {warning}");
-        }
+        print_warnings(&loaded);
         match serde_norway::to_string(&dump_document(&loaded)) {
             Ok(yaml) => {
                 print!("{yaml}");

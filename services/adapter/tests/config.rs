@@ -410,6 +410,14 @@ fn what_hyperfleet_refuses_is_refused_with_its_message() {
             "resources:\n  - name: ns\n    manifest: {ref: templates}\n    discovery: {by_name: x}\n",
             "resources[0].manifest.ref: referenced path \"templates\" is a directory, not a file",
         ),
+        (
+            "resources:\n  - name: ns\n    manifest: {apiVersion: v1, kind: Namespace}\n    discovery: {by_name: x}\n    nested_discoveries:\n      - name: my-job\n        discovery: {by_name: y}\n",
+            "resources[0].nested_discoveries[0].name: \"my-job\": must start with lowercase letter",
+        ),
+        (
+            "params:\n  - name: cluster\n    source:\n      api_call: {method: GET, url: \"\"}\n",
+            "params[0].source.api_call.url is required",
+        ),
     ];
     for (task, message) in cases {
         let dir = TempDir::new();
@@ -666,5 +674,28 @@ fn retry_settings_hyperfleet_clamps_load_with_warnings() {
             "clients.hyperfleet_api.retry_attempts: 0 counts as 1: retry_attempts counts every attempt, the first included",
             "clients.hyperfleet_api.base_delay: 40s is longer than max_delay (30s): every retry waits max_delay",
         ]
+    );
+}
+
+/// A warning names every place the problem stands, not only the first: the operator fixes
+/// them all from one `--check-config` run.
+#[test]
+fn a_warning_names_every_place_it_stands() {
+    let task = format!(
+        "{TASK}post:\n  payloads:\n    - name: a\n      when: {{expression: \"nope == 1\"}}\n      build: {{x: \"{{{{ if .tier }}}}t{{{{ end }}}}\"}}\n    - name: b\n      when: {{expression: \"nope == 1\"}}\n      build: {{x: \"{{{{ if .tier }}}}t{{{{ end }}}}\"}}\n"
+    );
+    let dir = TempDir::new();
+    let loaded = load(&dir, ADAPTER, &task).expect("loads with warnings");
+    let paths: Vec<&str> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "post.payloads[0].when.expression",
+            "post.payloads[0].build.x",
+            "post.payloads[1].when.expression",
+            "post.payloads[1].build.x",
+        ],
+        "{:#?}",
+        loaded.warnings
     );
 }

@@ -252,7 +252,6 @@ async fn a_required_param_that_fails_stops_the_params_phase() {
         ),
         "{error}"
     );
-    assert!(error.contains("non_existent"), "{error}");
     assert!(case.namespace().is_none());
     assert!(case.world.fleet.reports(&case.id).is_empty());
     case.adapter.stop().await;

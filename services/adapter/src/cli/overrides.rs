@@ -62,7 +62,7 @@ pub struct OverrideArgs {
     pub hyperfleet_api_retry_attempts: Option<Given<u32>>,
 
     /// Overrides clients.hyperfleet_api.retry_backoff: exponential, linear or constant.
-    #[arg(long, env = "HYPERFLEET_API_RETRY_BACKOFF", value_name = "BACKOFF", value_parser = blank_is_unset(parse_backoff))]
+    #[arg(long, env = "HYPERFLEET_API_RETRY_BACKOFF", value_name = "BACKOFF", value_parser = blank_is_unset(BackoffKind::parse))]
     pub hyperfleet_api_retry_backoff: Option<Given<BackoffKind>>,
 
     /// Overrides clients.hyperfleet_api.base_delay, the wait before the first retry (e.g. 1s).
@@ -346,23 +346,6 @@ impl LogOutput {
             Self::Stdout => "stdout",
             Self::Stderr => "stderr",
         }
-    }
-}
-
-/// Why a `--hyperfleet-api-retry-backoff` value is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a retry backoff: use exponential, linear or constant")]
-pub struct BackoffError {
-    text: String,
-}
-
-/// Parses a retry backoff by HyperFleet's names (a clap value parser).
-pub fn parse_backoff(text: &str) -> Result<BackoffKind, BackoffError> {
-    match text {
-        "exponential" => Ok(BackoffKind::Exponential),
-        "linear" => Ok(BackoffKind::Linear),
-        "constant" => Ok(BackoffKind::Constant),
-        _ => Err(BackoffError { text: text.into() }),
     }
 }
 

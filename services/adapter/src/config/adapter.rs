@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use steadfast_service_kit::config::{
-    deserialize_duration, deserialize_durations, deserialize_optional_duration,
+    deserialize_duration, deserialize_durations, deserialize_optional_duration, format_duration,
 };
 use steadfast_service_kit::http_client::BackoffKind;
 
@@ -274,7 +274,7 @@ impl Overrides {
         let path = |value: &Option<PathBuf>| {
             non_empty_path(value).map(|p| Value::from(p.display().to_string()))
         };
-        let duration = |value: &Option<Duration>| value.map(|d| Value::from(go_duration(d)));
+        let duration = |value: &Option<Duration>| value.map(|d| Value::from(format_duration(d)));
         let candidates: [(SettingPath, Option<Value>); _] = [
             (&["debug_config"], self.debug_config.map(Value::from)),
             (&["log", "level"], text(&self.log_level)),
@@ -299,7 +299,7 @@ impl Overrides {
             (
                 &["clients", "hyperfleet_api", "retry_backoff"],
                 self.api_retry_backoff
-                    .map(|kind| Value::from(backoff_name(kind))),
+                    .map(|kind| Value::from(kind.as_str())),
             ),
             (
                 &["clients", "hyperfleet_api", "base_delay"],
@@ -501,50 +501,6 @@ fn non_empty_path(value: &Option<PathBuf>) -> Option<PathBuf> {
     value.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
-fn backoff_name(kind: BackoffKind) -> &'static str {
-    match kind {
-        BackoffKind::Exponential => "exponential",
-        BackoffKind::Linear => "linear",
-        BackoffKind::Constant => "constant",
-    }
-}
-
-/// A duration as Go prints it (`1.5s`, `1m30s`, `1h0m0s`, `250ms`), the form HyperFleet's
-/// configs use.
-fn go_duration(duration: Duration) -> String {
-    const SECOND: u128 = 1_000_000_000;
-    let nanos = duration.as_nanos();
-    let small = [
-        (1_000, "ns", 1),
-        (1_000_000, "µs", 1_000),
-        (SECOND, "ms", 1_000_000),
-    ];
-    if nanos == 0 {
-        return "0s".into();
-    }
-    if let Some((_, unit, scale)) = small.into_iter().find(|(below, _, _)| nanos < *below) {
-        return format!("{}{unit}", decimal(nanos, scale));
-    }
-    let seconds = format!("{}s", decimal(nanos % (60 * SECOND), SECOND));
-    let (hours, minutes) = (nanos / (3600 * SECOND), nanos / (60 * SECOND) % 60);
-    match (hours, minutes) {
-        (0, 0) => seconds,
-        (0, _) => format!("{minutes}m{seconds}"),
-        _ => format!("{hours}h{minutes}m{seconds}"),
-    }
-}
-
-/// `value / scale` with the fraction's trailing zeros dropped (`1500, 1000` → `1.5`).
-fn decimal(value: u128, scale: u128) -> String {
-    let (whole, fraction) = (value / scale, value % scale);
-    if fraction == 0 {
-        return whole.to_string();
-    }
-    let width = scale.ilog10() as usize;
-    let digits = format!("{fraction:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
 /// `version: 0.2` and `version: "0.2.0"` both read as text.
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
@@ -562,23 +518,6 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_print_as_go_prints_them() {
-        for (duration, text) in [
-            (Duration::ZERO, "0s"),
-            (Duration::from_nanos(12), "12ns"),
-            (Duration::from_micros(1500), "1.5ms"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_secs(33), "33s"),
-            (Duration::from_millis(1500), "1.5s"),
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_secs(3600), "1h0m0s"),
-            (Duration::from_millis(3_723_250), "1h2m3.25s"),
-        ] {
-            assert_eq!(go_duration(duration), text);
-        }
-    }
 
     #[test]
     fn setting_a_path_makes_the_objects_in_the_way() {

@@ -338,3 +338,27 @@ impl Resource {
             .map_or("kubernetes", |t| t.client.as_str())
     }
 }
+
+/// HyperFleet's `ParseValueDef`: a map with a non-empty `field` or `expression` string is a
+/// value to compute; any other map is a nested object.
+pub struct ValueDefinition<'a> {
+    pub field: Option<&'a str>,
+    pub expression: Option<&'a str>,
+    pub default: Option<&'a Value>,
+}
+
+impl<'a> ValueDefinition<'a> {
+    pub fn of(map: &'a serde_json::Map<String, Value>) -> Option<Self> {
+        let text = |key: &str| {
+            map.get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let definition = Self {
+            field: text("field"),
+            expression: text("expression"),
+            default: map.get("default"),
+        };
+        (definition.field.is_some() || definition.expression.is_some()).then_some(definition)
+    }
+}

@@ -29,6 +29,16 @@ pub enum EvalError {
     FieldAndExpression,
 }
 
+impl EvalError {
+    /// HyperFleet's split (its `EvaluateSafe`): an expression that fails on this event's data
+    /// (a missing key, an undeclared variable, a type mismatch) is captured and each site
+    /// decides — not matched, the default, null; one that does not even compile is a fault of
+    /// the config and fails the step.
+    pub fn is_about_the_data(&self) -> bool {
+        !matches!(self, Self::Compile(_))
+    }
+}
+
 /// Why a param has no value (a default or `required` decides what happens next).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ParamError {

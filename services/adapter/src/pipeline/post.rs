@@ -8,7 +8,7 @@ use super::error::{EvalError, StepError};
 use super::result::{Phase, PostActionResult, StepStatus};
 use super::values::lookup;
 use super::{CallError, Run};
-use crate::config::validate::ValueDefinition;
+use crate::config::task::ValueDefinition;
 use steadfast_gotemplate::Template;
 
 impl Run<'_> {
@@ -191,7 +191,7 @@ impl Run<'_> {
             (Some(_), Some(_)) => return Err(EvalError::FieldAndExpression),
             (None, Some(expression)) => match self.evaluate(expression, None) {
                 Ok(value) => value,
-                Err(error @ EvalError::Compile(_)) => return Err(error),
+                Err(error) if !error.is_about_the_data() => return Err(error),
                 Err(error) => {
                     tracing::warn!(expression = expression.trim(), %error, "payload value could not be computed; using its default");
                     Value::Null

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::{EvalError, PreconditionError, StepError};
+use super::error::{PreconditionError, StepError};
 use super::result::{Phase, PreconditionResult, StepStatus};
 use super::values::{evaluate, lookup};
 use super::{CallError, Run};
@@ -113,7 +113,7 @@ impl Run<'_> {
                 let expression = capture.expression.as_deref().unwrap_or_default();
                 match self.evaluate(expression, response.as_ref()) {
                     Ok(value) => value,
-                    Err(error) if !matches!(error, EvalError::Compile(_)) => {
+                    Err(error) if error.is_about_the_data() => {
                         tracing::warn!(capture = %capture.name, %error, "CEL evaluation failed for capture '{}'; captured null", capture.name);
                         Value::Null
                     }
@@ -172,7 +172,7 @@ impl Run<'_> {
             // an expression that does not compile fails the precondition.
             return match self.evaluate(expression, response.as_ref()) {
                 Ok(value) => Ok(super::context::matched(&value)),
-                Err(e @ EvalError::Compile(_)) => {
+                Err(e) if !e.is_about_the_data() => {
                     Err(self.precondition_failed(precondition, PreconditionError::Expression(e)))
                 }
                 Err(e) => {

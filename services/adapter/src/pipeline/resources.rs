@@ -78,7 +78,7 @@ impl Run<'_> {
             // error, which load refuses, would fail the step).
             match self.evaluate_matched(expression) {
                 Ok(true) => {}
-                Err(e) if !matches!(e, EvalError::Compile(_)) => {
+                Err(e) if e.is_about_the_data() => {
                     tracing::warn!(resource = %resource.name, error = %e, "lifecycle.create.when could not be evaluated; not creating");
                     outcome.status = StepStatus::Skipped;
                     outcome.operation = Operation::Skip.as_str().into();
@@ -105,7 +105,7 @@ impl Run<'_> {
             && let Some(when) = &delete.when
         {
             match self.evaluate_matched(&when.expression) {
-                Err(e) if !matches!(e, EvalError::Compile(_)) => {
+                Err(e) if e.is_about_the_data() => {
                     tracing::warn!(resource = %resource.name, error = %e, "lifecycle.delete.when could not be evaluated; not deleting");
                 }
                 Ok(true) => {

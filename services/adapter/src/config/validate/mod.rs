@@ -15,9 +15,7 @@
 mod hyperfleet;
 mod sections;
 
-pub use sections::ValueDefinition;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use steadfast_rules::Environment;
@@ -155,7 +153,6 @@ pub fn compile(task: &TaskConfig, inputs: &Inputs<'_>) -> Result<Checked, Vec<Is
         hyperfleet,
         never_set: BTreeMap::new(),
         inputs,
-        checked_templates: HashMap::new(),
     };
     v.params(task);
     v.preconditions(task);
@@ -211,8 +208,6 @@ struct Validator<'a> {
     /// what reads them warns (the HyperFleet Quick Start's `clusterStatus2`).
     never_set: BTreeMap<String, String>,
     inputs: &'a Inputs<'a>,
-    /// The roots our parser found undefined in each template text already seen.
-    checked_templates: HashMap<String, Vec<String>>,
 }
 
 impl Validator<'_> {
@@ -257,38 +252,39 @@ impl Validator<'_> {
             refused.insert(variable.split('.').next().unwrap_or_default().to_owned());
             self.refuse(path, format!("undefined template variable {variable:?}"));
         }
-        let undefined = match self.checked_templates.get(source) {
-            Some(undefined) => undefined.clone(),
-            None => {
-                let undefined = match Template::parse(source) {
-                    Ok(template) => {
-                        let roots = template.root_variables();
-                        self.compiled.templates.insert(source.to_owned(), template);
-                        roots
-                            .into_iter()
-                            .filter(|root| !self.defined.contains(root))
-                            .collect()
-                    }
-                    Err(e) => {
-                        self.warn(
-                            path,
-                            format!("{e} (HyperFleet loads this and fails when it renders it)"),
-                        );
-                        Vec::new()
-                    }
-                };
-                self.checked_templates
-                    .insert(source.to_owned(), undefined.clone());
-                undefined
+        let roots = match self.parsed_template(source) {
+            Ok(roots) => roots,
+            Err(e) => {
+                self.warn(
+                    path,
+                    format!("{e} (HyperFleet loads this and fails when it renders it)"),
+                );
+                return;
             }
         };
-        for root in undefined.iter().filter(|r| !refused.contains(*r)) {
+        let undefined: Vec<&String> = roots
+            .iter()
+            .filter(|root| !self.defined.contains(*root) && !refused.contains(*root))
+            .collect();
+        for root in undefined {
             self.warn(path, format!("undefined template variable \"{root}\" (not a param, capture, payload or one of adapter, config, env, event, resources)"));
         }
+        self.reads_never_set(roots.iter().map(String::as_str), path);
+    }
+
+    /// The names `source` reads at the top level; the template is parsed once and kept for
+    /// the run time in `compiled`.
+    fn parsed_template(
+        &mut self,
+        source: &str,
+    ) -> Result<BTreeSet<String>, steadfast_gotemplate::TemplateError> {
         if let Some(template) = self.compiled.templates.get(source) {
-            let roots = template.root_variables();
-            self.reads_never_set(roots.iter().map(String::as_str), path);
+            return Ok(template.root_variables());
         }
+        let template = Template::parse(source)?;
+        let roots = template.root_variables();
+        self.compiled.templates.insert(source.to_owned(), template);
+        Ok(roots)
     }
 
     /// A CEL expression: a parse error is refused, as in HyperFleet (which only parses);
@@ -308,20 +304,21 @@ impl Validator<'_> {
             self.refuse(path, "expression is required");
             return;
         }
-        if self.compiled.expressions.contains_key(source) {
-            return;
-        }
         let environment = self.inputs.environment;
-        let expression = match environment.parse(source) {
-            Ok(expression) => expression,
-            Err(e) => {
-                let message = format!("CEL parse error in `{}`: {}", source.trim(), e.message);
-                match unparsable {
-                    Unparsable::Refuse => self.refuse(path, message),
-                    Unparsable::Warn => self.warn(path, format!("{message} (HyperFleet loads build_ref files unchecked; building this payload fails)")),
+        // Parsed once and kept for the run time; checked at every place it stands.
+        let expression = match self.compiled.expressions.get(source) {
+            Some(expression) => expression.clone(),
+            None => match environment.parse(source) {
+                Ok(expression) => expression,
+                Err(e) => {
+                    let message = format!("CEL parse error in `{}`: {}", source.trim(), e.message);
+                    match unparsable {
+                        Unparsable::Refuse => self.refuse(path, message),
+                        Unparsable::Warn => self.warn(path, format!("{message} (HyperFleet loads build_ref files unchecked; building this payload fails)")),
+                    }
+                    return;
                 }
-                return;
-            }
+            },
         };
         if let Some(function) = environment.unknown_function(&expression) {
             self.warn(path, format!("CEL expression `{}` calls unknown function `{function}` (HyperFleet loads it; every evaluation fails)", source.trim()));
@@ -380,7 +377,7 @@ impl Validator<'_> {
 
     fn api_call(&mut self, call: &ApiCall, path: &str, check: TemplateCheck<'_>) {
         if call.url.trim().is_empty() {
-            self.refuse(format!("{path}.url"), "url is required");
+            self.refuse(format!("{path}.url"), "is required");
         }
         self.template(&call.url, &format!("{path}.url"), check);
         if let Some(body) = &call.body {

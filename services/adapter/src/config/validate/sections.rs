@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::hyperfleet;
 use super::{Reads, TemplateCheck, Unparsable, Validator};
 use crate::config::compiled::Manifest;
-use crate::config::task::{Discovery, Operator, ParamSource, TaskConfig};
+use crate::config::task::{Discovery, Operator, ParamSource, TaskConfig, ValueDefinition};
 
 /// How a repeated name is treated: HyperFleet refuses duplicate resources, and lets every
 /// other section repeat a name (the later one wins at run time).
@@ -314,17 +314,15 @@ impl Validator<'_> {
                 None => self.refuse(format!("{path}.discovery"), "is required"),
                 Some(d) => self.discovery(d, &format!("{path}.discovery")),
             }
+            let nested_path = format!("{path}.nested_discoveries");
+            self.names(
+                &nested_path,
+                resource.nested_discoveries.iter().map(|n| n.name.as_str()),
+                true,
+                Duplicates::Warn,
+            );
             for (j, nested) in resource.nested_discoveries.iter().enumerate() {
-                let npath = format!("{path}.nested_discoveries[{j}]");
-                if nested.name.is_empty() {
-                    self.refuse(format!("{npath}.name"), "is required");
-                } else if !hyperfleet::is_resource_name(&nested.name) {
-                    self.refuse(
-                        format!("{npath}.name"),
-                        hyperfleet::resource_name_message(&nested.name),
-                    );
-                }
-                self.discovery(&nested.discovery, &format!("{npath}.discovery"));
+                self.discovery(&nested.discovery, &format!("{nested_path}[{j}].discovery"));
             }
             self.lifecycle(resource, &path);
         }
@@ -636,29 +634,5 @@ impl Validator<'_> {
                 unparsable,
             );
         }
-    }
-}
-
-/// HyperFleet's `ParseValueDef`: a map with a non-empty `field` or `expression` string is a
-/// value to compute; any other map is a nested object.
-pub struct ValueDefinition<'a> {
-    pub field: Option<&'a str>,
-    pub expression: Option<&'a str>,
-    pub default: Option<&'a Value>,
-}
-
-impl<'a> ValueDefinition<'a> {
-    pub fn of(map: &'a serde_json::Map<String, Value>) -> Option<Self> {
-        let text = |key: &str| {
-            map.get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let definition = Self {
-            field: text("field"),
-            expression: text("expression"),
-            default: map.get("default"),
-        };
-        (definition.field.is_some() || definition.expression.is_some()).then_some(definition)
     }
 }
