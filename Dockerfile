@@ -3,20 +3,25 @@
 #   docker build --target fakes -t steadfast-fakes:dev .   stand-ins for the dev stack (compose)
 # Each compose service or Deployment picks its binary by command.
 #
+# CARGO_PROFILE picks the Cargo profile: `release` (the default: fat LTO, what is deployed) or
+# `quick-release` (no LTO, incremental; what compose.yaml builds for development, see
+# docs/deploy.md for both builds' times).
+#
 # The product stage copies an explicit list of binaries, never "whatever was built":
 # scripts/check-deploy.sh fails if a stand-in (a package under services/fakes/) is named there.
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 ARG PRODUCT_BINARIES="webhook-receiver pipeline-herder sentinel adapter alert-reconciler steadfast-recipe steadfastctl"
-ARG FAKE_PACKAGES="fleet-api fake-gitlab fake-kube fake-webex"
+ARG FAKE_BINARIES="fleet-api fake-gitlab fake-kube fake-webex"
+ARG CARGO_PROFILE=release
+# One cargo invocation for both lists, so shared crates are compiled once.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked $(for b in $PRODUCT_BINARIES; do printf -- '--bin %s ' "$b"; done) \
- && cargo build --release --locked $(for p in $FAKE_PACKAGES; do printf -- '-p %s ' "$p"; done) --bins \
+    cargo build --profile "$CARGO_PROFILE" --locked $(for b in $PRODUCT_BINARIES $FAKE_BINARIES; do printf -- '--bin %s ' "$b"; done) \
  && mkdir -p /out/product /out/fakes \
- && for b in $PRODUCT_BINARIES; do cp "target/release/$b" /out/product/; done \
- && for p in $FAKE_PACKAGES; do cp "target/release/$p" /out/fakes/; done
+ && for b in $PRODUCT_BINARIES; do cp "target/$CARGO_PROFILE/$b" /out/product/; done \
+ && for b in $FAKE_BINARIES; do cp "target/$CARGO_PROFILE/$b" /out/fakes/; done
 
 FROM docker.io/library/debian:bookworm-slim AS runtime
 RUN apt-get update \

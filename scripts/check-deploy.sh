@@ -56,6 +56,10 @@ need kubectl kubectl
 
 docker-compose -f compose.yaml config --quiet
 echo "compose.yaml: valid"
+for override in scripts/compose/*.override.yaml; do
+  docker-compose -f compose.yaml -f "$override" config --quiet
+  echo "compose.yaml + $override: valid"
+done
 
 for overlay in k8s/overlays/*/; do
   out=$(kubectl kustomize "$overlay")

@@ -2,7 +2,7 @@
 # Runs every check and test of the workspace: the README's test command, and what CI runs.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh --quick    skip clippy and the deployment checks (inner loop)
+#   scripts/test.sh --quick    skip clippy, the deployment checks and the container stack
 #
 # Tests talk to the real local RabbitMQ, Redis and PostgreSQL (started here if down). Tests
 # that take the whole broker down (names containing `outage_`) run last, one at a time, so
@@ -92,6 +92,21 @@ else
   cargo test --workspace --locked --no-fail-fast -- --skip outage_
   step "broker outage tests (serial)"
   cargo test --workspace --locked --no-fail-fast -- outage_ --test-threads 1
+fi
+
+# The container stack for real (scripts/compose-test.sh): images built with the Dockerfile,
+# every container healthy, the README's three flows through the containers. It needs podman
+# (installed from Debian's packages when root can) and costs 2-5 minutes once the images and
+# the build cache exist on the machine (docs/deploy.md); STEADFAST_SKIP_COMPOSE=1 skips it.
+if [ -z "$quick" ]; then
+  if [ -n "${STEADFAST_SKIP_COMPOSE:-}" ] && [ "${STEADFAST_SKIP_COMPOSE}" != 0 ]; then
+    step "SKIPPING the container stack: STEADFAST_SKIP_COMPOSE is set"
+  elif command -v podman >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then
+    step "the container stack (scripts/compose-test.sh)"
+    scripts/compose-test.sh
+  else
+    step "SKIPPING the container stack: no podman, and it cannot be installed here (not root)"
+  fi
 fi
 
 # HyperFleet's whole repositories (not only the peer cases in ../shared): their configs through

@@ -15,7 +15,10 @@ use crate::{EXIT_INVALID_CONFIG, shutdown};
 
 /// Prints `invalid configuration: <reason>` and returns exit code 78 (`EX_CONFIG`).
 pub fn invalid_config(reason: impl Display) -> ExitCode {
-    eprintln!("invalid configuration: {reason}");
+    // One write for the whole line: stderr is unbuffered, and container log drivers (podman's)
+    // record each write as its own line fragment.
+    let line = format!("invalid configuration: {reason}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     ExitCode::from(EXIT_INVALID_CONFIG)
 }
 

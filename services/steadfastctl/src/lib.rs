@@ -5,6 +5,7 @@
 //! and replaying the parking lot use AMQP only (see `steadfast_messaging::admin`).
 
 mod management;
+mod probe;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -85,10 +86,22 @@ pub enum Command {
         #[arg(long, value_parser = steadfast_service_kit::config::parse_duration_arg)]
         older_than: Option<Duration>,
     },
+    /// GETs URL and succeeds on a 2xx answer: the containers' healthcheck (the images carry
+    /// no curl), e.g. `steadfastctl probe http://127.0.0.1:8080/readyz`.
+    Probe {
+        url: String,
+        /// Give up after this long (e.g. 3s).
+        #[arg(long, default_value = "3s", value_parser = steadfast_service_kit::config::parse_duration_arg)]
+        timeout: Duration,
+    },
 }
 
 /// Runs one command and returns what to print.
 pub async fn run(cli: Cli) -> anyhow::Result<String> {
+    if let Command::Probe { url, timeout } = &cli.command {
+        // Needs no broker and no namespace: it runs every few seconds in every container.
+        return Ok(probe::probe(url, *timeout).await?);
+    }
     let namespace = Namespace::new(cli.namespace.clone())?;
     match cli.command {
         Command::Queues { json, all } => {
@@ -140,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
                 report.moved, report.skipped
             ))
         }
+        Command::Probe { .. } => unreachable!("answered before the namespace is read"),
     }
 }
 

@@ -3,6 +3,7 @@
 //!   steadfastctl queues                      every queue of the namespace, depth and consumers
 //!   steadfastctl parked QUEUE [--json]       what failed for good, and why
 //!   steadfastctl replay QUEUE [--type T] [--limit N] [--older-than 1h]
+//!   steadfastctl probe URL                   a 2xx answer or exit 1: the containers' healthcheck
 //!
 //! Reads `AMQP_URL` and `STEADFAST_NAMESPACE` like the services.
 
