@@ -15,13 +15,12 @@ COPY . .
 ARG PRODUCT_BINARIES="webhook-receiver pipeline-herder sentinel adapter alert-reconciler steadfast-recipe steadfastctl"
 ARG FAKE_BINARIES="fleet-api fake-gitlab fake-kube fake-webex"
 ARG CARGO_PROFILE=release
-# One cargo invocation for both lists, so shared crates are compiled once.
+# scripts/container-build.sh: one cargo build of both lists, rebuilding exactly what changed
+# since the last build in the shared target/ cache (it says why that needs care).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --profile "$CARGO_PROFILE" --locked $(for b in $PRODUCT_BINARIES $FAKE_BINARIES; do printf -- '--bin %s ' "$b"; done) \
- && mkdir -p /out/product /out/fakes \
- && for b in $PRODUCT_BINARIES; do cp "target/$CARGO_PROFILE/$b" /out/product/; done \
- && for b in $FAKE_BINARIES; do cp "target/$CARGO_PROFILE/$b" /out/fakes/; done
+    CARGO_PROFILE="$CARGO_PROFILE" PRODUCT_BINARIES="$PRODUCT_BINARIES" FAKE_BINARIES="$FAKE_BINARIES" \
+    sh scripts/container-build.sh
 
 FROM docker.io/library/debian:bookworm-slim AS runtime
 RUN apt-get update \

@@ -34,9 +34,12 @@ flow_gitlab() {
   post_json "$receiver/gitlab" scripts/dev/fixtures/demo-job-hook.json \
     -H 'X-Gitlab-Event: Job Hook' -H 'X-Gitlab-Token: dev-gitlab-secret'
   wait_until 60 "the herder's decision for job 1001" jq_query "$herder/api/decisions" \
-    '[.. | objects | select(.job_id? == 1001 or .job? == 1001)] | length > 0' \
-    -H 'Authorization: Bearer dev-admin-token'
-  curl -fsS -H 'Authorization: Bearer dev-admin-token' "$herder/api/decisions" | jq -c '.[0] // .items[0] // .' | cut -c1-300 | sed 's/^/    decision: /'
+    'map(select(.job_id == 1001)) | length > 0' -H 'Authorization: Bearer dev-admin-token'
+  curl -fsS -H 'Authorization: Bearer dev-admin-token' "$herder/api/decisions" >"$flow_dir/decisions"
+  jq -r '.[] | select(.job_id == 1001) | "    decision: \(.action) by \(.matcher) (\(.state)) for \(.job_url)"' "$flow_dir/decisions"
+  # The job's page as the user follows it from a report: the fake GitLab speaks http.
+  jq -e 'map(select(.job_id == 1001 and .job_url == "http://127.0.0.1:8090/demo/kernel/-/jobs/1001")) | length == 1' \
+    "$flow_dir/decisions" >/dev/null || fail "the decision does not link the job's page http://127.0.0.1:8090/demo/kernel/-/jobs/1001"
   wait_until 60 "POST /projects/1/jobs/1001/retry at the fake GitLab" jq_query "$fake_gitlab/fake/requests" \
     'map(select(.method == "POST" and (.path | endswith("/projects/1/jobs/1001/retry")))) | length > 0'
   curl -fsS "$fake_gitlab/fake/requests" \

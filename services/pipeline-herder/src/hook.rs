@@ -97,17 +97,29 @@ impl Job {
                 object_kind: hook.object_kind.clone(),
             });
         }
-        let project_url = [
-            Some(source),
+        let from_payload = [
             hook.project.as_ref().and_then(|p| p.web_url.as_deref()),
             hook.repository.as_ref().and_then(|r| r.homepage.as_deref()),
         ]
         .into_iter()
         .flatten()
-        .find_map(ProjectUrl::parse)
-        .ok_or_else(|| HookError::NoProjectUrl {
-            event_source: source.to_owned(),
-        })?;
+        .find_map(ProjectUrl::parse);
+        // The event's source names the instance, but always as https (CKI's convention): for
+        // the same project the payload's URL also knows the scheme (an http GitLab's pages).
+        let project_url = match (ProjectUrl::parse(source), from_payload) {
+            (Some(source), Some(payload))
+                if source.instance == payload.instance && source.path == payload.path =>
+            {
+                payload
+            }
+            (Some(source), _) => source,
+            (None, Some(payload)) => payload,
+            (None, None) => {
+                return Err(HookError::NoProjectUrl {
+                    event_source: source.to_owned(),
+                });
+            }
+        };
         Ok(Self {
             web_url: format!("{}/-/jobs/{}", project_url.base, hook.build_id),
             instance: project_url.instance,
@@ -256,6 +268,23 @@ mod tests {
         );
         assert_eq!(job.retries_count, Some(1));
         assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+    }
+
+    #[test]
+    fn an_http_gitlab_keeps_its_scheme_from_the_payload() {
+        let mut http = sample();
+        http["repository"]["homepage"] =
+            "http://gitlab.internal:8090/gitlab-org/gitlab-test".into();
+        let job = Job::from_hook(
+            &hook(http),
+            "https://gitlab.internal:8090/gitlab-org/gitlab-test",
+        )
+        .unwrap();
+        assert_eq!(job.instance, "gitlab.internal:8090");
+        assert_eq!(
+            job.web_url,
+            "http://gitlab.internal:8090/gitlab-org/gitlab-test/-/jobs/1977"
+        );
     }
 
     #[test]
