@@ -32,6 +32,8 @@ case "${1:-}" in
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac
 
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 # shellcheck source=scripts/compose/podman.sh
 . scripts/compose/podman.sh
 
@@ -70,18 +72,12 @@ YAML
   } >.dev/compose-test/pipeline-herder.yaml
 }
 
-# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second until it succeeds.
-wait_until() {
-  local limit=$1 what=$2
+# wait_for SECONDS DESCRIPTION COMMAND...: scripts/lib/common.sh's wait_until, failing the step
+# with DESCRIPTION when COMMAND has not succeeded in time.
+wait_for() {
+  local seconds=$1 what=$2
   shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      fail "$what: not within ${limit}s"
-      return 1
-    fi
-    sleep 1
-  done
+  wait_until "$seconds" "$@" || fail "$what: not within ${seconds}s"
 }
 
 # Every service of the project as "service state health" (health "-" without a healthcheck),
@@ -121,6 +117,7 @@ report_failure() {
 
 teardown() {
   step "teardown: docker-compose down -v, restore the host"
+  # A container in a restart loop (the broken herder) can make the first attempt fail.
   compose down -v --remove-orphans >/dev/null 2>&1 || compose down -v --remove-orphans || true
   healthchecks_stop
   local left
@@ -177,8 +174,9 @@ if podman ps -a -q --filter "label=com.docker.compose.project=$project" | grep -
   podman_service_stop
   host_restore || true
 fi
-for port in 8000 8081 8082 8083 8084 8085 8090 8091 8092 9091 9092 9093 9094 9095 9100 \
-  "$RABBITMQ_PORT" "$RABBITMQ_MANAGEMENT_PORT" "$POSTGRES_PORT" "$REDIS_PORT"; do
+published=$(compose config | sed -n 's/^[ -]*published: "\{0,1\}\([0-9]*\)"\{0,1\}$/\1/p')
+[ -n "$published" ] || fail "found no published ports in \`docker-compose config\`"
+for port in $published; do
   if ss -Hltn "sport = :$port" | grep -q .; then
     fail "port $port is taken on the host (scripts/dev-up.sh running?); compose publishes it"
   fi
@@ -226,7 +224,7 @@ if ! compose up -d --no-build >"$PODMAN_DIR/up.log" 2>&1; then
   fail "docker-compose up failed"
 fi
 no_service_unhealthy() { [ -z "$(not_healthy)" ]; }
-wait_until 180 "every container running and healthy" no_service_unhealthy
+wait_for 180 "every container running and healthy" no_service_unhealthy
 states | sed 's/^/    /'
 done_step
 
@@ -242,7 +240,7 @@ herder_reported_broken() {
   not_healthy | grep -qx pipeline-herder \
     && compose logs --no-color --tail=20 pipeline-herder | grep -q "DATABASE_URL is not set"
 }
-wait_until 60 "the broken herder reported with its message" herder_reported_broken
+wait_for 60 "the broken herder reported with its message" herder_reported_broken
 printf '    not healthy: %s; what the script shows on a failure:\n' "$(not_healthy | tr '\n' ' ')"
 show_logs pipeline-herder 2>&1 | tail -3 | sed 's/^/    | /'
 done_step

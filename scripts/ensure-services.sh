@@ -9,26 +9,15 @@ die() { log "ERROR: $*"; exit 1; }
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-APT_UPDATED=""
 
-apt_install() {
-  command -v apt-get >/dev/null || die "$* is missing and apt-get is not available; install it by hand"
-  if [ -z "$APT_UPDATED" ]; then
-    $SUDO apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
-    APT_UPDATED=1
-  fi
-  log "installing $*"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 
 # wait_for NAME SECONDS COMMAND...: polls COMMAND until it succeeds or the deadline passes.
 wait_for() {
-  local name=$1 seconds=$2; shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "$name did not become ready within ${seconds}s"
-    sleep 0.5
-  done
+  local name=$1 seconds=$2
+  shift 2
+  wait_until "$seconds" "$@" || die "$name did not become ready within ${seconds}s"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

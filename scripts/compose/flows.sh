@@ -1,6 +1,6 @@
 # The README's three flows, through the containers of the compose stack, from the host as a
 # user would drive them (sourced by scripts/compose-test.sh, which defines step, done_step,
-# fail, wait_until and focus). Each flow asserts on what the user would look at: the retry
+# fail, wait_for and focus). Each flow asserts on what the user would look at: the retry
 # in GitLab, the analysis and the action in the chat, the cluster's Reconciled condition.
 
 receiver=http://127.0.0.1:8081
@@ -11,7 +11,8 @@ fake_gitlab=http://127.0.0.1:8090
 fake_kube=http://127.0.0.1:8091
 fake_webex=http://127.0.0.1:8092
 
-# post URL FILE HEADER...: POSTs a JSON file, prints the status and fails unless 2xx.
+# post_json URL FILE [curl args...]: POSTs a JSON file (answer in $flow_dir/answer), prints the
+# status and fails unless 2xx.
 post_json() {
   local url=$1 body=$2 status
   shift 2
@@ -33,14 +34,14 @@ flow_gitlab() {
   focus=(webhook-receiver pipeline-herder fake-gitlab)
   post_json "$receiver/gitlab" scripts/dev/fixtures/demo-job-hook.json \
     -H 'X-Gitlab-Event: Job Hook' -H 'X-Gitlab-Token: dev-gitlab-secret'
-  wait_until 60 "the herder's decision for job 1001" jq_query "$herder/api/decisions" \
+  wait_for 60 "the herder's decision for job 1001" jq_query "$herder/api/decisions" \
     'map(select(.job_id == 1001)) | length > 0' -H 'Authorization: Bearer dev-admin-token'
   curl -fsS -H 'Authorization: Bearer dev-admin-token' "$herder/api/decisions" >"$flow_dir/decisions"
   jq -r '.[] | select(.job_id == 1001) | "    decision: \(.action) by \(.matcher) (\(.state)) for \(.job_url)"' "$flow_dir/decisions"
   # The job's page as the user follows it from a report: the fake GitLab speaks http.
   jq -e 'map(select(.job_id == 1001 and .job_url == "http://127.0.0.1:8090/demo/kernel/-/jobs/1001")) | length == 1' \
     "$flow_dir/decisions" >/dev/null || fail "the decision does not link the job's page http://127.0.0.1:8090/demo/kernel/-/jobs/1001"
-  wait_until 60 "POST /projects/1/jobs/1001/retry at the fake GitLab" jq_query "$fake_gitlab/fake/requests" \
+  wait_for 60 "POST /projects/1/jobs/1001/retry at the fake GitLab" jq_query "$fake_gitlab/fake/requests" \
     'map(select(.method == "POST" and (.path | endswith("/projects/1/jobs/1001/retry")))) | length > 0'
   curl -fsS "$fake_gitlab/fake/requests" \
     | jq -r 'map(select(.method == "POST" and (.path | endswith("/retry")))) | .[] | "    GitLab got: \(.method) \(.path) → \(.status)"'
@@ -52,7 +53,7 @@ flow_alert() {
   focus=(webhook-receiver alert-reconciler fake-webex)
   post_json "$receiver/alertmanager" services/webhook-receiver/tests/fixtures/alertmanager-v4.json \
     -H 'Authorization: Bearer dev-alertmanager-token'
-  wait_until 90 "an analysis with an approval button in the fake Webex" jq_query "$fake_webex/fake/messages" \
+  wait_for 90 "an analysis with an approval button in the fake Webex" jq_query "$fake_webex/fake/messages" \
     '[.items[] | select(.attachments | length > 0)] | length > 0'
   local message
   message=$(curl -fsS "$fake_webex/fake/messages" | jq -c '[.items[] | select(.attachments | length > 0)][0]')
@@ -67,7 +68,7 @@ flow_alert() {
   post_json "$fake_webex/fake/attachment-actions" "$flow_dir/press.json"
   jq -e '[.deliveries[] | select(.status >= 200 and .status < 300)] | length > 0' "$flow_dir/answer" >/dev/null \
     || { cat "$flow_dir/answer" >&2; fail "the reconciler did not accept the signed callback"; }
-  wait_until 90 "the action's outcome in the chat" jq_query "$fake_webex/fake/messages" \
+  wait_for 90 "the action's outcome in the chat" jq_query "$fake_webex/fake/messages" \
     '[.items[] | (.markdown // .text // "") | select(test("open-ticket.*approved by webex:dev-approver") and test("successful"))] | length > 0'
   curl -fsS "$fake_webex/fake/messages" \
     | jq -r '.items[-1] | (.markdown // .text) | split("\n")[:2][] | "    chat: \(.)"'
@@ -89,7 +90,7 @@ flow_fleet() {
   local id
   id=$(jq -r .id "$flow_dir/answer")
   printf '    cluster %s\n' "$id"
-  wait_until 120 "Reconciled=True on cluster $id" jq_query "$fleet_api/clusters/$id" \
+  wait_for 120 "Reconciled=True on cluster $id" jq_query "$fleet_api/clusters/$id" \
     '.status.conditions[] | select(.type == "Reconciled" and .status == "True")'
   curl -fsS "$fleet_api/clusters/$id" \
     | jq -r '.status.conditions[] | "    condition \(.type)=\(.status) \(.reason // "")"'

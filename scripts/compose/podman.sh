@@ -2,6 +2,7 @@
 # scripts/compose-test.sh; every function prints what it does with the prefix [podman]).
 #
 #   podman_install        Debian's podman, runc, netavark, docker-compose ... if missing
+#                         (apt_install from scripts/lib/common.sh)
 #   podman_configure      .dev/podman/containers.conf, exported as CONTAINERS_CONF
 #   host_snapshot         remembers the firewall and IP forwarding before containers change them
 #   podman_service_start  podman's Docker-compatible API on a socket; exports DOCKER_HOST
@@ -22,13 +23,13 @@ podman_install() {
     command -v "$tool" >/dev/null || [ -x "/usr/lib/podman/$tool" ] || missing+=("$tool")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  # Rootful podman (netavark's firewall rules) needs root anyway.
+  if [ "$(id -u)" != 0 ]; then
     podman_say "missing: ${missing[*]}; install (as root): apt-get install -y $PODMAN_PACKAGES"
     return 1
   fi
-  podman_say "installing $PODMAN_PACKAGES"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $PODMAN_PACKAGES >"$PODMAN_DIR/apt.log" 2>&1 \
-    || { tail -20 "$PODMAN_DIR/apt.log"; return 1; }
+  # shellcheck disable=SC2086
+  apt_install $PODMAN_PACKAGES
 }
 
 podman_configure() {

@@ -98,13 +98,9 @@ pub enum Command {
 
 /// Runs one command and returns what to print.
 pub async fn run(cli: Cli) -> anyhow::Result<String> {
-    if let Command::Probe { url, timeout } = &cli.command {
-        // Needs no broker and no namespace: it runs every few seconds in every container.
-        return Ok(probe::probe(url, *timeout).await?);
-    }
-    let namespace = Namespace::new(cli.namespace.clone())?;
     match cli.command {
         Command::Queues { json, all } => {
+            let namespace = Namespace::new(cli.namespace.clone())?;
             let api = match &cli.management_url {
                 Some(url) => ManagementApi::new(url)?,
                 None => ManagementApi::from_amqp_url(&cli.amqp_url)?,
@@ -153,7 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
                 report.moved, report.skipped
             ))
         }
-        Command::Probe { .. } => unreachable!("answered before the namespace is read"),
+        // Needs no broker and no namespace: it runs every few seconds in every container.
+        Command::Probe { url, timeout } => Ok(probe::probe(&url, timeout).await?),
     }
 }
 
