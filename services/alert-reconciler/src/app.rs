@@ -164,6 +164,7 @@ impl App {
                 recipe_timeout: config.recipe_timeout,
                 approval_ttl: config.approval_ttl,
                 result_grace: config.result_grace,
+                lost_result_reruns: config.lost_result_reruns,
                 redis_address: config.recipe_redis_address.clone(),
                 aggregator_address: config.aggregator_address.clone(),
                 leader_retry: config.leader_retry,

@@ -48,6 +48,17 @@ pub struct Cli {
     #[arg(long, env = "RECIPE_TIMEOUT", default_value = "300", value_parser = parse_duration_arg)]
     pub recipe_timeout: Duration,
 
+    /// How many times a debugging recipe whose answer was lost — sent while no reconciler
+    /// listened, in a failover or a Redis reconnect — is launched again (0: never). Action
+    /// recipes are never re-run on their own.
+    #[arg(
+        long,
+        env = "LOST_RESULT_RERUNS",
+        default_value_t = 2,
+        value_name = "N"
+    )]
+    pub lost_result_reruns: u32,
+
     /// Namespace of the recipe Jobs and ConfigMaps [default: the reconciler's namespace].
     #[arg(long, env = "RECIPE_NAMESPACE", value_name = "NS")]
     pub recipe_namespace: Option<String>,

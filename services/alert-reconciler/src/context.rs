@@ -19,6 +19,8 @@ pub struct Settings {
     pub recipe_timeout: Duration,
     pub approval_ttl: Duration,
     pub result_grace: Duration,
+    /// How many times a debugging recipe whose answer was lost may be launched again.
+    pub lost_result_reruns: u32,
     pub redis_address: String,
     pub aggregator_address: String,
     pub leader_retry: Duration,

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub incident_transitions: IntCounterVec,
     /// Finished recipes by `kind`, `recipe` and `outcome`.
     pub recipe_runs: IntCounterVec,
+    /// Debugging recipes launched again because their answer was lost, by `recipe`.
+    pub recipe_reruns: IntCounterVec,
     /// Launch to answer, by `kind` and `outcome`.
     pub recipe_duration: HistogramVec,
     /// Result messages ignored, by `reason`.
@@ -91,6 +93,11 @@ impl Metrics {
                 "recipe_runs_total",
                 "Finished recipes, by kind, recipe and outcome.",
                 &["kind", "recipe", "outcome"],
+            )?,
+            recipe_reruns: counter(
+                "recipe_reruns_total",
+                "Debugging recipes launched again because their answer was lost (failover, Redis reconnect), by recipe.",
+                &["recipe"],
             )?,
             recipe_duration: histogram(
                 "recipe_duration_seconds",

@@ -50,8 +50,11 @@ pub struct Finding {
     pub status: String,
     pub analysis: String,
     pub links: Vec<Link>,
-    /// Why it failed or timed out, when the reconciler knows.
+    /// Why it failed, timed out or has no result, when the reconciler knows.
     pub detail: Option<String>,
+    /// Why it was launched again, once per re-run (its earlier answer was lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reruns: Vec<String>,
 }
 
 /// A suggested action, with the approval that runs it.
@@ -128,6 +131,7 @@ pub fn finding_of(row: &RecipeRunRow) -> Finding {
         analysis: body.analysis,
         links: body.links,
         detail: row.detail.clone(),
+        reruns: row.reruns.0.clone(),
     }
 }
 
@@ -203,6 +207,8 @@ mod tests {
             finished_at: None,
             detail: None,
             results,
+            attempt: 1,
+            reruns: Json(Vec::new()),
         }
     }
 

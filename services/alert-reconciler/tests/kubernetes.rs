@@ -341,3 +341,71 @@ async fn a_restarted_reconciler_re_attaches_to_its_jobs_and_removes_strays() {
     .await;
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_lone_answer_was_lost_in_a_failover_runs_again_as_a_second_job() {
+    let mut h = Harness::new("debugging: {}\n").await;
+    let cluster = cluster(&mut h).await;
+    let fake = &cluster.fake;
+    let first = h.start().await;
+    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
+    let id = first.only_incident().await;
+    let created = eventually("two recipe Jobs", WAIT, || {
+        let jobs = jobs(fake);
+        (jobs.len() == 2).then_some(jobs)
+    })
+    .await;
+    let run = first.incident(&id).await["runs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    first.kill().await;
+
+    // While no reconciler runs, http-errors answers the Euphrosyne way (one PUBLISH, heard by
+    // nobody) and its Job completes; broken's pod fails.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let lost = json!({"incident": run, "name": "http-errors", "status": "successful",
+                      "results": {"analysis": "lost with the first reconciler"}});
+    let heard: i64 = redis::cmd("PUBLISH")
+        .arg(&run)
+        .arg(lost.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(heard, 0, "nobody listened");
+    fake.complete_job(NS, &name(job_named(&created, "http-errors")));
+    fake.fail_job(
+        NS,
+        &name(job_named(&created, "broken")),
+        "BackoffLimitExceeded",
+        "Job has reached the specified backoff limit",
+    );
+
+    let second = h.start().await;
+    let rerun_name = format!("http-errors-{}-2", &run.replace('-', "")[..12]);
+    let rerun = eventually("the re-run's Job", WAIT, || {
+        jobs(fake).into_iter().find(|j| name(j) == rerun_name)
+    })
+    .await;
+    assert_eq!(rerun["metadata"]["labels"]["steadfast.io/attempt"], "2");
+    let env = rerun["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(
+        env.contains(&json!({"name": "STEADFAST_RECIPE_ATTEMPT", "value": "2"})),
+        "{env:?}"
+    );
+    assert_eq!(fake.count("create", "jobs"), 3, "broken is not re-run");
+    answer(&run, "http-errors", "5xx from the checkout pods", &[]).await;
+
+    let text = h.message(1).await.markdown.unwrap();
+    assert!(text.contains("5xx from the checkout pods"), "{text}");
+    assert!(
+        text.contains("Re-run: its result was lost in a failover"),
+        "{text}"
+    );
+    assert!(text.contains("**broken** — failed"), "{text}");
+    second.wait_state(&id, "awaiting_approval").await;
+    second.stop().await;
+}

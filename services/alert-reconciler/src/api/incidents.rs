@@ -141,6 +141,8 @@ fn recipe_json(row: &RecipeRunRow) -> Value {
         "finished_at": row.finished_at,
         "detail": row.detail,
         "results": row.results,
+        "attempt": row.attempt,
+        "reruns": row.reruns.0,
     })
 }
 

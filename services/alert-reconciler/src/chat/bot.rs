@@ -54,7 +54,8 @@ impl BotSink {
                     "Recipe '{action}' {} in response to incident '{}': {} ",
                     if finding.status == "successful" { "completed successfully".to_owned() } else { format!("ended {}", finding.status) },
                     incident.id,
-                    finding.analysis
+                    // Without an analysis, the reason it has none.
+                    if finding.analysis.is_empty() { finding.detail.as_deref().unwrap_or_default() } else { &finding.analysis }
                 ),
             }),
             Report::Closed { .. } => return Ok(None),

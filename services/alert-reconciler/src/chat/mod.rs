@@ -166,6 +166,9 @@ fn finding_markdown(out: &mut String, finding: &Finding) {
     if let Some(detail) = &finding.detail {
         out.push_str(&format!("_{}_\n", truncate(detail, 300)));
     }
+    for why in &finding.reruns {
+        out.push_str(&format!("_Re-run: {}_\n", truncate(why, 300)));
+    }
     for link in &finding.links {
         match &link.title {
             Some(title) => out.push_str(&format!("- [{title}]({})\n", link.url)),

@@ -224,6 +224,11 @@ pub fn card(report: &Report) -> Option<Value> {
         if !finding.analysis.trim().is_empty() {
             body.push(json!({"type": "TextBlock", "text": truncate(finding.analysis.trim(), 1000), "wrap": true}));
         }
+        // Without a result, the reason is the finding: never leave a recipe unexplained.
+        let notes = finding.detail.iter().chain(finding.reruns.iter());
+        for note in notes {
+            body.push(json!({"type": "TextBlock", "text": truncate(note, 300), "wrap": true, "isSubtle": true}));
+        }
     }
     let facts: Vec<Value> = actions
         .iter()

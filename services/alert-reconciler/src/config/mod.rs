@@ -58,6 +58,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long a recipe that exited successfully may take to have its result arrive.
     pub result_grace: Duration,
+    /// How many times a debugging recipe whose answer was lost (failover, Redis reconnect) is
+    /// launched again; 0 turns re-runs off.
+    pub lost_result_reruns: u32,
 }
 
 impl Config {
@@ -95,6 +98,7 @@ impl Config {
             leader_retry: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(10),
             result_grace: Duration::from_secs(2),
+            lost_result_reruns: 2,
         }
     }
 
@@ -182,6 +186,7 @@ impl Config {
             leader_retry: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(10),
             result_grace: Duration::from_secs(2),
+            lost_result_reruns: cli.lost_result_reruns,
         })
     }
 
@@ -217,9 +222,10 @@ impl Config {
             sinks.push("none (analyses are kept in the database only)".into());
         }
         format!(
-            "namespace: {}\nrecipes: {recipes}\nexecutor: {executor}\nrecipe timeout: {}s\nsinks: {}\napproval ttl: {}s",
+            "namespace: {}\nrecipes: {recipes}\nexecutor: {executor}\nrecipe timeout: {}s\nlost results: re-run debugging recipes up to {} times\nsinks: {}\napproval ttl: {}s",
             self.namespace,
             self.recipe_timeout.as_secs(),
+            self.lost_result_reruns,
             sinks.join(", "),
             self.approval_ttl.as_secs()
         )

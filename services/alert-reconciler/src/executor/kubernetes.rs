@@ -43,6 +43,8 @@ pub const LABEL_RUN: &str = "steadfast.io/run";
 pub const LABEL_INCIDENT: &str = "steadfast.io/incident";
 pub const LABEL_RECIPE: &str = "steadfast.io/recipe";
 pub const LABEL_KIND: &str = "steadfast.io/kind";
+/// Which launch of the recipe a Job is (absent on first launches of older versions: 1).
+pub const LABEL_ATTEMPT: &str = "steadfast.io/attempt";
 /// Lines of a failed pod's log quoted in its failure reason.
 const LOG_TAIL_LINES: i64 = 20;
 
@@ -115,9 +117,15 @@ pub fn configmap_name(run: Uuid) -> String {
     format!("steadfast-run-{run}")
 }
 
-/// The Job of `recipe` in `run`.
-pub fn job_name(recipe: &str, run: Uuid) -> String {
-    format!("{recipe}-{}", &run.simple().to_string()[..12])
+/// The Job of `recipe` in `run`; a re-run (attempt 2, 3 …) gets its own Job, named with its
+/// attempt, so the first Job's status stays what it was.
+pub fn job_name(recipe: &str, run: Uuid, attempt: u32) -> String {
+    let run = &run.simple().to_string()[..12];
+    if attempt <= 1 {
+        format!("{recipe}-{run}")
+    } else {
+        format!("{recipe}-{run}-{attempt}")
+    }
 }
 
 fn run_selector(run: Uuid) -> String {
@@ -171,9 +179,10 @@ impl KubeExecutor {
         // Watch before creating, so not even an instant failure can be missed.
         self.watch_run(launch.run_id, exits);
 
-        let name = job_name(&recipe.name, launch.run_id);
+        let name = job_name(&recipe.name, launch.run_id, launch.attempt);
         let mut job_labels = labels.clone();
         job_labels.insert(LABEL_RECIPE.to_owned(), recipe.name.clone());
+        job_labels.insert(LABEL_ATTEMPT.to_owned(), launch.attempt.to_string());
         job_labels.insert("recipe".to_owned(), recipe.name.clone());
         let command = recipe.command();
         let job = Job {
@@ -313,26 +322,18 @@ impl KubeExecutor {
     async fn watch(&self, run: Uuid, exits: ExitSender, stop: CancellationToken) {
         let config = watcher::Config::default().labels(&run_selector(run));
         let mut events = watcher(self.jobs(), config).default_backoff().boxed();
-        let mut reported: HashSet<String> = HashSet::new();
+        // Keyed by recipe and attempt: a re-run's Job ends on its own, after the first one.
+        let mut reported: HashSet<(String, u32)> = HashSet::new();
         loop {
             let event = tokio::select! {
                 () = stop.cancelled() => return,
                 event = events.next() => event,
             };
-            let job = match event {
-                Some(Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job))) => job,
-                Some(Ok(watcher::Event::Delete(job))) => {
-                    let Some(recipe) = recipe_of(&job) else {
-                        continue;
-                    };
-                    if reported.insert(recipe.clone()) {
-                        let exit = Exit::Failed("its Job was deleted before it finished".into());
-                        if exits.send(ExitEvent { recipe, exit }).is_err() {
-                            return;
-                        }
-                    }
-                    continue;
+            let (job, deleted) = match event {
+                Some(Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job))) => {
+                    (job, false)
                 }
+                Some(Ok(watcher::Event::Delete(job))) => (job, true),
                 Some(Ok(_)) => continue,
                 Some(Err(error)) => {
                     tracing::warn!(run_id = %run, %error, "watching recipe Jobs failed; retrying");
@@ -343,14 +344,27 @@ impl KubeExecutor {
             let Some(recipe) = recipe_of(&job) else {
                 continue;
             };
-            if reported.contains(&recipe) {
+            let attempt = attempt_of(&job);
+            if reported.contains(&(recipe.clone(), attempt)) {
                 continue;
             }
-            let Some(exit) = self.exit_of(&job).await else {
-                continue;
+            let exit = if deleted {
+                Exit::Failed("its Job was deleted before it finished".into())
+            } else {
+                let Some(exit) = self.exit_of(&job).await else {
+                    continue;
+                };
+                exit
             };
-            reported.insert(recipe.clone());
-            if exits.send(ExitEvent { recipe, exit }).is_err() {
+            reported.insert((recipe.clone(), attempt));
+            if exits
+                .send(ExitEvent {
+                    recipe,
+                    attempt,
+                    exit,
+                })
+                .is_err()
+            {
                 // Nobody is waiting for this run any more.
                 return;
             }
@@ -514,6 +528,15 @@ fn recipe_of(job: &Job) -> Option<String> {
         .as_ref()
         .and_then(|l| l.get(LABEL_RECIPE))
         .cloned()
+}
+
+fn attempt_of(job: &Job) -> u32 {
+    job.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ATTEMPT))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1)
 }
 
 /// A refusal by the API server is final for this recipe; no answer at all may pass.

@@ -7,9 +7,12 @@
 //! too. The exit is reported at once: a non-zero status is a failure with the end of its log
 //! as the reason.
 //!
-//! The processes are not killed when the reconciler stops: a restarted reconciler finds their
-//! results in Redis (they cannot be re-attached, so a process that dies silently meanwhile is
-//! only noticed at the run's deadline).
+//! The processes are not killed when the reconciler stops. The handle `pid:<pid>@<host>` lets
+//! the reconciler that resumes the run on the same host (a restart, or the other replica of a
+//! failover) watch the process through `/proc` until it ends — it is no longer anyone's child,
+//! so its exit status is unknown ([`Exit::Vanished`]) — after checking by its environment that
+//! the pid still belongs to that recipe. On another host it cannot be seen at all
+//! ([`Attached::Unwatchable`]): only its result or the run's deadline tell.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,11 +24,13 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{ExecError, Exit, ExitEvent, ExitSender, Launch, human};
+use super::{Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, human};
 use crate::recipes::Recipe;
 
 /// How much of a failed recipe's output goes into its failure reason.
 const LOG_TAIL_BYTES: u64 = 1024;
+/// How often a process adopted after a failover is checked for having ended.
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct LocalExecutor {
@@ -33,6 +38,8 @@ pub struct LocalExecutor {
     runs: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
     /// `PATH` for recipes: ours, with the directory of `steadfast-recipe` in front.
     path: Option<std::ffi::OsString>,
+    /// This host's name, in each handle: a pid means something only on its own host.
+    host: String,
 }
 
 impl LocalExecutor {
@@ -41,6 +48,7 @@ impl LocalExecutor {
             work_dir,
             runs: Arc::new(Mutex::new(HashMap::new())),
             path: recipe_path(),
+            host: host_name(),
         }
     }
 
@@ -106,24 +114,53 @@ impl LocalExecutor {
         let pid = child.id().unwrap_or_default();
         tokio::spawn(watch(
             child,
-            recipe.name.clone(),
+            Ended {
+                recipe: recipe.name.clone(),
+                attempt: launch.attempt,
+            },
             launch.timeout,
             self.token(launch.run_id),
             log_path,
             exits,
         ));
-        Ok(format!("pid:{pid}"))
+        Ok(format!("pid:{pid}@{}", self.host))
     }
 
-    /// A process started before a restart is not our child: it cannot be waited for, only
-    /// heard from (its result) or timed out (the run's deadline).
-    pub fn attach(&self, run: Uuid, recipe: &Recipe, handle: Option<&str>) {
-        tracing::info!(
-            run_id = %run,
-            recipe = %recipe.name,
-            handle = handle.unwrap_or("unknown"),
-            "resumed a local recipe started before the restart; waiting for its result"
-        );
+    /// A process started before a restart is not our child: it cannot be waited for. On this
+    /// host it is watched through `/proc` until it is gone; elsewhere it cannot be seen.
+    pub fn attach(
+        &self,
+        run: Uuid,
+        recipe: &Recipe,
+        handle: Option<&str>,
+        attempt: u32,
+        exits: ExitSender,
+    ) -> Attached {
+        let ended = Ended {
+            recipe: recipe.name.clone(),
+            attempt,
+        };
+        let Some((pid, host)) = handle.and_then(parse_handle) else {
+            return Attached::Unwatchable(
+                "the reconciler that launched it stopped before recording its process".into(),
+            );
+        };
+        if host != self.host {
+            return Attached::Unwatchable(format!(
+                "it was launched on {host} by a reconciler that stopped"
+            ));
+        }
+        if is_recipe_process(pid, run, &recipe.name, attempt) {
+            tracing::info!(run_id = %run, recipe = %recipe.name, pid, "watching a local recipe started before the restart until it ends");
+            tokio::spawn(watch_adopted(pid, run, ended, self.token(run), exits));
+        } else {
+            tracing::info!(run_id = %run, recipe = %recipe.name, pid, "a local recipe started before the restart has ended meanwhile");
+            ended.send(
+                &exits,
+                Exit::Vanished("it ended while no reconciler watched it".into()),
+            );
+        }
+        Attached::Watching
     }
 
     pub fn cancel(&self, run: Uuid) {
@@ -231,9 +268,79 @@ fn resolve(program: &str, base_dir: Option<&Path>) -> PathBuf {
     }
 }
 
+/// Which launch of which recipe an exit is about.
+struct Ended {
+    recipe: String,
+    attempt: u32,
+}
+
+impl Ended {
+    fn send(self, exits: &ExitSender, exit: Exit) {
+        let _ = exits.send(ExitEvent {
+            recipe: self.recipe,
+            attempt: self.attempt,
+            exit,
+        });
+    }
+}
+
+/// The name of this host, as the kernel knows it (a pod's name in Kubernetes).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "an unknown host".into())
+}
+
+/// `pid:<pid>@<host>` → (pid, host); handles of older versions (`pid:<pid>`) name no host.
+fn parse_handle(handle: &str) -> Option<(u32, &str)> {
+    let (pid, host) = handle.strip_prefix("pid:")?.split_once('@')?;
+    Some((pid.parse().ok()?, host))
+}
+
+/// Whether `pid` is alive and still that recipe's process (not a reused pid): its environment
+/// names the run, the recipe and the attempt. A zombie's environment reads empty: gone.
+fn is_recipe_process(pid: u32, run: Uuid, recipe: &str, attempt: u32) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let has = |entry: &str| environ.split(|b| *b == 0).any(|e| e == entry.as_bytes());
+    has(&format!("STEADFAST_RUN_ID={run}"))
+        && has(&format!("STEADFAST_RECIPE={recipe}"))
+        && has(&format!("STEADFAST_RECIPE_ATTEMPT={attempt}"))
+}
+
+/// Watches a process adopted after a restart until it is gone, or kills it when the run is
+/// cancelled or timed out.
+async fn watch_adopted(
+    pid: u32,
+    run: Uuid,
+    ended: Ended,
+    cancelled: CancellationToken,
+    exits: ExitSender,
+) {
+    let mut poll = tokio::time::interval(ADOPTED_POLL);
+    loop {
+        tokio::select! {
+            () = cancelled.cancelled() => {
+                kill_process_group(pid).await;
+                return;
+            }
+            _ = poll.tick() => {
+                if !is_recipe_process(pid, run, &ended.recipe, ended.attempt) {
+                    ended.send(&exits, Exit::Vanished("it ended while watched from outside (exit status unknown)".into()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
 async fn watch(
     mut child: Child,
-    recipe: String,
+    ended: Ended,
     timeout: Duration,
     cancelled: CancellationToken,
     log: PathBuf,
@@ -260,22 +367,26 @@ async fn watch(
             return;
         }
     };
-    let _ = exits.send(ExitEvent { recipe, exit });
+    ended.send(&exits, exit);
 }
 
 /// Kills the recipe's whole process group (it may have spawned helpers), then the recipe.
 async fn kill_group(child: &mut Child) {
     if let Some(pid) = child.id() {
-        // `kill -- -<pgid>` signals the group without unsafe code; where no `kill` binary
-        // exists the direct kill below still stops the recipe itself.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+        kill_process_group(pid).await;
     }
     let _ = child.kill().await;
+}
+
+/// `kill -- -<pgid>` signals the group without unsafe code; where no `kill` binary exists, a
+/// child is still stopped by [`kill_group`]'s direct kill.
+async fn kill_process_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
 }
 
 async fn with_tail(reason: String, log: &Path) -> String {

@@ -10,6 +10,7 @@
 //! | `STEADFAST_RESULT_CHANNEL` | the same, named for what it is |
 //! | `STEADFAST_INCIDENT_ID` | the incident id |
 //! | `STEADFAST_RECIPE` | the recipe name (the `name` of its result) |
+//! | `STEADFAST_RECIPE_ATTEMPT` | 1, or 2, 3 … when a debugging recipe is re-run because its answer was lost |
 //! | `STEADFAST_RECIPE_KIND` | `debugging` or `action` |
 //! | `STEADFAST_DATA_FILE` | the data file path |
 //! | `STEADFAST_REDIS_ADDRESS` | the Redis address recipes publish to |
@@ -43,6 +44,8 @@ pub struct Launch<'a> {
     pub timeout: Duration,
     pub redis_address: &'a str,
     pub aggregator_address: &'a str,
+    /// 1 for the first launch, 2 for the first re-run (a debugging recipe whose answer was lost).
+    pub attempt: u32,
 }
 
 impl Launch<'_> {
@@ -78,6 +81,10 @@ impl Launch<'_> {
             ),
             ("STEADFAST_RECIPE".to_owned(), self.recipe.name.clone()),
             (
+                "STEADFAST_RECIPE_ATTEMPT".to_owned(),
+                self.attempt.to_string(),
+            ),
+            (
                 "STEADFAST_RECIPE_KIND".to_owned(),
                 self.recipe.kind.as_str().to_owned(),
             ),
@@ -100,12 +107,28 @@ pub enum Exit {
     Failed(String),
     /// Killed at its timeout (or the Job's deadline passed).
     TimedOut(String),
+    /// A recipe launched before a failover is gone, its exit status unknown: its result, if
+    /// it sent one, should be on the way (treated like [`Exit::Succeeded`]).
+    Vanished(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitEvent {
     pub recipe: String,
+    /// Which launch of the recipe ended: an exit of an earlier attempt than the current one
+    /// is old news.
+    pub attempt: u32,
     pub exit: Exit,
+}
+
+/// What re-attaching to a recipe launched before a failover gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attached {
+    /// Its end will be reported as an [`ExitEvent`].
+    Watching,
+    /// It cannot be seen from here (a process on another host): only its result or the run's
+    /// deadline will tell; the reason says why.
+    Unwatchable(String),
 }
 
 pub type ExitSender = mpsc::UnboundedSender<ExitEvent>;
@@ -172,20 +195,22 @@ impl Executor {
         }
     }
 
-    /// Watches a recipe launched before a restart, when the backend allows it.
+    /// Watches a recipe launched before a restart (by this process or another replica), when
+    /// the backend allows it.
     pub async fn attach(
         &self,
         run_id: Uuid,
         recipe: &Recipe,
         handle: Option<&str>,
+        attempt: u32,
         exits: ExitSender,
-    ) -> Result<(), ExecError> {
+    ) -> Result<Attached, ExecError> {
         match self {
-            Self::Local(local) => {
-                local.attach(run_id, recipe, handle);
-                Ok(())
+            Self::Local(local) => Ok(local.attach(run_id, recipe, handle, attempt, exits)),
+            Self::Kubernetes(kube) => {
+                kube.attach(run_id, recipe, exits).await?;
+                Ok(Attached::Watching)
             }
-            Self::Kubernetes(kube) => kube.attach(run_id, recipe, exits).await,
         }
     }
 

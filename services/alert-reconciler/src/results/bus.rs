@@ -7,7 +7,7 @@
 //! re-reads its durable list for whatever was published during the gap.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ struct Inner {
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     commands: tokio::sync::Mutex<Option<ConnectionManager>>,
     connected: AtomicBool,
+    /// How many times the pub/sub connection was lost: a result published around such a loss
+    /// may never have reached us (PUBLISH keeps nothing for absent subscribers).
+    outages: AtomicU64,
 }
 
 /// A live subscription to one channel; dropping it unsubscribes.
@@ -94,6 +97,7 @@ impl ResultBus {
                 sink: tokio::sync::Mutex::new(None),
                 commands: tokio::sync::Mutex::new(None),
                 connected: AtomicBool::new(false),
+                outages: AtomicU64::new(0),
             }),
         })
     }
@@ -105,6 +109,17 @@ impl ResultBus {
         } else {
             (false, "not connected to Redis; reconnecting".into())
         }
+    }
+
+    /// Whether the pub/sub connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::SeqCst)
+    }
+
+    /// How many times the pub/sub connection has been lost so far. A run compares it with the
+    /// count when a recipe was launched: if it moved, the recipe's live answer may be lost.
+    pub fn outages(&self) -> u64 {
+        self.inner.outages.load(Ordering::SeqCst)
     }
 
     /// Waits until the pub/sub connection is up, or `timeout`.
@@ -133,7 +148,9 @@ impl ResultBus {
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "Redis pub/sub unavailable");
                 }
             }
-            self.inner.connected.store(false, Ordering::SeqCst);
+            if self.inner.connected.swap(false, Ordering::SeqCst) {
+                self.inner.outages.fetch_add(1, Ordering::SeqCst);
+            }
             *self.inner.sink.lock().await = None;
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -12,6 +12,15 @@
 //!
 //! Stopping (shutdown, lost leadership) just stops: everything is in the database, and the
 //! next supervisor resumes from step 1. Cancelling (the incident resolved) kills the recipes.
+//!
+//! **Lost answers.** Recipes written for Euphrosyne answer with one Redis `PUBLISH`, which
+//! reaches only whoever is subscribed at that instant. An answer sent while no reconciler
+//! listened — the one that launched the recipe had stopped (a failover), or the pub/sub
+//! connection was being re-established (a Redis restart) — is gone. A recipe that ends without
+//! its answer reaching us, after either happened during its life, is therefore *lost*, not
+//! silent: a debugging recipe (it only reads) is launched again, at most `lost_result_reruns`
+//! times, each re-run recorded with its reason for the report; an action recipe is never run
+//! again on its own — it ends `unknown`, and the report says its result was lost and why.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +35,8 @@ use uuid::Uuid;
 
 use super::finish;
 use crate::context::Context;
-use crate::executor::{ExecError, Exit, ExitEvent, Launch, human};
+use crate::executor::{Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, human};
+use crate::recipes::RecipeKind;
 use crate::results::{BusEvent, RecipeResult, ResultStatus, Subscription};
 use crate::store::StoreError;
 use crate::store::runs::{self, RecipeRunRow, RecipeState, RunRow};
@@ -56,6 +66,13 @@ struct Drive<'a> {
     recipes: HashMap<String, RecipeRunRow>,
     /// Recipes that exited 0 and whose result is awaited until then.
     grace: HashMap<String, Instant>,
+    /// Where executors report recipe exits to this drive.
+    exits: ExitSender,
+    /// Recipes whose current launch was made by a reconciler that stopped, and why their
+    /// answer may have been lost with it.
+    failed_over: HashMap<String, String>,
+    /// The result bus's outage count when each recipe's current launch began.
+    outages_at_launch: HashMap<String, u64>,
 }
 
 /// Drives run `id` until it ends, `stop` (leave it for the next supervisor) or `cancel` (kill
@@ -75,19 +92,22 @@ pub async fn drive(
     }
     let rows = runs::recipes_of(&mut conn, id).await?;
     drop(conn);
+    let (exits, mut exit_events) = mpsc::unbounded_channel();
     let mut drive = Drive {
         ctx: &ctx,
         run,
         recipes: rows.into_iter().map(|r| (r.recipe.clone(), r)).collect(),
         grace: HashMap::new(),
+        exits,
+        failed_over: HashMap::new(),
+        outages_at_launch: HashMap::new(),
     };
 
     let Some(mut subscription) = drive.subscribe(&stop).await else {
         return Ok(Ended::Stopped);
     };
     drive.read_backlog().await?;
-    let (exits, mut exit_events) = mpsc::unbounded_channel();
-    let deadline = drive.start(exits).await?;
+    let deadline = drive.start().await?;
 
     loop {
         if drive.all_final() {
@@ -150,6 +170,78 @@ impl Drive<'_> {
         self.recipes.values().all(|r| r.state().is_final())
     }
 
+    /// Why `recipe`'s answer may have been lost during its current launch, if it may.
+    fn loss(&self, recipe: &str) -> Option<String> {
+        if let Some(why) = self.failed_over.get(recipe) {
+            return Some(format!("its result was lost in a failover ({why})"));
+        }
+        let at_launch = self.outages_at_launch.get(recipe).copied()?;
+        (self.ctx.bus.outages() != at_launch).then(|| {
+            "its result was lost while the reconciler reconnected to Redis (nobody was subscribed when it may have answered)".to_owned()
+        })
+    }
+
+    /// Whether `recipe` is a debugging recipe that may be launched once more.
+    fn may_rerun(&self, recipe: &str) -> bool {
+        self.run.kind() == RecipeKind::Debugging
+            && self
+                .recipes
+                .get(recipe)
+                .is_some_and(|row| row.attempt() <= self.ctx.settings.lost_result_reruns)
+    }
+
+    /// Launches `recipe` again because its answer was lost (`why`); false when it had ended
+    /// meanwhile after all.
+    async fn rerun(&mut self, recipe: &str, why: &str) -> Result<bool, StoreError> {
+        {
+            let mut conn = self.ctx.pool.acquire().await?;
+            if !runs::rerun(&mut conn, self.id(), recipe, why).await? {
+                return Ok(false);
+            }
+        }
+        self.grace.remove(recipe);
+        self.failed_over.remove(recipe);
+        if let Some(row) = self.recipes.get_mut(recipe) {
+            row.state = RecipeState::Pending.as_str().into();
+            row.handle = None;
+            row.attempt += 1;
+            row.reruns.0.push(why.to_owned());
+        }
+        self.ctx
+            .metrics
+            .recipe_reruns
+            .with_label_values(&[recipe])
+            .inc();
+        tracing::warn!(run_id = %self.id(), recipe, reason = why, "launching the recipe again: its answer was lost");
+        self.launch_pending().await?;
+        Ok(true)
+    }
+
+    /// A recipe ended without its answer reaching us, and `why` says how it was lost: re-run
+    /// it if it is a debugging recipe with re-runs left, else record it as `unknown`, saying why.
+    async fn lost(&mut self, recipe: &str, ended: &str, why: String) -> Result<(), StoreError> {
+        if self.may_rerun(recipe) {
+            self.rerun(recipe, &why).await?;
+            return Ok(());
+        }
+        let consequence = if self.run.kind() == RecipeKind::Action {
+            "an action recipe is never run again on its own: check what it did before approving it again".to_owned()
+        } else if self.ctx.settings.lost_result_reruns == 0 {
+            "re-runs of lost results are off (LOST_RESULT_RERUNS=0)".to_owned()
+        } else {
+            let reruns = self.recipes.get(recipe).map_or(0, |r| r.reruns.0.len());
+            format!("not run again: it was re-run {reruns} times already")
+        };
+        self.finish(
+            recipe,
+            RecipeState::Unknown,
+            Some(format!("{ended}, but {why}; {consequence}")),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Subscribes, retrying while Redis is unreachable; `None` if stopped meanwhile.
     async fn subscribe(&self, stop: &CancellationToken) -> Option<Subscription> {
         let channel = self.id().to_string();
@@ -185,7 +277,7 @@ impl Drive<'_> {
 
     /// Starts the clock, launches what is pending and re-attaches to what was launched
     /// before; returns the run's deadline.
-    async fn start(&mut self, exits: crate::executor::ExitSender) -> Result<Instant, StoreError> {
+    async fn start(&mut self) -> Result<Instant, StoreError> {
         let default = self.ctx.settings.recipe_timeout;
         let longest = self
             .recipes
@@ -199,28 +291,64 @@ impl Drive<'_> {
         let deadline = runs::start_clock(&mut conn, self.id(), planned).await?;
         drop(conn);
 
-        for row in self.recipes.values() {
-            if row.state() == RecipeState::Launched
-                && let Err(error) = self
-                    .ctx
-                    .executor
-                    .attach(self.id(), &row.spec, row.handle.as_deref(), exits.clone())
-                    .await
-            {
-                tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, "cannot re-attach; waiting for its result");
+        // Launched by a reconciler that stopped: whatever they answered meanwhile, if not kept
+        // durably (read above), is lost.
+        let adopted: Vec<RecipeRunRow> = self
+            .recipes
+            .values()
+            .filter(|row| row.state() == RecipeState::Launched)
+            .cloned()
+            .collect();
+        let mut unwatchable = Vec::new();
+        for row in &adopted {
+            let recipe = row.recipe.clone();
+            self.outages_at_launch
+                .insert(recipe.clone(), self.ctx.bus.outages());
+            let attached = self
+                .ctx
+                .executor
+                .attach(
+                    self.id(),
+                    &row.spec,
+                    row.handle.as_deref(),
+                    row.attempt(),
+                    self.exits.clone(),
+                )
+                .await;
+            match attached {
+                Ok(Attached::Watching) => {
+                    self.failed_over.insert(
+                        recipe,
+                        "the reconciler that launched it stopped before it answered".into(),
+                    );
+                }
+                Ok(Attached::Unwatchable(why)) => {
+                    self.failed_over.insert(recipe.clone(), why.clone());
+                    unwatchable.push((recipe, why));
+                }
+                Err(error) => {
+                    tracing::warn!(run_id = %self.id(), %recipe, %error, "cannot re-attach; waiting for its result");
+                    self.failed_over
+                        .insert(recipe, format!("it cannot be watched from here: {error}"));
+                }
             }
         }
-        self.launch_pending(exits).await?;
+        self.launch_pending().await?;
+        // A debugging recipe nobody can watch is run again at once rather than waited for
+        // until the deadline (it only reads; the first answer of either launch wins).
+        for (recipe, why) in unwatchable {
+            if self.may_rerun(&recipe) {
+                let why = format!("it may have answered while no reconciler listened ({why})");
+                self.rerun(&recipe, &why).await?;
+            }
+        }
         let remaining = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         Ok(Instant::now() + remaining)
     }
 
     /// Claims every pending recipe (one statement: at most once, even across restarts) and
     /// launches them all at the same time.
-    async fn launch_pending(
-        &mut self,
-        exits: crate::executor::ExitSender,
-    ) -> Result<(), StoreError> {
+    async fn launch_pending(&mut self) -> Result<(), StoreError> {
         let pending: Vec<String> = self
             .recipes
             .values()
@@ -234,12 +362,14 @@ impl Drive<'_> {
             let mut conn = self.ctx.pool.acquire().await?;
             runs::claim_launches(&mut conn, self.id(), &pending).await?
         };
+        let outages = self.ctx.bus.outages();
         for recipe in &claimed {
             self.set_state(recipe, RecipeState::Launched, None);
+            self.outages_at_launch.insert(recipe.clone(), outages);
         }
         let launches = claimed.iter().map(|recipe| {
             let row = &self.recipes[recipe];
-            self.launch_one(row, exits.clone())
+            self.launch_one(row, self.exits.clone())
         });
         let outcomes: Vec<(String, Result<String, ExecError>)> = join_all(launches).await;
         let mut handles = Vec::new();
@@ -269,7 +399,7 @@ impl Drive<'_> {
     async fn launch_one(
         &self,
         row: &RecipeRunRow,
-        exits: crate::executor::ExitSender,
+        exits: ExitSender,
     ) -> (String, Result<String, ExecError>) {
         let settings = &self.ctx.settings;
         let launch = Launch {
@@ -280,6 +410,7 @@ impl Drive<'_> {
             timeout: row.spec.timeout_or(settings.recipe_timeout),
             redis_address: &settings.redis_address,
             aggregator_address: &settings.aggregator_address,
+            attempt: row.attempt(),
         };
         let mut attempt = 1;
         loop {
@@ -386,10 +517,11 @@ impl Drive<'_> {
     }
 
     async fn on_exit(&mut self, event: ExitEvent) -> Result<(), StoreError> {
+        // An earlier launch of a re-run recipe ending is old news.
         if self
             .recipes
             .get(&event.recipe)
-            .is_none_or(|r| r.state().is_final())
+            .is_none_or(|r| r.state().is_final() || r.attempt() != event.attempt)
         {
             return Ok(());
         }
@@ -400,11 +532,21 @@ impl Drive<'_> {
             return Ok(());
         }
         match event.exit {
-            Exit::Succeeded => {
+            Exit::Succeeded | Exit::Vanished(_) => {
                 self.grace.insert(
                     event.recipe,
                     Instant::now() + self.ctx.settings.result_grace,
                 );
+            }
+            // A debugging recipe that failed around a Redis outage most likely failed to
+            // publish: worth another launch.
+            Exit::Failed(detail)
+                if !self.failed_over.contains_key(&event.recipe)
+                    && (self.loss(&event.recipe).is_some() || !self.ctx.bus.is_connected())
+                    && self.may_rerun(&event.recipe) =>
+            {
+                let why = format!("it failed while Redis was unreachable ({detail})");
+                self.rerun(&event.recipe, &why).await?;
             }
             Exit::Failed(detail) => {
                 self.finish(&event.recipe, RecipeState::Failed, Some(detail), None)
@@ -428,14 +570,32 @@ impl Drive<'_> {
             .map(|(name, _)| name.clone())
             .collect();
         for recipe in over {
+            if !self.ctx.bus.is_connected() {
+                // Deaf right now: its answer may come with the reconnection's re-read.
+                self.grace
+                    .insert(recipe, now + self.ctx.settings.result_grace);
+                continue;
+            }
             self.grace.remove(&recipe);
-            self.finish(
-                &recipe,
-                RecipeState::Unknown,
-                Some("exited successfully without reporting a result".into()),
-                None,
-            )
-            .await?;
+            match self.loss(&recipe) {
+                Some(why) => {
+                    self.lost(
+                        &recipe,
+                        "it ended without its result reaching the reconciler",
+                        why,
+                    )
+                    .await?;
+                }
+                None => {
+                    self.finish(
+                        &recipe,
+                        RecipeState::Unknown,
+                        Some("exited successfully without reporting a result".into()),
+                        None,
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -449,13 +609,15 @@ impl Drive<'_> {
             .map(|r| (r.recipe.clone(), r.spec.timeout_or(default)))
             .collect();
         for (recipe, timeout) in &open {
-            self.finish(
-                recipe,
-                RecipeState::TimedOut,
-                Some(format!("no result within its {} timeout", human(*timeout))),
-                None,
-            )
-            .await?;
+            let mut detail = format!("no result within its {} timeout", human(*timeout));
+            if let Some(why) = self.loss(recipe) {
+                detail.push_str(&format!(
+                    "; {}",
+                    why.replacen("was lost", "may have been lost", 1)
+                ));
+            }
+            self.finish(recipe, RecipeState::TimedOut, Some(detail), None)
+                .await?;
         }
         if !open.is_empty() {
             self.ctx.executor.cancel(self.id()).await;

@@ -4,7 +4,9 @@
 //! `cancelled`. The move to `launched` is claimed before the process or Job is started, so a
 //! recipe is started at most once even across restarts (an action must never run twice
 //! because the reconciler crashed); every later move happens only from a non-final state, so
-//! the first answer wins and a late duplicate changes nothing.
+//! the first answer wins and a late duplicate changes nothing. The one way back is [`rerun`]:
+//! a debugging recipe whose answer was lost goes `launched → pending` and is claimed again
+//! (its `attempt` counts up), because it only reads; an action recipe never does.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -93,17 +95,26 @@ pub struct RecipeRunRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub detail: Option<String>,
     pub results: Option<Value>,
+    /// Which launch this is: 1, then 2 after a re-run (see [`rerun`]).
+    pub attempt: i32,
+    /// Why each re-run happened, in order.
+    pub reruns: Json<Vec<String>>,
 }
 
 impl RecipeRunRow {
     pub fn state(&self) -> RecipeState {
         RecipeState::parse(&self.state).unwrap_or(RecipeState::Unknown)
     }
+
+    /// The launch number as executors and recipes see it (1-based).
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.attempt).unwrap_or(1).max(1)
+    }
 }
 
 const RUN_COLUMNS: &str = "id, incident_id, kind, state, data, created_at, deadline, completed_at";
-const RECIPE_COLUMNS: &str =
-    "run_id, recipe, spec, state, handle, launched_at, finished_at, detail, results";
+const RECIPE_COLUMNS: &str = "run_id, recipe, spec, state, handle, launched_at, finished_at, detail, results, \
+     attempt, reruns";
 
 /// Plans a run of `recipes` with `data` (its `uuid` must be `id`).
 pub async fn create(
@@ -255,6 +266,28 @@ pub async fn finish(
     .bind(state.as_str())
     .bind(detail)
     .bind(results)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Puts a launched recipe back to `pending` for another launch, recording `reason`; false when
+/// it had ended meanwhile (its answer arrived after all: nothing to re-run).
+pub async fn rerun(
+    conn: &mut PgConnection,
+    run: Uuid,
+    recipe: &str,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE recipe_runs SET state = 'pending', handle = NULL, attempt = attempt + 1, \
+             reruns = reruns || jsonb_build_array($3::text) \
+         WHERE run_id = $1 AND recipe = $2 AND state = 'launched'",
+    )
+    .bind(run)
+    .bind(recipe)
+    .bind(reason)
     .execute(conn)
     .await?
     .rows_affected()
