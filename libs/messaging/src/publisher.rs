@@ -66,9 +66,9 @@ impl Publisher {
 
     /// Publishes `event` so that it reaches queue `target` no earlier than `delay` from now.
     ///
-    /// The message waits in `target.delay.<delay>`, a TTL queue that dead-letters into
-    /// `target`. The queue is re-declared on every call, which also restarts its `x-expires`
-    /// clock, so an idle delay queue disappears but never while a message waits in it.
+    /// The message waits in `target.delayed.<delay>`, a TTL queue that dead-letters into
+    /// `target` (declared on every call, so a deleted one comes back; it never expires, see
+    /// [`topology`]).
     pub async fn publish_delayed<T: Serialize>(
         &self,
         target: &str,

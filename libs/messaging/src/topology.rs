@@ -11,8 +11,11 @@
 //!   default exchange to `Q` only (never back to the topic exchange, where other consumers
 //!   would see the retry);
 //! * `Q.parked` — the parking lot for messages that failed for good;
-//! * `Q.delay.<delay>` — created on demand by `publish_delayed`, with `x-expires` so unused
-//!   ones disappear.
+//! * `Q.delayed.<delay>` — created on demand by `publish_delayed`, one per delay used, kept like
+//!   the retry tiers. Never with `x-expires`: RabbitMQ (measured on 3.10, quorum queues) counts
+//!   a queue's expiry from its creation even while messages are published into it — re-declaring
+//!   does not renew it — and deletes the queue *with* its waiting messages. The chaos suite lost
+//!   scheduled retries that way; the delays a service uses are few and fixed by its config.
 
 use std::time::Duration;
 
@@ -25,7 +28,9 @@ use crate::error::MessagingError;
 /// Suffix of the parking-lot queue of a consumer queue.
 pub const PARKED_SUFFIX: &str = ".parked";
 const RETRY_INFIX: &str = ".retry.";
-const DELAY_INFIX: &str = ".delay.";
+const DELAY_INFIX: &str = ".delayed.";
+/// The infix of delay queues before `.delayed.` (they had `x-expires`, and vanish on their own).
+pub const LEGACY_DELAY_INFIX: &str = ".delay.";
 
 /// The prefix of every exchange and queue name (default `steadfast`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +242,7 @@ impl QueueSpec {
             declare_queue(
                 channel,
                 &self.retry_queue(delay),
-                ttl_queue_arguments(&self.name, delay, None),
+                ttl_queue_arguments(&self.name, delay),
             )
             .await?;
         }
@@ -267,25 +272,21 @@ pub fn delay_queue_name(target: &str, delay: Duration) -> String {
     format!("{target}{DELAY_INFIX}{}", delay_label(delay))
 }
 
-/// How long an unused delay queue lives: long enough that a message published right after the
-/// last re-declare always expires into its target before the queue itself goes away.
-pub fn delay_queue_expiry(delay: Duration) -> Duration {
-    delay * 2 + Duration::from_secs(60)
+/// Whether `queue` is a retry tier or a delay queue (of this version or the one before).
+pub fn is_waiting_queue(queue: &str) -> bool {
+    [RETRY_INFIX, DELAY_INFIX, LEGACY_DELAY_INFIX]
+        .iter()
+        .any(|infix| queue.contains(infix))
 }
 
-/// Declares the TTL queue `Q.delay.<delay>` (idempotent; re-declaring resets `x-expires`).
+/// Declares the TTL queue `Q.delayed.<delay>` (idempotent; the same arguments as a retry tier).
 pub async fn declare_delay_queue(
     channel: &Channel,
     target: &str,
     delay: Duration,
 ) -> Result<String, MessagingError> {
     let name = delay_queue_name(target, delay);
-    declare_queue(
-        channel,
-        &name,
-        ttl_queue_arguments(target, delay, Some(delay_queue_expiry(delay))),
-    )
-    .await?;
+    declare_queue(channel, &name, ttl_queue_arguments(target, delay)).await?;
     Ok(name)
 }
 
@@ -304,7 +305,7 @@ pub fn main_queue_arguments() -> FieldTable {
 /// `at-least-once` dead-lettering keeps a message in the tier until the target queue has
 /// confirmed it, so a broker crash between expiry and re-delivery loses nothing; it requires
 /// `x-overflow: reject-publish`.
-pub fn ttl_queue_arguments(target: &str, delay: Duration, expires: Option<Duration>) -> FieldTable {
+pub fn ttl_queue_arguments(target: &str, delay: Duration) -> FieldTable {
     let mut args = main_queue_arguments();
     args.insert(
         "x-message-ttl".into(),
@@ -326,12 +327,6 @@ pub fn ttl_queue_arguments(target: &str, delay: Duration, expires: Option<Durati
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
-    if let Some(expires) = expires {
-        args.insert(
-            "x-expires".into(),
-            AMQPValue::LongLongInt(i64::try_from(expires.as_millis()).unwrap_or(i64::MAX)),
-        );
-    }
     args
 }
 
@@ -381,7 +376,7 @@ mod tests {
         );
         assert_eq!(
             delay_queue_name(&q.name, Duration::from_secs(300)),
-            "t-1a2b.pipeline-herder.jobs.delay.5m"
+            "t-1a2b.pipeline-herder.jobs.delayed.5m"
         );
         assert!(Namespace::new("Bad Name").is_err());
         assert!(Namespace::new("").is_err());
@@ -412,7 +407,7 @@ mod tests {
 
     #[test]
     fn tier_arguments_dead_letter_to_the_queue_only() {
-        let args = ttl_queue_arguments("ns.svc.q", Duration::from_millis(250), None);
+        let args = ttl_queue_arguments("ns.svc.q", Duration::from_millis(250));
         let inner = args.inner();
         assert_eq!(
             inner.get("x-message-ttl"),

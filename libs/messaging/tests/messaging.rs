@@ -9,7 +9,7 @@ use steadfast_events::{Envelope, TraceParent};
 use steadfast_messaging::admin::{self, ReplayFilter};
 use steadfast_messaging::{
     Consumer, ConsumerSettings, ExchangeSpec, Incoming, Outcome, PublishError, Publisher,
-    QueueSpec, RetryPolicy,
+    QueueSpec, RetryPolicy, topology,
 };
 use steadfast_test_support::{FnHandler, TestBroker, eventually, eventually_async};
 use tokio::time::Instant;
@@ -370,13 +370,33 @@ async fn publish_delayed_delivers_no_earlier_than_asked() {
         waited >= delay,
         "arrived after {waited:?}, asked for {delay:?}"
     );
-    let delay_queue = admin::queue_state(&tb.broker, &format!("{}.delay.800ms", spec.name))
-        .await
-        .unwrap();
+    let delay_queue = format!("{}.delayed.800ms", spec.name);
     assert!(
-        delay_queue.is_some(),
-        "the per-delay queue exists until it expires"
+        admin::queue_state(&tb.broker, &delay_queue)
+            .await
+            .unwrap()
+            .is_some(),
+        "the per-delay queue stays"
     );
+    // It has a retry tier's arguments, without `x-expires` (RabbitMQ would delete it with its
+    // waiting messages): a declare with exactly those arguments is accepted, where any
+    // difference would be refused with PRECONDITION_FAILED.
+    let connection = lapin::Connection::connect(
+        &steadfast_test_support::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            delay_queue.as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            topology::ttl_queue_arguments(&spec.name, delay),
+        )
+        .await
+        .expect("the delay queue's arguments are a retry tier's, without x-expires");
+    let _ = connection.close(200, "done".into()).await;
 }
 
 #[tokio::test]

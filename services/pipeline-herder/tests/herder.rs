@@ -100,7 +100,7 @@ async fn the_same_event_delivered_twice_retries_once() {
     let retries = h.broker.queue(&h.broker.name("pipeline-herder.retries"));
     let delayed = h
         .broker
-        .queue(&h.broker.name("pipeline-herder.retries.delay.1s"));
+        .queue(&h.broker.name("pipeline-herder.retries.delayed.1s"));
     eventually_async("no retry message left", WAIT, || async {
         (retries.depth().await + delayed.depth().await == 0).then_some(())
     })
@@ -472,7 +472,7 @@ async fn shutting_down_finishes_in_time_and_keeps_scheduled_retries() {
         .await;
     h.stop().await;
     // The retry waits in the broker, not in the stopped process.
-    let delayed = h.broker.name("pipeline-herder.retries.delay.2s");
+    let delayed = h.broker.name("pipeline-herder.retries.delayed.2s");
     let waiting = h.broker.queue(&delayed).depth().await
         + h.broker
             .queue(&h.broker.name("pipeline-herder.retries"))

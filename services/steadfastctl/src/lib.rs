@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use steadfast_messaging::admin::{self, ReplayFilter};
-use steadfast_messaging::topology::PARKED_SUFFIX;
+use steadfast_messaging::topology::{self, PARKED_SUFFIX};
 use steadfast_messaging::{Broker, BrokerConfig, MessagingMetrics, Namespace};
 
 pub use management::ManagementApi;
@@ -232,8 +232,8 @@ fn parked_table(queue: &str, parked: &[admin::ParkedMessage]) -> String {
 
 /// Rejects a retry or delay queue where a work queue is meant, with a hint.
 fn check_queue_name(queue: &str) -> anyhow::Result<()> {
-    if queue.contains(".retry.") || queue.contains(".delay.") {
-        let work = [".retry.", ".delay."]
+    if topology::is_waiting_queue(queue) {
+        let work = [".retry.", ".delayed.", topology::LEGACY_DELAY_INFIX]
             .iter()
             .find_map(|infix| queue.split_once(infix).map(|(work, _)| work))
             .unwrap_or(queue);
