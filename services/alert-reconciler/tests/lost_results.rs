@@ -64,6 +64,34 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Starts a reconciler on a runtime of its own, so that [`crash`] ends every task it
+    /// spawned — the recipe watchers too — as a `kill -9` would (the `kill` of the common
+    /// harness aborts the App's task, but detached tasks live on in the test's runtime, and a
+    /// watcher still timing out the first launch would race the adopting reconciler).
+    async fn start_crashable(&self) -> (Running, tokio::runtime::Runtime) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime.spawn(start(self.config.clone())).await.unwrap();
+        self.webex.clear_webhooks();
+        self.webex.register_webhook(
+            &format!("{}/webex/attachment-actions", running.base),
+            Some(SECRET),
+        );
+        (running, runtime)
+    }
+}
+
+/// Ends the reconciler started by [`Harness::start_crashable`] at once, mid-flight. Its recipe
+/// processes live on, as after a real crash.
+fn crash((running, runtime): (Running, tokio::runtime::Runtime)) {
+    drop(running);
+    runtime.shutdown_background();
+}
+
 impl Running {
     /// Waits until `recipe` of the incident's `run`-th run (0-based) is launched; returns the
     /// run's id.
@@ -108,11 +136,11 @@ async fn subscribers(channel: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_debugging_answer_lost_in_a_failover_is_recovered_by_running_the_recipe_again() {
     let h = harness().await;
-    let first = h.start().await;
+    let first = h.start_crashable().await;
     h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = first.only_incident().await;
-    first.launched(&id, 0, "investigate").await;
-    first.kill().await;
+    let id = first.0.only_incident().await;
+    first.0.launched(&id, 0, "investigate").await;
+    crash(first);
 
     // The recipe answers while no reconciler listens: its only PUBLISH reaches nobody.
     h.open_gate("investigate").await;
@@ -149,11 +177,11 @@ async fn a_debugging_answer_lost_in_a_failover_is_recovered_by_running_the_recip
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recipe_still_running_after_a_failover_answers_the_new_reconciler_without_a_rerun() {
     let h = harness().await;
-    let first = h.start().await;
+    let first = h.start_crashable().await;
     h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = first.only_incident().await;
-    let run = first.launched(&id, 0, "investigate").await;
-    first.kill().await;
+    let id = first.0.only_incident().await;
+    let run = first.0.launched(&id, 0, "investigate").await;
+    crash(first);
     eventually_async(
         "the killed reconciler to have unsubscribed",
         WAIT,
@@ -183,12 +211,13 @@ async fn an_action_whose_answer_was_lost_in_a_failover_is_never_run_again_and_th
     let h = harness().await;
     // The investigation answers at once; only the action's answer will be lost.
     std::fs::write(h.dir.join("investigate.gate"), "open").unwrap();
-    let first = h.start().await;
+    let first = h.start_crashable().await;
     h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = first.only_incident().await;
+    let id = first.0.only_incident().await;
     h.message(1).await;
-    first.wait_state(&id, "awaiting_approval").await;
+    first.0.wait_state(&id, "awaiting_approval").await;
     let (status, body) = first
+        .0
         .post(
             "/api/actions",
             Some(API_TOKEN),
@@ -196,8 +225,8 @@ async fn an_action_whose_answer_was_lost_in_a_failover_is_never_run_again_and_th
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    first.launched(&id, 1, "restart-web").await;
-    first.kill().await;
+    first.0.launched(&id, 1, "restart-web").await;
+    crash(first);
     h.open_gate("restart-web").await;
 
     let second = h.start().await;
@@ -279,4 +308,75 @@ async fn with_reruns_off_a_lost_answer_is_reported_with_its_reason() {
     assert!(text.contains("re-runs of lost results are off"), "{text}");
     assert_eq!(h.launches("investigate"), ["1"]);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recipe_adopted_after_a_failover_is_still_killed_at_its_own_timeout() {
+    let h = Harness::new("debugging: {}\n").await;
+    h.script("euphrosyne.sh", EUPHROSYNE_RECIPE);
+    h.script(
+        "hang.sh",
+        "echo $$ > \"$PIDFILE\"\nwhile true; do sleep 0.05; done",
+    );
+    std::fs::write(
+        h.dir.join("recipes.yaml"),
+        format!(
+            r#"
+debugging:
+  investigate:
+    entrypoint: ./euphrosyne.sh
+    env: {{LAUNCHES: "{dir}/investigate.launches", GATE: "{dir}/investigate.gate"}}
+  hang:
+    entrypoint: ./hang.sh
+    timeout: 3s
+    env: {{PIDFILE: "{dir}/hang.pid"}}
+"#,
+            dir = h.dir.display()
+        ),
+    )
+    .unwrap();
+    let first = h.start_crashable().await;
+    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
+    let id = first.0.only_incident().await;
+    let run = first.0.launched(&id, 0, "hang").await;
+    crash(first);
+    eventually_async(
+        "the killed reconciler to have unsubscribed",
+        WAIT,
+        || async { (subscribers(&run).await == 0).then_some(()) },
+    )
+    .await;
+
+    let second = h.start().await;
+    let body = eventually_async("hang killed at its timeout", WAIT, || async {
+        let body = second.incident(&id).await;
+        (recipe_row(&body, 0, "hang")["state"] == "timed_out").then_some(body)
+    })
+    .await;
+    let hang = recipe_row(&body, 0, "hang");
+    assert_eq!(
+        hang["detail"], "killed after its 3s timeout",
+        "its own timeout, not the run's deadline: {hang}"
+    );
+    let pid = std::fs::read_to_string(h.dir.join("hang.pid")).unwrap();
+    // Gone, or a zombie its crashed parent (this test process) has not reaped.
+    eventually("the adopted process gone", WAIT, || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        let dead = match stat {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z')),
+        };
+        dead.then_some(())
+    })
+    .await;
+    assert_eq!(recipe_row(&body, 0, "investigate")["state"], "launched");
+
+    h.open_gate("investigate").await;
+    let text = h.message(1).await.markdown.unwrap();
+    assert!(text.contains("**hang** — timed out"), "{text}");
+    assert!(text.contains("killed after its 3s timeout"), "{text}");
+    second.stop().await;
 }

@@ -24,7 +24,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, human};
+use super::{Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, RecipeClock, human};
 use crate::recipes::Recipe;
 
 /// How much of a failed recipe's output goes into its failure reason.
@@ -134,6 +134,7 @@ impl LocalExecutor {
         recipe: &Recipe,
         handle: Option<&str>,
         attempt: u32,
+        clock: RecipeClock,
         exits: ExitSender,
     ) -> Attached {
         let ended = Ended {
@@ -152,7 +153,14 @@ impl LocalExecutor {
         }
         if is_recipe_process(pid, run, &recipe.name, attempt) {
             tracing::info!(run_id = %run, recipe = %recipe.name, pid, "watching a local recipe started before the restart until it ends");
-            tokio::spawn(watch_adopted(pid, run, ended, self.token(run), exits));
+            tokio::spawn(watch_adopted(
+                pid,
+                run,
+                ended,
+                clock,
+                self.token(run),
+                exits,
+            ));
         } else {
             tracing::info!(run_id = %run, recipe = %recipe.name, pid, "a local recipe started before the restart has ended meanwhile");
             ended.send(
@@ -312,20 +320,29 @@ fn is_recipe_process(pid: u32, run: Uuid, recipe: &str, attempt: u32) -> bool {
         && has(&format!("STEADFAST_RECIPE_ATTEMPT={attempt}"))
 }
 
-/// Watches a process adopted after a restart until it is gone, or kills it when the run is
-/// cancelled or timed out.
+/// Watches a process adopted after a restart until it is gone, or kills it when its own
+/// timeout passes (counted from its launch, not from the adoption) or the run is cancelled.
 async fn watch_adopted(
     pid: u32,
     run: Uuid,
     ended: Ended,
+    clock: RecipeClock,
     cancelled: CancellationToken,
     exits: ExitSender,
 ) {
     let mut poll = tokio::time::interval(ADOPTED_POLL);
+    let deadline = tokio::time::sleep(clock.left());
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             () = cancelled.cancelled() => {
                 kill_process_group(pid).await;
+                return;
+            }
+            () = &mut deadline => {
+                kill_process_group(pid).await;
+                let why = format!("killed after its {} timeout", human(clock.timeout));
+                ended.send(&exits, Exit::TimedOut(why));
                 return;
             }
             _ = poll.tick() => {

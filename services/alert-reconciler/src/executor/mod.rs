@@ -121,6 +121,20 @@ pub struct ExitEvent {
     pub exit: Exit,
 }
 
+/// A recipe's own timeout, and how much of it had passed when it was re-attached to: an
+/// adopted recipe is killed when its timeout passes, counted from its launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipeClock {
+    pub timeout: Duration,
+    pub elapsed: Duration,
+}
+
+impl RecipeClock {
+    pub fn left(&self) -> Duration {
+        self.timeout.saturating_sub(self.elapsed)
+    }
+}
+
 /// What re-attaching to a recipe launched before a failover gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attached {
@@ -203,10 +217,11 @@ impl Executor {
         recipe: &Recipe,
         handle: Option<&str>,
         attempt: u32,
+        clock: RecipeClock,
         exits: ExitSender,
     ) -> Result<Attached, ExecError> {
         match self {
-            Self::Local(local) => Ok(local.attach(run_id, recipe, handle, attempt, exits)),
+            Self::Local(local) => Ok(local.attach(run_id, recipe, handle, attempt, clock, exits)),
             Self::Kubernetes(kube) => {
                 kube.attach(run_id, recipe, exits).await?;
                 Ok(Attached::Watching)

@@ -35,7 +35,9 @@ use uuid::Uuid;
 
 use super::finish;
 use crate::context::Context;
-use crate::executor::{Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, human};
+use crate::executor::{
+    Attached, ExecError, Exit, ExitEvent, ExitSender, Launch, RecipeClock, human,
+};
 use crate::recipes::RecipeKind;
 use crate::results::{BusEvent, RecipeResult, ResultStatus, Subscription};
 use crate::store::StoreError;
@@ -304,6 +306,13 @@ impl Drive<'_> {
             let recipe = row.recipe.clone();
             self.outages_at_launch
                 .insert(recipe.clone(), self.ctx.bus.outages());
+            let clock = RecipeClock {
+                timeout: row.spec.timeout_or(self.ctx.settings.recipe_timeout),
+                elapsed: row
+                    .launched_at
+                    .and_then(|at| (Utc::now() - at).to_std().ok())
+                    .unwrap_or_default(),
+            };
             let attached = self
                 .ctx
                 .executor
@@ -312,6 +321,7 @@ impl Drive<'_> {
                     &row.spec,
                     row.handle.as_deref(),
                     row.attempt(),
+                    clock,
                     self.exits.clone(),
                 )
                 .await;
