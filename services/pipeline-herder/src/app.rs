@@ -124,6 +124,8 @@ impl App {
             retries_queue: retries_queue.name.clone(),
             // A worker holds a claimed retry at most for its handler timeout.
             retry_lease: config.herder.consumer.handler_timeout + Duration::from_secs(60),
+            release_patience: (config.herder.consumer.handler_timeout / 2)
+                .min(Duration::from_secs(30)),
         };
 
         let probes = Probes::new();

@@ -41,6 +41,9 @@ pub struct Herder {
     pub retries_queue: String,
     /// How long a claimed retry belongs to its worker before another may take over.
     pub retry_lease: Duration,
+    /// How long a worker keeps trying to give back a claim it could not use (the database
+    /// away), within its handler's time.
+    pub release_patience: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

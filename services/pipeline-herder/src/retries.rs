@@ -7,6 +7,8 @@
 //! Transient GitLab trouble releases the claim and the message comes back through the retry
 //! tiers; a 4xx is final and reported.
 
+use std::time::Duration;
+
 use steadfast_messaging::{Handler, Incoming, Outcome};
 
 use crate::decide::superseded_by;
@@ -92,13 +94,38 @@ impl RetriesDue {
             }
         };
         if let Err(reason) = self.perform(&row).await {
-            if let Err(error) = herder.ledger.release(row.id, &reason.to_string()).await {
-                tracing::warn!(%error, "cannot release the claim; it expires with its lease");
-            }
+            self.release(&row, &reason).await;
             tracing::warn!(job_id = row.job_id, %reason, "retry not done yet; will try again");
             return Err(reason);
         }
         Ok(())
+    }
+
+    /// Gives the claim back, trying for a while if the database is away: the failure was often
+    /// the database itself (restarting), and an unreleased claim blocks every redelivery of
+    /// this retry until its lease ends (`handler_timeout` + 60 s, 11 min by default).
+    async fn release(&self, row: &DecisionRow, reason: &RetryDueError) {
+        let deadline = tokio::time::Instant::now() + self.herder.release_patience;
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self
+                .herder
+                .ledger
+                .release(row.id, &reason.to_string())
+                .await
+            {
+                Ok(()) => return,
+                Err(error) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::debug!(job_id = row.job_id, %error, "cannot release the claim yet; trying again");
+                }
+                Err(error) => {
+                    tracing::warn!(job_id = row.job_id, %error, "cannot release the claim; it expires with its lease");
+                    return;
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// Checks, retries and records; `Err` is a transient failure (the claim is released).

@@ -1,9 +1,12 @@
-//! Nothing is lost and nothing happens twice when the broker goes away: scheduled retries
-//! wait in the broker, notifications wait in the ledger's outbox.
+//! Nothing is lost and nothing happens twice when the broker or the database goes away:
+//! scheduled retries wait in the broker, notifications wait in the ledger's outbox, a claim
+//! is given back once the database answers again.
 
 mod common;
 
-use common::{Harness, IMAGE_PULL_LOG, Options, WAIT, is_ready, job_hook};
+use std::time::Duration;
+
+use common::{Harness, IMAGE_PULL_LOG, Options, PROJECT_ID, WAIT, is_ready, job_hook};
 use steadfast_messaging::ExchangeSpec;
 use steadfast_test_support::eventually_async;
 
@@ -84,4 +87,42 @@ async fn a_notification_the_broker_refuses_waits_in_the_outbox_until_it_can_be_p
     assert_eq!(event.id, "pipeline-herder/gitlab.test/902/decision");
     h.metric_reaches("pipeline_herder_outbox_pending", 0.0)
         .await;
+}
+
+#[tokio::test]
+async fn a_retry_whose_claim_cannot_be_released_while_postgres_restarts_is_not_blocked_for_its_lease()
+ {
+    // GitLab's retry call fails three times, slowly enough (0.5 s, 1 s between attempts) for
+    // the test to take PostgreSQL away before the herder gives its claim back.
+    let h = Harness::start_with(Options {
+        database_via_proxy: true,
+        gitlab_retry: "{base_delay: 500ms, max_delay: 1s, max_attempts: 3}",
+        ..Options::default()
+    })
+    .await;
+    let database = h.database_proxy.as_ref().unwrap();
+    let job = h.add_failed_job(902, "build x86_64", IMAGE_PULL_LOG);
+    let retry_path = format!("/projects/{PROJECT_ID}/jobs/902/retry");
+    h.gitlab.fail_next("POST", &retry_path, &[503, 503, 503]);
+    h.publish_hook(&job_hook(&job, 0), "hook-902").await;
+
+    // The first retry call is in: the claim is taken. PostgreSQL goes away until the three
+    // calls have failed and a moment more (the outage, not a synchronisation).
+    eventually_async("the first retry call", WAIT, || async {
+        (!h.retry_calls(902).is_empty()).then_some(())
+    })
+    .await;
+    database.cut();
+    eventually_async("the three failed retry calls", WAIT, || async {
+        (h.retry_calls(902).len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    database.restore();
+
+    // Well within the claim's lease (handler timeout 20 s + 60 s): the claim was given back
+    // once PostgreSQL answered again, so the next delivery retries.
+    let row = h.finished(902).await;
+    assert_eq!(row.outcome.as_deref(), Some("retried"));
+    assert_eq!(h.retry_calls(902), vec![503, 503, 503, 201]);
 }

@@ -60,6 +60,10 @@ pub struct Options {
     pub chat: bool,
     /// Reach the broker through a [`FaultProxy`] the test can cut.
     pub via_proxy: bool,
+    /// Reach PostgreSQL through a [`FaultProxy`] the test can cut (`Harness::database_proxy`).
+    pub database_via_proxy: bool,
+    /// The GitLab client's retry policy (default: 20 ms to 100 ms, 3 attempts).
+    pub gitlab_retry: &'static str,
 }
 
 impl Default for Options {
@@ -69,6 +73,8 @@ impl Default for Options {
             admin_token: Some("admin-secret".into()),
             chat: false,
             via_proxy: false,
+            database_via_proxy: false,
+            gitlab_retry: GITLAB_RETRY,
         }
     }
 }
@@ -84,15 +90,23 @@ pub struct Harness {
     pub decisions: Probe,
     pub config: Config,
     pub proxy: Option<FaultProxy>,
+    pub database_proxy: Option<FaultProxy>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
+/// The GitLab client's retry policy in tests: fast.
+const GITLAB_RETRY: &str = "{base_delay: 20ms, max_delay: 100ms, max_attempts: 3}";
+
 /// The settings YAML for a fake GitLab.
 pub fn settings_yaml(gitlab: &FakeGitLab, matchers: &str) -> String {
+    settings_yaml_with(gitlab, matchers, GITLAB_RETRY)
+}
+
+fn settings_yaml_with(gitlab: &FakeGitLab, matchers: &str, gitlab_retry: &str) -> String {
     format!(
         "gitlab_instances:\n  {INSTANCE}:\n    api_url: {}\n    token_env: TEST_GITLAB_TOKEN\n\
-gitlab_api: {{timeout: 5s, retry: {{base_delay: 20ms, max_delay: 100ms, max_attempts: 3}}}}\n\
+gitlab_api: {{timeout: 5s, retry: {gitlab_retry}}}\n\
 consumer: {{prefetch: 8, concurrency: 4, handler_timeout: 20s}}\n\
 message_retry: {{delays: [300ms], max_attempts: 50}}\n{matchers}",
         gitlab.api_url()
@@ -118,7 +132,7 @@ impl Harness {
         })
         .await;
         let mut herder = HerderSettings::from_yaml(
-            &settings_yaml(&gitlab, &options.matchers),
+            &settings_yaml_with(&gitlab, &options.matchers, options.gitlab_retry),
             Path::new("."),
             &token_env,
         )
@@ -151,10 +165,30 @@ impl Harness {
         if let Some(proxy) = &proxy {
             broker_config.urls = vec![proxy.amqp_url()];
         }
+        let database_proxy = if options.database_via_proxy {
+            let url = url::Url::parse(&database.url).unwrap();
+            let upstream = format!(
+                "{}:{}",
+                url.host_str().unwrap_or("127.0.0.1"),
+                url.port().unwrap_or(5432)
+            );
+            Some(FaultProxy::start(&upstream).await)
+        } else {
+            None
+        };
+        let database_url = match &database_proxy {
+            Some(proxy) => {
+                let mut url = url::Url::parse(&database.url).unwrap();
+                url.set_host(Some("127.0.0.1")).unwrap();
+                url.set_port(Some(proxy.addr().port())).unwrap();
+                url.to_string()
+            }
+            None => database.url.clone(),
+        };
         let config = Config {
             namespace: broker.namespace.clone(),
             broker: broker_config,
-            database_url: database.url.clone(),
+            database_url,
             http_listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(5),
@@ -189,6 +223,7 @@ impl Harness {
             decisions,
             config,
             proxy,
+            database_proxy,
             shutdown,
             task: Some(task),
         }
