@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# A local three-node RabbitMQ cluster beside the standard node, for failover and chaos tests.
+# A local RabbitMQ cluster (three nodes by default) beside the standard node, for failover and
+# chaos tests.
 #
 #   scripts/rabbitmq-cluster.sh start            start the nodes, cluster them, verify, print AMQP_URL
 #   scripts/rabbitmq-cluster.sh status [--verify] up/down, membership, AMQP_URL; exit 0 when healthy
-#   scripts/rabbitmq-cluster.sh stop [--purge]   stop the three nodes (--purge: delete their data)
-#   scripts/rabbitmq-cluster.sh kill N           kill -9 node N's Erlang VM (N = 1, 2 or 3)
+#   scripts/rabbitmq-cluster.sh stop [--purge]   stop the nodes (--purge: delete their data)
+#   scripts/rabbitmq-cluster.sh kill N           kill -9 node N's Erlang VM
 #   scripts/rabbitmq-cluster.sh restart N        start node N again and wait until it rejoined
+#   scripts/rabbitmq-cluster.sh stop-app N       rabbitmqctl stop_app on node N, wait until its AMQP port closed
+#   scripts/rabbitmq-cluster.sh start-app N      rabbitmqctl start_app on node N, wait until it serves again
 #
-# Nodes steadfast-1@localhost .. steadfast-3@localhost run the installed RabbitMQ as root, each
-# with its own config, enabled_plugins (management only), data, logs and pid file under
-# .dev/rabbitmq-cluster/nodeN, and their own Erlang cookie (.dev/rabbitmq-cluster/home). They
+# Settings (environment), so that two clusters (a developer's and a chaos run's, or two runs)
+# never collide:
+#   RABBITMQ_CLUSTER_NODES        how many nodes (default 3; 1 = a single standalone node)
+#   RABBITMQ_CLUSTER_BASE_PORT    B below (default 5701)
+#   RABBITMQ_CLUSTER_DIR          data, logs, cookie (default .dev/rabbitmq-cluster)
+#   RABBITMQ_CLUSTER_NAME_PREFIX  node names PREFIX-1@localhost .. (default steadfast)
+#
+# Nodes PREFIX-1@localhost .. PREFIX-N@localhost run the installed RabbitMQ as root, each with
+# its own config, enabled_plugins (management only), data, logs and pid file under
+# RABBITMQ_CLUSTER_DIR/nodeN, and their own Erlang cookie (RABBITMQ_CLUSTER_DIR/home). They
 # never read /etc/rabbitmq nor /var/lib/rabbitmq, so the standard node (rabbit@localhost,
-# 5672/15672/25672) is untouched. Ports, with B = RABBITMQ_CLUSTER_BASE_PORT (default 5701):
-#   AMQP B, B+1, B+2   management B+10000..   Erlang distribution B+20000..
+# 5672/15672/25672) is untouched. Ports, with B = RABBITMQ_CLUSTER_BASE_PORT:
+#   AMQP B, B+1, ...   management B+10000, ...   Erlang distribution B+20000, ...
 # Progress goes to stderr, each line with the seconds elapsed; results go to stdout:
 #   AMQP_URL=amqp://guest:guest@127.0.0.1:5701/%2f,amqp://...:5702/%2f,amqp://...:5703/%2f
 #   RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:15701
@@ -25,10 +35,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib/common.sh"
 
 BASE_PORT=${RABBITMQ_CLUSTER_BASE_PORT:-5701}
-CLUSTER_DIR="$ROOT/.dev/rabbitmq-cluster"
+NODE_COUNT=${RABBITMQ_CLUSTER_NODES:-3}
+NAME_PREFIX=${RABBITMQ_CLUSTER_NAME_PREFIX:-steadfast}
+DEFAULT_DIR="$ROOT/.dev/rabbitmq-cluster"
+CLUSTER_DIR=${RABBITMQ_CLUSTER_DIR:-$DEFAULT_DIR}
+case "$CLUSTER_DIR" in /*) ;; *) CLUSTER_DIR="$PWD/$CLUSTER_DIR" ;; esac
+# Written at the first start: `stop --purge` deletes only a directory that carries it.
+MARKER=.steadfast-rabbitmq-cluster
 COOKIE_HOME="$CLUSTER_DIR/home"
 HOST=localhost
-NODES=(1 2 3)
 RMQ_BIN=/usr/lib/rabbitmq/bin  # the real scripts, not /usr/sbin's wrapper (it su's to rabbitmq)
 BOOT_TIMEOUT=${RABBITMQ_CLUSTER_BOOT_TIMEOUT:-180}  # seconds for a node to boot (CPU is scarce)
 STOP_TIMEOUT=60
@@ -43,15 +58,21 @@ log() {
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 case "$BASE_PORT" in '' | *[!0-9]*) die "RABBITMQ_CLUSTER_BASE_PORT must be a number" ;; esac
+case "$NODE_COUNT" in [1-9]) ;; *) die "RABBITMQ_CLUSTER_NODES must be 1..9" ;; esac
+# The prefix becomes an Erlang node name (and a file name): keep it to safe characters.
+[[ "$NAME_PREFIX" =~ ^[A-Za-z][A-Za-z0-9_-]{0,40}$ ]] ||
+  die "RABBITMQ_CLUSTER_NAME_PREFIX must be a letter then up to 40 letters, digits, - or _"
+[ "$NAME_PREFIX" != rabbit ] || die "RABBITMQ_CLUSTER_NAME_PREFIX rabbit is the standard node's"
+mapfile -t NODES < <(seq 1 "$NODE_COUNT")
 [ "$BASE_PORT" -ge 1024 ] && [ "$BASE_PORT" -le 45000 ] ||
   die "RABBITMQ_CLUSTER_BASE_PORT must be within 1024..45000 (distribution ports are +20000)"
 
-node_name() { echo "steadfast-$1@$HOST"; }
+node_name() { echo "$NAME_PREFIX-$1@$HOST"; }
 node_dir() { echo "$CLUSTER_DIR/node$1"; }
 amqp_port() { echo $((BASE_PORT + $1 - 1)); }
 mgmt_port() { echo $((BASE_PORT + 10000 + $1 - 1)); }
@@ -175,6 +196,7 @@ EOF
 
 ensure_cookie() {
   mkdir -p "$COOKIE_HOME"
+  printf 'scripts/rabbitmq-cluster.sh data; `stop --purge` deletes this directory.\n' >"$CLUSTER_DIR/$MARKER"
   chmod 700 "$COOKIE_HOME"
   local cookie="$COOKIE_HOME/.erlang.cookie"
   if [ ! -s "$cookie" ]; then
@@ -230,7 +252,7 @@ all_names() {
   echo "${names[*]}"
 }
 
-# cluster_complete N: node N's cluster_status shows all three nodes running.
+# cluster_complete N: node N's cluster_status shows all nodes running.
 cluster_complete() {
   local running
   running=$(cluster_json "$1" | json_nodes running_nodes) || return 1
@@ -311,7 +333,7 @@ ensure_guest() {
 }
 
 # verify_quorum: declares a quorum queue through node 1's management API, checks that its
-# members are all three nodes, deletes it.
+# members are all the nodes, deletes it.
 verify_quorum() {
   log "verifying quorum queue replication (declare through :$(mgmt_port 1), check members, delete)"
   local out
@@ -355,7 +377,7 @@ EOF
   fi
 }
 
-# report: prints each node's state and the cluster's membership; returns 0 when all three run
+# report: prints each node's state and the cluster's membership; returns 0 when all of them run
 # and are clustered.
 report() {
   local n healthy=0 up=() json=""
@@ -410,7 +432,7 @@ cmd_status() {
     if [ $rc -eq 0 ]; then
       verify_quorum || rc=1
     else
-      log "skipping the quorum queue check: not all three nodes run clustered"
+      log "skipping the quorum queue check: not all nodes run clustered"
     fi
   fi
   if [ $rc -eq 0 ]; then log "cluster healthy"; else log "cluster NOT healthy"; fi
@@ -434,11 +456,11 @@ cmd_start() {
   for n in "${NODES[@]}"; do start_node "$n"; done
   for n in "${NODES[@]}"; do await_node "$n"; done
   join_all
-  log "waiting until cluster_status shows three running nodes"
+  log "waiting until cluster_status shows ${#NODES[@]} running node(s)"
   wait_until 60 cluster_complete 1 || die "the cluster did not form within 60s"
   log "cluster formed: $(all_names)"
   ensure_guest
-  verify_quorum || die "quorum queues do not replicate across the three nodes"
+  verify_quorum || die "quorum queues do not replicate across the ${#NODES[@]} node(s)"
   report
   log "cluster ready"
 }
@@ -486,7 +508,8 @@ cmd_stop() {
     log "nothing to stop ($CLUSTER_DIR is missing)"
   fi
   if [ -n "$purge" ] && [ -d "$CLUSTER_DIR" ]; then
-    case "$CLUSTER_DIR" in */.dev/rabbitmq-cluster) ;; *) die "refusing to delete $CLUSTER_DIR" ;; esac
+    [ "$CLUSTER_DIR" = "$DEFAULT_DIR" ] || [ -f "$CLUSTER_DIR/$MARKER" ] ||
+      die "refusing to delete $CLUSTER_DIR (no $MARKER in it: not a directory this script set up)"
     rm -rf "$CLUSTER_DIR"
     log "deleted $CLUSTER_DIR"
   fi
@@ -494,7 +517,8 @@ cmd_stop() {
 }
 
 node_arg() {
-  case "${1:-}" in 1 | 2 | 3) ;; *) die "which node? give 1, 2 or 3" ;; esac
+  case "${1:-}" in [1-9]) [ "$1" -le "${#NODES[@]}" ] && return 0 ;; esac
+  die "which node? give 1..${#NODES[@]}"
 }
 
 cmd_kill() {
@@ -510,9 +534,14 @@ cmd_kill() {
   log "node $n is dead"
 }
 
-# rejoined N: another running node's cluster_status shows node N running among all three.
+# rejoined N: another running node's cluster_status shows node N running among all of them
+# (a single node: its own does).
 rejoined() {
   local n=$1 m
+  if [ ${#NODES[@]} -eq 1 ]; then
+    node_up "$n" && cluster_complete "$n"
+    return
+  fi
   for m in "${NODES[@]}"; do
     [ "$m" = "$n" ] && continue
     node_up "$m" || continue
@@ -534,6 +563,34 @@ cmd_restart() {
   report
 }
 
+amqp_closed() { ! port_open "$(amqp_port "$1")"; }
+
+# stop-app N: the broker application of node N stops (its Erlang VM stays): every connection
+# to it closes and its AMQP listener too; returns once the port is closed.
+cmd_stop_app() {
+  node_arg "${1:-}"
+  local n=$1
+  node_up "$n" || die "node $n is not running"
+  log "stop_app on node $n ($(node_name "$n"))"
+  ctl "$n" stop_app >/dev/null || die "stop_app failed on node $n"
+  wait_until 30 amqp_closed "$n" || die "node $n still accepts AMQP connections after stop_app"
+  log "node $n: application stopped"
+}
+
+# start-app N: starts node N's application again; returns once it booted, serves AMQP and
+# management again and (in a cluster) runs among all the nodes.
+cmd_start_app() {
+  node_arg "${1:-}"
+  local n=$1
+  vm_alive "$n" || die "node $n's VM is not running (use restart)"
+  log "start_app on node $n ($(node_name "$n"))"
+  ctl "$n" start_app >/dev/null || die "start_app failed on node $n"
+  ctl "$n" await_startup --timeout 60 >/dev/null || die "node $n did not finish starting"
+  wait_until 60 node_up "$n" || die "node $n does not listen again after start_app"
+  wait_until 60 rejoined "$n" || die "node $n is not running in the cluster after start_app"
+  log "node $n: application running"
+}
+
 [ "$(id -u)" -eq 0 ] || die "run as root (the nodes run as root, with their own cookie)"
 cmd=${1:-}
 shift || true
@@ -543,5 +600,7 @@ case "$cmd" in
   stop) cmd_stop "$@" ;;
   kill) [ $# -eq 1 ] || usage; cmd_kill "$1" ;;
   restart) [ $# -eq 1 ] || usage; cmd_restart "$1" ;;
+  stop-app) [ $# -eq 1 ] || usage; cmd_stop_app "$1" ;;
+  start-app) [ $# -eq 1 ] || usage; cmd_start_app "$1" ;;
   *) usage ;;
 esac

@@ -2,7 +2,7 @@
 # Runs every check and test of the workspace: the README's test command, and what CI runs.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh --quick    skip clippy, the deployment checks and the container stack
+#   scripts/test.sh --quick    skip clippy, the deployment checks, the chaos suite and the container stack
 #
 # Tests talk to the real local RabbitMQ, Redis and PostgreSQL (started here if down). Tests
 # that take the whole broker down (names containing `outage_`) run last, one at a time, so
@@ -92,6 +92,45 @@ else
   cargo test --workspace --locked --no-fail-fast -- --skip outage_
   step "broker outage tests (serial)"
   cargo test --workspace --locked --no-fail-fast -- outage_ --test-threads 1
+fi
+
+# The whole system under failure (scripts/chaos.sh, docs/runbooks/chaos.md): the real binaries
+# as processes, two receivers and two reconcilers, on a RabbitMQ, Redis and PostgreSQL of the
+# run's own, under load while every fault kind strikes; nothing accepted may be lost. Then the
+# suite proves its own checks: a run sabotaged on purpose must FAIL every invariant, naming
+# what was lost. About 4-5 minutes together; STEADFAST_SKIP_CHAOS=1 skips them.
+if [ -z "$quick" ]; then
+  if [ -n "${STEADFAST_SKIP_CHAOS:-}" ] && [ "${STEADFAST_SKIP_CHAOS}" != 0 ]; then
+    step "SKIPPING the chaos suite: STEADFAST_SKIP_CHAOS is set"
+  else
+    chaos_seed="${STEADFAST_CHAOS_SEED:-$(date +%Y%m%d)}"
+    step "the chaos suite, short: every fault kind, nothing lost (seed $chaos_seed)"
+    STEADFAST_CHAOS_PROFILE=dev scripts/chaos.sh --duration 100s --seed "$chaos_seed" \
+      --faults kill,broker,postgres,redis,proxy,fake-5xx --fault-interval 8s \
+      --gitlab-rate 20 --alert-rate 2 --clusters 50
+
+    step "the chaos suite catches loss: a sabotaged run must FAIL every invariant"
+    mkdir -p .dev/chaos
+    sabotage_report=.dev/chaos/sabotage-report.json
+    if STEADFAST_CHAOS_PROFILE=dev scripts/chaos.sh --duration 45s --seed "$chaos_seed" \
+      --sabotage all --gitlab-rate 20 --alert-rate 2 --clusters 50 --quiet-timeout 60s \
+      --json >"$sabotage_report"; then
+      echo "the sabotaged run passed: an invariant cannot see what it guards" >&2
+      exit 1
+    fi
+    python3 - "$sabotage_report" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+kinds = [s["kind"] for s in report["sabotage"]]
+missed = [v["name"] for v in report["invariants"] if v["holds"] or not v["violations"]]
+for v in report["invariants"]:
+    state = "ok  " if v["holds"] else "FAIL"
+    print(f"  [{state}] {v['name']}: {len(v['violations'])} violation(s), e.g. {v['violations'][:1]}")
+if len(kinds) < 5 or missed:
+    sys.exit(f"sabotage {kinds} went unnoticed by: {missed}")
+print(f"every invariant caught its sabotage ({', '.join(kinds)})")
+PY
+  fi
 fi
 
 # The container stack for real (scripts/compose-test.sh): images built with the Dockerfile,

@@ -116,6 +116,9 @@ pub struct RecordedRequest {
     pub token: Option<String>,
     /// The status the fake answered.
     pub status: u16,
+    /// When the request arrived, in milliseconds since the Unix epoch: a client reading the
+    /// log (the chaos suite) measures latencies to the request itself, not to when it looked.
+    pub received_at_ms: u64,
     #[serde(skip)]
     pub at: Instant,
 }
@@ -326,6 +329,7 @@ fn admit(
         query: uri.query().map(str::to_owned),
         token,
         status: answer.as_ref().map_or(0, |r| r.status().as_u16()),
+        received_at_ms: unix_millis(),
         at: Instant::now(),
     });
     answer
@@ -352,6 +356,14 @@ async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Resp
         request.status = response.status().as_u16();
     }
     response
+}
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -741,6 +753,22 @@ mod tests {
         );
         assert_eq!(fake.requests()[1].status, 200);
         assert_eq!(fake.requests()[3].status, 401);
+
+        // Every request carries the time it arrived, also in the log's JSON.
+        let before = unix_millis();
+        assert!(fake.requests().iter().all(|r| r.received_at_ms > 0));
+        let log: Value = client
+            .get(format!("{}/fake/requests", fake.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let last = log.as_array().unwrap().last().unwrap();
+        let at = last["received_at_ms"].as_u64().unwrap();
+        assert!(at <= before && before - at < 60_000, "{last}");
+        assert_eq!(last["path"], "/api/v4/projects/7/pipelines/100/jobs");
 
         // Unknown paths are answered and recorded like the API's own.
         assert_eq!(get("/projects/7/nothing").await.unwrap().status(), 404);

@@ -43,6 +43,11 @@
 //! [`FakeKube::inject`] makes matching requests fail with a chosen status (by verb, resource,
 //! name, a number of times or for good), [`FakeKube::requests`] records what was asked,
 //! [`FakeKube::put`] / [`FakeKube::set_status`] seed objects directly (status included).
+//! [`FakeKube::slow_for`] delays every API request for a while. Over HTTP (the binary, e.g.
+//! for the chaos suite), `POST /fake/fail` with
+//! `{"statuses": [503, 500], "delay_ms": 700, "slow_for_ms": 3000}` makes the next requests
+//! fail with those statuses, one each, then (and meanwhile) answers every request `delay_ms`
+//! late for `slow_for_ms`; both parts are optional.
 
 mod http;
 mod jobs;
@@ -193,6 +198,8 @@ impl RecordedRequest {
 struct Shared {
     store: Mutex<Store>,
     faults: Mutex<Vec<Fault>>,
+    /// Until when requests are answered late, and how late.
+    slow: Mutex<Option<(tokio::time::Instant, Duration)>>,
     requests: Mutex<Vec<RecordedRequest>>,
     address: Mutex<Option<SocketAddr>>,
     options: FakeKubeOptions,
@@ -210,6 +217,15 @@ impl Shared {
 
     fn server_address(&self) -> String {
         lock(&self.address).map_or_else(String::new, |a| a.to_string())
+    }
+
+    /// Waits out the slowness set by [`FakeKube::slow_for`], if any is in force.
+    async fn slow_down(&self) {
+        let delay = match *lock(&self.slow) {
+            Some((until, delay)) if tokio::time::Instant::now() < until => delay,
+            _ => return,
+        };
+        tokio::time::sleep(delay).await;
     }
 
     fn record(&self, request: RecordedRequest) {
@@ -308,6 +324,7 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(kinds)),
             faults: Mutex::new(Vec::new()),
+            slow: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             address: Mutex::new(Some(address)),
             options,
@@ -328,6 +345,7 @@ impl FakeKube {
 
     fn router(shared: Arc<Shared>) -> Router {
         Router::new()
+            .route("/fake/fail", axum::routing::post(http::fake_fail))
             .fallback(http::handle)
             .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024))
             .with_state(shared)
@@ -511,6 +529,13 @@ impl FakeKube {
 
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+        *lock(&self.shared.slow) = None;
+    }
+
+    /// Every API request is answered `delay` late during the next `period` (a slow API
+    /// server); `/fake/*` is not delayed.
+    pub fn slow_for(&self, delay: Duration, period: Duration) {
+        *lock(&self.shared.slow) = Some((tokio::time::Instant::now() + period, delay));
     }
 
     /// Every request received so far, oldest first.

@@ -289,6 +289,42 @@ async fn jobs_get_pods_and_end_as_tests_decide() {
 }
 
 #[tokio::test]
+async fn fake_fail_over_http_fails_a_burst_then_answers_slowly() {
+    let fake = FakeKube::start().await;
+    let c = Client::new(&fake);
+    let (status, _) = c
+        .post(
+            "/fake/fail",
+            json!({"statuses": [503, 500], "delay_ms": 300, "slow_for_ms": 1500}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The burst: the next two requests, whatever they ask, then normal answers.
+    let body = json!({"metadata": {"name": "x"}});
+    let path = "/api/v1/namespaces/default/configmaps";
+    assert_eq!(
+        c.post(path, body.clone()).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        c.get("/api/v1/namespaces/default/configmaps/x").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    // Slow meanwhile: answered, but late.
+    let started = std::time::Instant::now();
+    assert_eq!(c.post(path, body).await.0, StatusCode::CREATED);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Bad scripts are refused.
+    let (status, _) = c.post("/fake/fail", json!({"statuses": [200]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // After the period, no delay.
+    fake.slow_for(Duration::from_secs(5), Duration::ZERO);
+    let started = std::time::Instant::now();
+    assert_eq!(c.get(path).await.0, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn faults_answer_with_status_then_stop() {
     let fake = FakeKube::start().await;
     let c = Client::new(&fake);

@@ -19,7 +19,10 @@
 //! [`send_callback`].
 //!
 //! Failure injection: [`FakeWebex::fail_next_messages`] makes the next message posts answer an
-//! error status, to exercise retries.
+//! error status, to exercise retries. [`FakeWebex::fail_next_requests`] and
+//! [`FakeWebex::slow_for`] hit every `/v1` call (a Webex outage, then a slow Webex); over HTTP
+//! (the binary, e.g. for the chaos suite) `POST /fake/fail` with
+//! `{"statuses": [503, 500], "delay_ms": 700, "slow_for_ms": 3000}` does both, each optional.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -145,6 +148,10 @@ struct Inner {
     webhooks: Vec<Webhook>,
     requests: Vec<RecordedRequest>,
     failures: VecDeque<u16>,
+    /// Statuses the next `/v1` calls answer, whatever they are.
+    burst: VecDeque<u16>,
+    /// Until when `/v1` calls are answered late, and how late.
+    slow: Option<(Instant, std::time::Duration)>,
 }
 
 /// The running fake; clones share its state.
@@ -229,6 +236,17 @@ impl FakeWebex {
         for _ in 0..count {
             state.failures.push_back(status);
         }
+    }
+
+    /// The next `/v1` calls, whichever they are, answer these statuses (one each, in order)
+    /// with Webex's error body, before any token check.
+    pub fn fail_next_requests(&self, statuses: &[u16]) {
+        lock(&self.state).burst.extend(statuses);
+    }
+
+    /// Every `/v1` call is answered `delay` late during the next `period`.
+    pub fn slow_for(&self, delay: std::time::Duration, period: std::time::Duration) {
+        lock(&self.state).slow = Some((Instant::now() + period, delay));
     }
 
     /// Registers a webhook directly (as if the bot had called `POST /v1/webhooks`).
@@ -390,16 +408,80 @@ pub async fn send_callback_with_signature(
 }
 
 fn router(state: Arc<Mutex<Inner>>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/messages", post(create_message).get(list_messages))
         .route("/v1/messages/{id}", get(get_message))
         .route("/v1/attachment/actions/{id}", get(get_attachment_action))
         .route("/v1/webhooks", post(create_webhook).get(list_webhooks))
         .route("/v1/webhooks/{id}", delete(delete_webhook))
         .route("/v1/people/me", get(me))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            injected_faults,
+        ));
+    Router::new()
         .route("/fake/attachment-actions", post(fake_submit))
         .route("/fake/messages", get(fake_messages))
+        .route("/fake/fail", post(fake_fail))
+        .merge(api)
         .with_state(state)
+}
+
+/// Every `/v1` call: late while [`FakeWebex::slow_for`] holds, then failed if a burst status
+/// is left ([`FakeWebex::fail_next_requests`]), else handled.
+async fn injected_faults(
+    State(state): State<Arc<Mutex<Inner>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let delay = match lock(&state).slow {
+        Some((until, delay)) if Instant::now() < until => Some(delay),
+        _ => None,
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let failure = lock(&state).burst.pop_front();
+    if let Some(status) = failure {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error(status, "injected failure (fake-webex)");
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct FailScript {
+    #[serde(default)]
+    statuses: Vec<u16>,
+    #[serde(default)]
+    delay_ms: u64,
+    #[serde(default)]
+    slow_for_ms: u64,
+}
+
+/// `POST /fake/fail`: a burst of error statuses for the next `/v1` calls and/or a slow period.
+async fn fake_fail(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Json(script): Json<FailScript>,
+) -> Response {
+    if let Some(bad) = script.statuses.iter().find(|s| !(400..=599).contains(*s)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("not an error status: {bad}"),
+        );
+    }
+    let fake = FakeWebex {
+        base_url: String::new(),
+        state,
+    };
+    fake.fail_next_requests(&script.statuses);
+    if script.delay_ms > 0 && script.slow_for_ms > 0 {
+        fake.slow_for(
+            std::time::Duration::from_millis(script.delay_ms),
+            std::time::Duration::from_millis(script.slow_for_ms),
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn lock(state: &Arc<Mutex<Inner>>) -> MutexGuard<'_, Inner> {
@@ -803,6 +885,52 @@ mod tests {
         assert_eq!(action.message_id, posted.id);
         assert_eq!(action.room_id, "r");
         assert_eq!(action.inputs, json!({"approval": "a1"}));
+    }
+
+    #[tokio::test]
+    async fn fake_fail_over_http_fails_a_burst_then_answers_slowly() {
+        let fake = FakeWebex::start("t").await;
+        let client = reqwest::Client::new();
+        let script = |body: Value| {
+            client
+                .post(format!("{}/fake/fail", fake.base_url))
+                .json(&body)
+                .send()
+        };
+        let answered =
+            script(json!({"statuses": [503, 502], "delay_ms": 300, "slow_for_ms": 1500}))
+                .await
+                .unwrap();
+        assert_eq!(answered.status(), 204);
+        let me = || {
+            client
+                .get(format!("{}/people/me", fake.api_url()))
+                .bearer_auth("t")
+                .send()
+        };
+        let post = || {
+            client
+                .post(format!("{}/messages", fake.api_url()))
+                .bearer_auth("t")
+                .json(&json!({"roomId": "r", "text": "x"}))
+                .send()
+        };
+        // The burst hits whatever comes next, then calls succeed — late, while slow.
+        assert_eq!(me().await.unwrap().status(), 503);
+        assert_eq!(post().await.unwrap().status(), 502);
+        let started = Instant::now();
+        assert_eq!(post().await.unwrap().status(), 200);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        assert_eq!(fake.messages().len(), 1, "a failed post stores nothing");
+        // /fake/* is never failed nor delayed; bad scripts are refused.
+        assert_eq!(
+            script(json!({"statuses": [200]})).await.unwrap().status(),
+            400
+        );
+        fake.slow_for(std::time::Duration::from_secs(5), std::time::Duration::ZERO);
+        let started = Instant::now();
+        assert_eq!(me().await.unwrap().status(), 200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[tokio::test]

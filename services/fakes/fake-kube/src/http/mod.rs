@@ -65,6 +65,46 @@ fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
 }
 
 /// The single entry point: every request goes through here.
+/// `POST /fake/fail`: `{"statuses": [503, ...], "delay_ms": N, "slow_for_ms": M}` — the next
+/// API requests fail with these statuses (one each, in order), and every API request is
+/// answered N ms late for the next M ms. For a test driving the binary over HTTP.
+pub async fn fake_fail(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let script: Value = match serde_json::from_slice(&body) {
+        Ok(Value::Object(script)) => Value::Object(script),
+        _ => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"message": "expected a JSON object"}),
+            );
+        }
+    };
+    let mut statuses = Vec::new();
+    for status in script["statuses"].as_array().into_iter().flatten() {
+        match status.as_u64().and_then(|s| u16::try_from(s).ok()) {
+            Some(code @ 400..=599) => statuses.push(code),
+            _ => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"message": format!("not an error status: {status}")}),
+                );
+            }
+        }
+    }
+    {
+        let mut faults = super::lock(&shared.faults);
+        faults.extend(statuses.iter().map(|&code| super::Fault::status(code)));
+    }
+    let delay = script["delay_ms"].as_u64().unwrap_or(0);
+    let period = script["slow_for_ms"].as_u64().unwrap_or(0);
+    if delay > 0 && period > 0 {
+        *super::lock(&shared.slow) = Some((
+            tokio::time::Instant::now() + std::time::Duration::from_millis(period),
+            std::time::Duration::from_millis(delay),
+        ));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -72,6 +112,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.slow_down().await;
     let path = uri.path().to_owned();
     let query = query_pairs(&uri);
     let param = |name: &str| {
