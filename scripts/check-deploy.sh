@@ -15,7 +15,9 @@ need() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
 }
 # The product image is built from the Dockerfile's PRODUCT_BINARIES list. It must name every
-# binary of the product crates and none of the stand-ins (every package under services/fakes/).
+# binary of the product crates and none of the stand-ins (every package under services/fakes/)
+# nor of the test tools (packages with `[package.metadata.steadfast] test-tool = true`, e.g. the
+# chaos suite), which no image carries.
 metadata=$(mktemp)
 cargo metadata --format-version 1 --no-deps --locked >"$metadata"
 trap 'rm -f "$metadata"' EXIT
@@ -29,11 +31,15 @@ if not m:
     sys.exit(f"{dockerfile}: no ARG PRODUCT_BINARIES=\"...\" line")
 listed = set(m.group(1).split())
 fakes_dir = os.path.join(metadata["workspace_root"], "services", "fakes") + os.sep
-fake_bins, product_bins = set(), set()
+fake_bins, product_bins, tool_bins = set(), set(), set()
 for package in metadata["packages"]:
     bins = {t["name"] for t in package["targets"] if "bin" in t["kind"]}
+    if ((package.get("metadata") or {}).get("steadfast") or {}).get("test-tool"):
+        tool_bins.update(bins)
+        continue
     (fake_bins if package["manifest_path"].startswith(fakes_dir) else product_bins).update(bins)
 problems = [f"stand-in binary `{b}` is in the product image's PRODUCT_BINARIES" for b in sorted(listed & fake_bins)]
+problems += [f"test tool `{b}` is in the product image's PRODUCT_BINARIES" for b in sorted(listed & tool_bins)]
 problems += [f"`{b}` in PRODUCT_BINARIES is no binary of the workspace" for b in sorted(listed - fake_bins - product_bins)]
 problems += [f"product binary `{b}` is missing from PRODUCT_BINARIES" for b in sorted(product_bins - listed)]
 for p in problems:

@@ -39,7 +39,8 @@ pub struct Herder {
     pub metrics: HerderMetrics,
     /// `<ns>.pipeline-herder.retries`, where due retries arrive.
     pub retries_queue: String,
-    /// How long a claimed retry belongs to its worker before another may take over.
+    /// How long a claim of an earlier version (without a session lock) belongs to its worker
+    /// before another may take over.
     pub retry_lease: Duration,
     /// How long a worker keeps trying to give back a claim it could not use (the database
     /// away), within its handler's time.

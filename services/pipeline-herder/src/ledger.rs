@@ -5,9 +5,11 @@
 //! * `new` — decided; for a retry, the delayed retry message may not be queued yet (a
 //!   redelivered hook queues it again);
 //! * `scheduled` — the delayed retry is queued;
-//! * `retrying` — a worker claimed the retry and is calling GitLab (`claimed_at` is a lease:
-//!   a copy of the retry message arriving meanwhile waits, one arriving after the lease —
-//!   the worker died — takes over);
+//! * `retrying` — a worker claimed the retry and is calling GitLab. It holds a PostgreSQL
+//!   session lock on the decision for as long as it works on it ([`ClaimLock`]): a copy of the
+//!   retry message arriving meanwhile waits; once the worker is gone (finished, or died — the
+//!   server drops the lock with its connection) the next delivery takes over at once. Claims
+//!   of earlier versions, without the lock, are taken over after a lease (`claimed_at`);
 //! * `done` — finished; `outcome` says how. Nothing touches a `done` row again.
 //!
 //! A decision and its notification are written in one transaction (transactional outbox), so
@@ -17,9 +19,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{Connection, FromRow, Postgres, Transaction};
 
 use crate::decide::Decision;
 use crate::hook::Job;
@@ -94,14 +96,37 @@ pub struct OutboxItem {
 /// What happened when a worker tried to claim a scheduled retry.
 #[derive(Debug)]
 pub enum Claim {
-    /// Ours to perform.
-    Claimed(DecisionRow),
-    /// Another worker holds it (within its lease).
+    /// Ours to perform, for as long as the lock is held.
+    Claimed(DecisionRow, ClaimLock),
+    /// Another worker holds it (alive, or an earlier version's within its lease).
     Busy,
     /// Already finished.
     Done(DecisionRow),
     /// No such decision.
     Missing,
+}
+
+/// The session lock behind a claim: a connection of its own holding `pg_advisory_lock` on the
+/// decision id. Dropping it closes the connection, which releases the lock too; [`release`]
+/// does so politely.
+///
+/// [`release`]: ClaimLock::release
+pub struct ClaimLock {
+    connection: PgConnection,
+}
+
+impl ClaimLock {
+    /// Ends the claim's lock (after the row was finished or given back).
+    pub async fn release(self) {
+        // Closing the session releases every lock it holds; no unlock round trip needed.
+        let _ = self.connection.close().await;
+    }
+}
+
+impl std::fmt::Debug for ClaimLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClaimLock")
+    }
 }
 
 /// The pause switch.
@@ -256,21 +281,43 @@ impl Ledger {
         Ok(())
     }
 
-    /// Claims a due retry for this worker; a claim older than `lease` is taken over.
+    /// Claims a due retry for this worker: first the decision's session lock (held by a live
+    /// worker → busy), then the row. A `retrying` row whose lock nobody holds was claimed by a
+    /// worker that died: taken over. An earlier version's claim (no lock) is taken over once
+    /// older than `lease`.
     pub async fn claim(&self, decision_id: i64, lease: Duration) -> Result<Claim, LedgerError> {
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(decision_id)
+            .fetch_one(&mut connection)
+            .await?;
+        if !locked {
+            let _ = connection.close().await;
+            return Ok(Claim::Busy);
+        }
         let claimed = sqlx::query_as::<_, DecisionRow>(
-            "UPDATE decisions SET state = 'retrying', claimed_at = now(), updated_at = now() \
+            "UPDATE decisions SET state = 'retrying', claimed_at = now(), claim_locked = true, \
+                 updated_at = now() \
              WHERE id = $1 AND (state IN ('new', 'scheduled') \
-               OR (state = 'retrying' AND claimed_at < now() - make_interval(secs => $2))) \
+               OR (state = 'retrying' AND (claim_locked \
+                   OR claimed_at < now() - make_interval(secs => $2)))) \
              RETURNING *",
         )
         .bind(decision_id)
         .bind(lease.as_secs_f64())
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                let _ = connection.close().await;
+                return Err(error.into());
+            }
+        };
         if let Some(row) = claimed {
-            return Ok(Claim::Claimed(row));
+            return Ok(Claim::Claimed(row, ClaimLock { connection }));
         }
+        let _ = connection.close().await;
         Ok(match self.get(decision_id).await? {
             None => Claim::Missing,
             Some(row) if row.state == "done" => Claim::Done(row),

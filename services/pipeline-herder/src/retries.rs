@@ -67,12 +67,12 @@ impl RetriesDue {
     /// Claims the ledger row and performs the retry; a failure after the claim releases it.
     async fn run(&self, order: &RetryOrder) -> Result<(), RetryDueError> {
         let herder = &self.herder;
-        let row = match herder
+        let (row, lock) = match herder
             .ledger
             .claim(order.decision_id, herder.retry_lease)
             .await?
         {
-            Claim::Claimed(row) => row,
+            Claim::Claimed(row, lock) => (row, lock),
             Claim::Done(row) => {
                 tracing::info!(
                     job_id = row.job_id,
@@ -93,17 +93,19 @@ impl RetriesDue {
                 });
             }
         };
-        if let Err(reason) = self.perform(&row).await {
-            self.release(&row, &reason).await;
+        let performed = self.perform(&row).await;
+        if let Err(reason) = &performed {
+            self.release(&row, reason).await;
             tracing::warn!(job_id = row.job_id, %reason, "retry not done yet; will try again");
-            return Err(reason);
         }
-        Ok(())
+        lock.release().await;
+        performed
     }
 
-    /// Gives the claim back, trying for a while if the database is away: the failure was often
-    /// the database itself (restarting), and an unreleased claim blocks every redelivery of
-    /// this retry until its lease ends (`handler_timeout` + 60 s, 11 min by default).
+    /// Gives the claim back, trying for a while if the database is away (the failure was often
+    /// the database itself, restarting): the row goes back to `scheduled` with the reason. If
+    /// it cannot, the row stays `retrying` and the next delivery takes it over once this
+    /// worker's session lock is gone.
     async fn release(&self, row: &DecisionRow, reason: &RetryDueError) {
         let deadline = tokio::time::Instant::now() + self.herder.release_patience;
         let mut wait = Duration::from_millis(200);
@@ -119,7 +121,7 @@ impl RetriesDue {
                     tracing::debug!(job_id = row.job_id, %error, "cannot release the claim yet; trying again");
                 }
                 Err(error) => {
-                    tracing::warn!(job_id = row.job_id, %error, "cannot release the claim; it expires with its lease");
+                    tracing::warn!(job_id = row.job_id, %error, "cannot give the claim back; the next delivery takes it over");
                     return;
                 }
             }

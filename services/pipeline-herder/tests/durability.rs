@@ -126,3 +126,43 @@ async fn a_retry_whose_claim_cannot_be_released_while_postgres_restarts_is_not_b
     assert_eq!(row.outcome.as_deref(), Some("retried"));
     assert_eq!(h.retry_calls(902), vec![503, 503, 503, 201]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_claimed_by_a_herder_killed_mid_call_is_taken_over_at_once() {
+    // The retry call fails slowly (0.5 s, then 1 s between attempts), so the herder can be
+    // killed while it holds the claim.
+    let mut h = Harness::start_with(Options {
+        crashable: true,
+        via_proxy: true,
+        gitlab_retry: "{base_delay: 500ms, max_delay: 1s, max_attempts: 3}",
+        ..Options::default()
+    })
+    .await;
+    let job = h.add_failed_job(903, "build x86_64", IMAGE_PULL_LOG);
+    h.gitlab.fail_next(
+        "POST",
+        &format!("/projects/{PROJECT_ID}/jobs/903/retry"),
+        &[503],
+    );
+    h.publish_hook(&job_hook(&job, 0), "hook-903").await;
+    eventually_async("the first retry call", WAIT, || async {
+        (!h.retry_calls(903).is_empty()).then_some(())
+    })
+    .await;
+    let claimed = h
+        .decision_where(903, "the claim", |r| r.state == "retrying")
+        .await;
+    assert!(claimed.claimed_at.is_some());
+
+    h.crash();
+    h.restart().await;
+    // Within WAIT (20 s), far less than the lease (handler timeout 20 s + 60 s): the dead
+    // worker's claim went with its connection.
+    let row = h.finished(903).await;
+    assert_eq!(row.outcome.as_deref(), Some("retried"));
+    assert_eq!(
+        h.retry_calls(903),
+        vec![503, 201],
+        "retried once after the crash"
+    );
+}

@@ -64,6 +64,9 @@ pub struct Options {
     pub database_via_proxy: bool,
     /// The GitLab client's retry policy (default: 20 ms to 100 ms, 3 attempts).
     pub gitlab_retry: &'static str,
+    /// Run the herder on a runtime of its own, so [`Harness::crash`] can end it mid-flight as
+    /// `kill -9` would (every task and connection it has, at once).
+    pub crashable: bool,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             via_proxy: false,
             database_via_proxy: false,
             gitlab_retry: GITLAB_RETRY,
+            crashable: false,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Harness {
     pub database_proxy: Option<FaultProxy>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
+    /// The herder's own runtime when started crashable.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// The GitLab client's retry policy in tests: fast.
@@ -195,15 +201,15 @@ impl Harness {
             admin_token: options.admin_token,
             herder,
         };
-        let app = App::build(config.clone()).await.expect("build the herder");
-        let http = format!("http://{}", app.http_addr());
-        let metrics = format!("http://{}", app.metrics_addr());
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            app.run(stop).await.expect("herder ran");
+        let runtime = options.crashable.then(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
         });
-        wait_ready(&http).await;
+        let shutdown = CancellationToken::new();
+        let (http, metrics, task) = run_app(&config, &shutdown, runtime.as_ref()).await;
         let decisions = broker
             .probe(
                 "decisions",
@@ -226,7 +232,32 @@ impl Harness {
             database_proxy,
             shutdown,
             task: Some(task),
+            runtime,
         }
+    }
+
+    /// Ends a crashable herder at once, mid-flight: its tasks and connections go, its ledger
+    /// claims' session locks with them; with a broker proxy, the proxy is cut so the broker
+    /// sees the connection die (and requeues what was unacknowledged).
+    pub fn crash(&mut self) {
+        let runtime = self.runtime.take().expect("started with `crashable: true`");
+        runtime.shutdown_background();
+        self.task = None;
+        if let Some(proxy) = &self.proxy {
+            proxy.cut();
+        }
+    }
+
+    /// Starts a new herder with the same configuration (after [`Harness::crash`]).
+    pub async fn restart(&mut self) {
+        if let Some(proxy) = &self.proxy {
+            proxy.restore();
+        }
+        self.shutdown = CancellationToken::new();
+        let (http, metrics, task) = run_app(&self.config, &self.shutdown, None).await;
+        self.http = http;
+        self.metrics = metrics;
+        self.task = Some(task);
     }
 
     /// Stops the herder and waits until it has shut down.
@@ -364,7 +395,36 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
+}
+
+/// Builds and runs the herder (on `runtime` when given); returns its URLs and task once ready.
+async fn run_app(
+    config: &Config,
+    shutdown: &CancellationToken,
+    runtime: Option<&tokio::runtime::Runtime>,
+) -> (String, String, JoinHandle<()>) {
+    let build = App::build(config.clone());
+    let app = match runtime {
+        Some(runtime) => runtime.spawn(build).await.unwrap(),
+        None => build.await,
+    }
+    .expect("build the herder");
+    let http = format!("http://{}", app.http_addr());
+    let metrics = format!("http://{}", app.metrics_addr());
+    let stop = shutdown.clone();
+    let run = async move {
+        app.run(stop).await.expect("herder ran");
+    };
+    let task = match runtime {
+        Some(runtime) => runtime.spawn(run),
+        None => tokio::spawn(run),
+    };
+    wait_ready(&http).await;
+    (http, metrics, task)
 }
 
 /// Whether `/readyz` answers 200.
