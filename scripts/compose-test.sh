@@ -115,20 +115,35 @@ report_failure() {
   done
 }
 
+# Force-removes the project's containers; succeeds once none is left (a container its restart
+# policy is restarting right now refuses removal for a moment).
+remove_project_containers() {
+  local ids
+  ids=$(podman ps -a -q --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
+  [ -z "$ids" ] && return 0
+  # shellcheck disable=SC2086
+  podman rm -f $ids >/dev/null 2>&1 || true
+  [ -z "$(podman ps -a -q --filter "label=com.docker.compose.project=$project" 2>/dev/null)" ]
+}
+
 teardown() {
   step "teardown: docker-compose down -v, restore the host"
-  # A container in a restart loop (the broken herder) can make the first attempt fail.
+  # A container in a restart loop (the broken herder) can be restarted by its policy while
+  # compose stops the others: remove the project's containers by force first.
+  wait_until 60 remove_project_containers || true
   compose down -v --remove-orphans >/dev/null 2>&1 || compose down -v --remove-orphans || true
   healthchecks_stop
-  local left
+  # Called as `teardown || status=1`, where set -e does not apply: every check counts itself.
+  local left failed=0
   left=$(podman ps -a -q --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  [ -z "$left" ] || fail "containers left behind: $left"
+  [ -z "$left" ] || { fail "containers left behind: $left" || failed=1; }
   left=$(podman network ls -q --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  [ -z "$left" ] || fail "networks left behind: $left"
+  [ -z "$left" ] || { fail "networks left behind: $left" || failed=1; }
   left=$(podman volume ls -q --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  [ -z "$left" ] || fail "volumes left behind: $left"
+  [ -z "$left" ] || { fail "volumes left behind: $left" || failed=1; }
   podman_service_stop
-  host_restore || fail "the host's firewall was not restored"
+  host_restore || { fail "the host's firewall was not restored" || failed=1; }
+  [ $failed -eq 0 ] || return 1
   printf '    no containers, networks, volumes or firewall changes left\n'
 }
 
@@ -158,7 +173,9 @@ on_exit() {
 mkdir -p "$PODMAN_DIR"
 if [ "$mode" = down ]; then
   podman_configure
-  export DOCKER_HOST="unix://$PODMAN_DIR/podman.sock"
+  # A --keep run left its API service running: replace it with one this run owns.
+  podman_service_stop
+  podman_service_start
   trap on_exit EXIT
   exit 0
 fi

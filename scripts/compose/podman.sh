@@ -51,8 +51,26 @@ CONF
 }
 
 # The firewall without its counters, so two snapshots compare equal when nothing changed.
+# The rules that matter, comparable before and after: no comments or counters, and nothing a
+# table holds by default (its name, COMMIT, a built-in chain accepting everything), so that a
+# host without any rule (a fresh machine: empty output) equals one whose tables netavark
+# created and the restore emptied. sed, not grep: on empty input grep fails, and pipefail
+# would stop the caller.
 firewall_rules() {
-  { iptables-save; ip6tables-save; } 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+  { iptables-save; ip6tables-save; } 2>/dev/null |
+    sed -e '/^#/d' -e '/^\*/d' -e '/^COMMIT$/d' -e 's/\[[0-9]*:[0-9]*\]//' -e 's/ *$//' \
+      -e '/^:\(INPUT\|FORWARD\|OUTPUT\|PREROUTING\|POSTROUTING\) ACCEPT$/d'
+}
+
+# Empties the tables that did not exist in the snapshot `$1` (iptables-save output): restoring
+# the snapshot leaves them alone, since it does not name them.
+flush_tables_not_in() {
+  local save=$1 snapshot=$2 table
+  for table in $($save 2>/dev/null | sed -n 's/^\*//p'); do
+    grep -qx "\*$table" "$snapshot" 2>/dev/null && continue
+    ${save%-save} -t "$table" -F
+    ${save%-save} -t "$table" -X
+  done
 }
 
 host_snapshot() {
@@ -69,7 +87,11 @@ host_restore() {
   if ! firewall_rules | cmp -s - "$PODMAN_DIR/firewall.before"; then
     podman_say "restoring the firewall as it was before"
     iptables-restore <"$PODMAN_DIR/iptables.before"
-    [ -s "$PODMAN_DIR/ip6tables.before" ] && ip6tables-restore <"$PODMAN_DIR/ip6tables.before"
+    flush_tables_not_in iptables-save "$PODMAN_DIR/iptables.before"
+    if [ -s "$PODMAN_DIR/ip6tables.before" ]; then
+      ip6tables-restore <"$PODMAN_DIR/ip6tables.before"
+      flush_tables_not_in ip6tables-save "$PODMAN_DIR/ip6tables.before"
+    fi
   fi
   local forward
   forward=$(cat "$PODMAN_DIR/ip_forward.before")
