@@ -20,6 +20,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -47,6 +48,7 @@ struct State {
 pub struct FaultProxy {
     addr: SocketAddr,
     state: Arc<watch::Sender<State>>,
+    refused: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -62,10 +64,17 @@ impl FaultProxy {
             cuts: 0,
         });
         let state = Arc::new(state);
-        let accept = tokio::spawn(accept_loop(listener, upstream.to_owned(), state.clone()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            upstream.to_owned(),
+            state.clone(),
+            refused.clone(),
+        ));
         Self {
             addr,
             state,
+            refused,
             accept,
         }
     }
@@ -80,6 +89,12 @@ impl FaultProxy {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections were turned away while cut: a test can wait until the component
+    /// has tried (and failed) to reach its upstream, instead of sleeping.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// `AMQP_URL` with the host and port replaced by the proxy's, for the component under test.
@@ -120,7 +135,12 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: String, state: Arc<watch::Sender<State>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: String,
+    state: Arc<watch::Sender<State>>,
+    refused: Arc<AtomicU64>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
@@ -128,6 +148,7 @@ async fn accept_loop(listener: TcpListener, upstream: String, state: Arc<watch::
         let current = *state.borrow();
         if current.mode == Mode::Cut {
             drop(client);
+            refused.fetch_add(1, Ordering::SeqCst);
             continue;
         }
         let rx = state.subscribe();

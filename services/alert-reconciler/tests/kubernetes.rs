@@ -285,11 +285,12 @@ async fn recipes_run_as_jobs_a_failed_pod_counts_at_once_and_everything_is_clean
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_restarted_reconciler_re_attaches_to_its_jobs_and_removes_strays() {
-    let mut h = Harness::new("debugging: {}\n").await;
-    let cluster = cluster(&mut h).await;
-    let fake = &cluster.fake;
+/// An alert's investigation launched as two Jobs, then its reconciler killed: the incident id,
+/// the run id and the Jobs.
+async fn investigation_whose_reconciler_was_killed(
+    h: &Harness,
+    fake: &FakeKube,
+) -> (String, String, Vec<Value>) {
     let first = h.start().await;
     h.publish_alert(&alert("checkout", "web-1", "firing")).await;
     let id = first.only_incident().await;
@@ -303,6 +304,15 @@ async fn a_restarted_reconciler_re_attaches_to_its_jobs_and_removes_strays() {
         .unwrap()
         .to_owned();
     first.kill().await;
+    (id, run, created)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_reconciler_re_attaches_to_its_jobs_and_removes_strays() {
+    let mut h = Harness::new("debugging: {}\n").await;
+    let cluster = cluster(&mut h).await;
+    let fake = &cluster.fake;
+    let (id, run, created) = investigation_whose_reconciler_was_killed(&h, fake).await;
 
     // While no reconciler runs: one recipe answers and completes, the other's pod fails.
     answer(&run, "http-errors", "5xx from the checkout pods", &[]).await;
@@ -347,19 +357,7 @@ async fn a_job_whose_lone_answer_was_lost_in_a_failover_runs_again_as_a_second_j
     let mut h = Harness::new("debugging: {}\n").await;
     let cluster = cluster(&mut h).await;
     let fake = &cluster.fake;
-    let first = h.start().await;
-    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = first.only_incident().await;
-    let created = eventually("two recipe Jobs", WAIT, || {
-        let jobs = jobs(fake);
-        (jobs.len() == 2).then_some(jobs)
-    })
-    .await;
-    let run = first.incident(&id).await["runs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    first.kill().await;
+    let (id, run, created) = investigation_whose_reconciler_was_killed(&h, fake).await;
 
     // While no reconciler runs, http-errors answers the Euphrosyne way (one PUBLISH, heard by
     // nobody) and its Job completes; broken's pod fails.

@@ -248,19 +248,21 @@ async fn an_action_whose_answer_was_lost_in_a_failover_is_never_run_again_and_th
     second.stop().await;
 }
 
-/// The reconciler reaches Redis through a proxy the test cuts; recipes reach Redis directly.
-async fn harness_behind_a_redis_proxy(reruns: u32) -> (Harness, FaultProxy) {
+/// A reconciler that reaches Redis through a proxy the test cuts (recipes reach Redis
+/// directly), with `reruns` re-runs of lost answers: `investigate` answers while the proxy is
+/// cut, then the reconciler reconnects. Returns the analysis in chat (and what must live on).
+async fn analysis_after_an_answer_lost_to_redis(reruns: u32) -> (Harness, FaultProxy, String) {
     let mut h = harness().await;
     let url = url::Url::parse(&redis_url()).unwrap();
     let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
     let proxy = FaultProxy::start(&upstream).await;
     h.config.redis_url = format!("redis://{}/", proxy.addr());
     h.config.lost_result_reruns = reruns;
-    (h, proxy)
-}
+    let app = h.start().await;
+    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
+    let id = app.only_incident().await;
+    app.launched(&id, 0, "investigate").await;
 
-/// Cuts the reconciler off Redis while `investigate` answers, then lets it reconnect.
-async fn answer_while_redis_is_cut(h: &Harness, proxy: &FaultProxy, app: &Running) {
     proxy.cut();
     eventually_async("the reconciler to notice Redis is gone", WAIT, || async {
         let (status, _) = app.get("/readyz").await;
@@ -269,37 +271,26 @@ async fn answer_while_redis_is_cut(h: &Harness, proxy: &FaultProxy, app: &Runnin
     .await;
     h.open_gate("investigate").await;
     proxy.restore();
+
+    let text = h.message(1).await.markdown.unwrap();
+    app.stop().await;
+    (h, proxy, text)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_debugging_answer_lost_in_a_redis_reconnect_is_recovered_by_running_the_recipe_again() {
-    let (h, proxy) = harness_behind_a_redis_proxy(2).await;
-    let app = h.start().await;
-    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = app.only_incident().await;
-    app.launched(&id, 0, "investigate").await;
-    answer_while_redis_is_cut(&h, &proxy, &app).await;
-
-    let text = h.message(1).await.markdown.unwrap();
+    let (h, _proxy, text) = analysis_after_an_answer_lost_to_redis(2).await;
     assert!(text.contains("answered on attempt 2"), "{text}");
     assert!(
         text.contains("Re-run: its result was lost while the reconciler reconnected to Redis"),
         "{text}"
     );
     assert_eq!(h.launches("investigate"), ["1", "2"]);
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_reruns_off_a_lost_answer_is_reported_with_its_reason() {
-    let (h, proxy) = harness_behind_a_redis_proxy(0).await;
-    let app = h.start().await;
-    h.publish_alert(&alert("checkout", "web-1", "firing")).await;
-    let id = app.only_incident().await;
-    app.launched(&id, 0, "investigate").await;
-    answer_while_redis_is_cut(&h, &proxy, &app).await;
-
-    let text = h.message(1).await.markdown.unwrap();
+    let (h, _proxy, text) = analysis_after_an_answer_lost_to_redis(0).await;
     assert!(text.contains("**investigate** — unknown"), "{text}");
     assert!(
         text.contains("it ended without its result reaching the reconciler, but its result was lost while the reconciler reconnected to Redis"),
@@ -307,7 +298,6 @@ async fn with_reruns_off_a_lost_answer_is_reported_with_its_reason() {
     );
     assert!(text.contains("re-runs of lost results are off"), "{text}");
     assert_eq!(h.launches("investigate"), ["1"]);
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{InfraArgs, RunArgs};
 use crate::faults::PlannedFault;
 use crate::fleet::{self, FleetLog};
+use crate::infra::Management;
 use crate::invariants::{self, ConsumerSeen, Verdict};
 use crate::load::{self, Clock, Recorder, Targets};
 use crate::observe::{self, Observer};
-use crate::poison::{self, BrokerApi, Parked, Poison};
+use crate::poison::{self, Parked, Poison};
 use crate::sabotage::{self, SabotageKind, SabotageLog, SabotageRecord};
 use crate::stack::Stack;
 
@@ -34,7 +35,7 @@ pub struct Endpoints {
 /// The extra parts of one run.
 pub struct Checks {
     endpoints: Endpoints,
-    api: BrokerApi,
+    api: Management,
     fleet: FleetLog,
     poison: Arc<Mutex<Vec<Poison>>>,
     sabotage: SabotageLog,
@@ -56,6 +57,8 @@ pub struct Start<'a> {
     pub stop_load: CancellationToken,
     /// Cancelled at the quiet period's end.
     pub stop_observing: CancellationToken,
+    /// The run's management API client (every node of a cluster).
+    pub management: &'a Management,
 }
 
 impl Checks {
@@ -63,7 +66,7 @@ impl Checks {
     /// the poison; problems are returned as warnings (the run goes on without that part).
     pub async fn start(endpoints: Endpoints, start: Start<'_>) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
-        let api = BrokerApi::new(start.infra);
+        let api = start.management.clone();
         let fleet = FleetLog::default();
         let kinds = sabotage::expand(&start.args.sabotage);
         let sabotage_log = SabotageLog::default();

@@ -4,7 +4,6 @@
 //! Nothing here stops or restarts RabbitMQ, PostgreSQL or Redis: the shared ones serve other
 //! users, and the run's own ([`crate::private`]) are stopped by the faults only.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -122,7 +121,7 @@ pub struct Management {
 }
 
 /// Percent-encodes a queue or exchange name for a path segment.
-fn segment(name: &str) -> String {
+pub fn segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for byte in name.bytes() {
         match byte {
@@ -163,7 +162,8 @@ impl Management {
         }
     }
 
-    async fn call(
+    /// One call to the management API (`path` under `/api`), on the first node that answers.
+    pub async fn call(
         &self,
         method: &'static str,
         path: String,
@@ -332,16 +332,5 @@ impl Management {
             .await?;
         }
         Ok((queues.len(), exchanges.len()))
-    }
-
-    /// Depth of every `*.parked` queue whose name starts with `prefix`.
-    pub async fn parked(&self, prefix: &str) -> Result<HashMap<String, u64>, InfraError> {
-        Ok(self
-            .queues(prefix)
-            .await?
-            .into_iter()
-            .filter(|q| q.name.ends_with(".parked"))
-            .map(|q| (q.name, q.messages))
-            .collect())
     }
 }

@@ -5,114 +5,29 @@
 //! probe), records their ids, and invariant (e) then says the parked queues hold exactly those,
 //! each with the reason the consumer gave. Everything goes through RabbitMQ's management HTTP
 //! API (`POST /api/exchanges/<vhost>/amq.default/publish`, `POST /api/queues/.../get` with
-//! `ack_requeue_true` to read without taking), the same API the rest of the suite uses; the
-//! suite has no AMQP client of its own.
-
-use std::time::Duration;
+//! `ack_requeue_true` to read without taking), through the suite's one management client
+//! ([`Management`], which fails over between a cluster's nodes).
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::cli::InfraArgs;
+use crate::infra::{InfraError, Management, QueueInfo, segment};
 
 /// Messages read per parked queue at most (a run parks a handful; more is a finding anyway,
 /// and the depth says how many there are).
 const PEEK_LIMIT: u32 = 1000;
 
-/// Why the management API could not be used.
+/// Why a poison message could not be injected.
 #[derive(Debug, thiserror::Error)]
-pub enum BrokerApiError {
-    #[error("RabbitMQ management API {method} {path}: {source}")]
-    Http {
-        method: &'static str,
-        path: String,
-        source: reqwest::Error,
-    },
-    #[error("RabbitMQ management API {method} {path} answered {status}: {body}")]
-    Status {
-        method: &'static str,
-        path: String,
-        status: u16,
-        body: String,
-    },
+pub enum PoisonError {
+    #[error(transparent)]
+    Management(#[from] InfraError),
     #[error("the message {id} published to {queue} was not routed (no such queue?)")]
     NotRouted { id: String, queue: String },
 }
 
-/// The slice of the management API the poison, the parked-queue check and the sabotage need
-/// (vhost `/`).
-#[derive(Clone)]
-pub struct BrokerApi {
-    base: String,
-    user: String,
-    password: String,
-    http: reqwest::Client,
-}
-
-/// Percent-encodes a name for a path segment.
-pub fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-impl BrokerApi {
-    pub fn new(infra: &InfraArgs) -> Self {
-        Self {
-            base: infra.management_url.trim_end_matches('/').to_owned(),
-            user: infra.management_user.clone(),
-            password: infra.management_password.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-        }
-    }
-
-    pub async fn call(
-        &self,
-        method: &'static str,
-        path: String,
-        body: Option<Value>,
-    ) -> Result<Value, BrokerApiError> {
-        let url = format!("{}/api{path}", self.base);
-        let request = match method {
-            "GET" => self.http.get(&url),
-            "POST" => self.http.post(&url),
-            "PUT" => self.http.put(&url),
-            _ => self.http.delete(&url),
-        }
-        .basic_auth(&self.user, Some(&self.password));
-        let request = match body {
-            Some(body) => request.json(&body),
-            None => request,
-        };
-        let http_error = |source| BrokerApiError::Http {
-            method,
-            path: path.clone(),
-            source,
-        };
-        let response = request.send().await.map_err(http_error)?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(http_error)?;
-        if !(200..300).contains(&status) {
-            return Err(BrokerApiError::Status {
-                method,
-                path,
-                status,
-                body: text.chars().take(300).collect(),
-            });
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
+/// What poison and the parked-queue check add to the suite's management API client.
+impl Management {
     /// Publishes `payload` with `message_id` straight into `queue` (the default exchange),
     /// persistent; fails unless it was routed.
     pub async fn publish_to_queue(
@@ -121,7 +36,7 @@ impl BrokerApi {
         message_id: &str,
         content_type: &str,
         payload: &str,
-    ) -> Result<(), BrokerApiError> {
+    ) -> Result<(), PoisonError> {
         let answer = self
             .call(
                 "POST",
@@ -138,35 +53,22 @@ impl BrokerApi {
         if answer["routed"] == true {
             Ok(())
         } else {
-            Err(BrokerApiError::NotRouted {
+            Err(PoisonError::NotRouted {
                 id: message_id.to_owned(),
                 queue: queue.to_owned(),
             })
         }
     }
 
-    /// Every queue (name and depth) whose name starts with `prefix`.
-    pub async fn queues(&self, prefix: &str) -> Result<Vec<(String, u64)>, BrokerApiError> {
-        let all = self
-            .call("GET", "/queues/%2F?columns=name,messages".into(), None)
-            .await?;
-        Ok(all
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|q| {
-                let name = q["name"].as_str()?;
-                name.starts_with(prefix)
-                    .then(|| (name.to_owned(), q["messages"].as_u64().unwrap_or(0)))
-            })
-            .collect())
-    }
-
     /// The messages of every `*.parked` queue of the run (read and put back), and the depth of
     /// each parked queue.
-    pub async fn parked(&self, prefix: &str) -> Result<Parked, BrokerApiError> {
+    pub async fn parked(&self, prefix: &str) -> Result<Parked, InfraError> {
         let mut out = Parked::default();
-        for (queue, depth) in self.queues(prefix).await? {
+        for QueueInfo {
+            name: queue,
+            messages: depth,
+        } in self.queues(prefix).await?
+        {
             if !queue.ends_with(".parked") {
                 continue;
             }
@@ -270,11 +172,11 @@ pub fn plan(
 /// Publishes the poison of [`plan`] with ids `<namespace>-poison-<n>`; returns what was
 /// injected (those that could not be published are errors, not injected).
 pub async fn inject(
-    api: &BrokerApi,
+    api: &Management,
     namespace: &str,
     adapter_queue: &str,
     at: f64,
-) -> (Vec<Poison>, Vec<BrokerApiError>) {
+) -> (Vec<Poison>, Vec<PoisonError>) {
     let mut injected = Vec::new();
     let mut errors = Vec::new();
     for (n, (queue, what, content_type, payload)) in

@@ -720,6 +720,7 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         Start {
             args: &args,
             infra: &infra,
+            management: &management,
             seed,
             clock,
             targets: targets.clone(),

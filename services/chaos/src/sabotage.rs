@@ -23,8 +23,8 @@ use sqlx::Connection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::infra::{InfraError, Management, QueueInfo, segment};
 use crate::load::Clock;
-use crate::poison::{BrokerApi, BrokerApiError, segment};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -137,7 +137,9 @@ impl SabotageLog {
 #[derive(Debug, thiserror::Error)]
 pub enum SabotageError {
     #[error(transparent)]
-    Broker(#[from] BrokerApiError),
+    Broker(#[from] InfraError),
+    #[error(transparent)]
+    Poison(#[from] crate::poison::PoisonError),
     #[error("PostgreSQL {url}: {source}")]
     Database { url: String, source: sqlx::Error },
 }
@@ -145,7 +147,7 @@ pub enum SabotageError {
 /// What the sabotage needs to reach.
 #[derive(Clone)]
 pub struct Context {
-    pub api: BrokerApi,
+    pub api: Management,
     pub namespace: String,
     /// The reconciler's database URL.
     pub reconciler_db: String,
@@ -311,7 +313,11 @@ async fn drop_retries(
     let mut purged = 0u64;
     let mut rounds = 0u32;
     while Instant::now() < end && !stop.is_cancelled() {
-        for (queue, depth) in ctx.api.queues(&retries).await? {
+        for QueueInfo {
+            name: queue,
+            messages: depth,
+        } in ctx.api.queues(&retries).await?
+        {
             if queue != retries && !queue.starts_with(&delayed) {
                 continue;
             }

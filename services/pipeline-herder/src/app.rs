@@ -125,8 +125,6 @@ impl App {
             // A worker holds a claimed retry at most for its handler timeout (claims of earlier
             // versions; ours are held by a session lock, see `ledger::ClaimLock`).
             retry_lease: config.herder.consumer.handler_timeout + Duration::from_secs(60),
-            release_patience: (config.herder.consumer.handler_timeout / 2)
-                .min(Duration::from_secs(30)),
         };
 
         let probes = Probes::new();

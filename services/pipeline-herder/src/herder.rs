@@ -42,9 +42,6 @@ pub struct Herder {
     /// How long a claim of an earlier version (without a session lock) belongs to its worker
     /// before another may take over.
     pub retry_lease: Duration,
-    /// How long a worker keeps trying to give back a claim it could not use (the database
-    /// away), within its handler's time.
-    pub release_patience: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

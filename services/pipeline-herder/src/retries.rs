@@ -7,8 +7,6 @@
 //! Transient GitLab trouble releases the claim and the message comes back through the retry
 //! tiers; a 4xx is final and reported.
 
-use std::time::Duration;
-
 use steadfast_messaging::{Handler, Incoming, Outcome};
 
 use crate::decide::superseded_by;
@@ -102,31 +100,17 @@ impl RetriesDue {
         performed
     }
 
-    /// Gives the claim back, trying for a while if the database is away (the failure was often
-    /// the database itself, restarting): the row goes back to `scheduled` with the reason. If
-    /// it cannot, the row stays `retrying` and the next delivery takes it over once this
-    /// worker's session lock is gone.
+    /// Gives the claim back (the row goes back to `scheduled` with the reason). If the database
+    /// is away — often the very failure — the row stays `retrying`, and the next delivery takes
+    /// it over once it answers: this worker's session lock is gone with its connection.
     async fn release(&self, row: &DecisionRow, reason: &RetryDueError) {
-        let deadline = tokio::time::Instant::now() + self.herder.release_patience;
-        let mut wait = Duration::from_millis(200);
-        loop {
-            match self
-                .herder
-                .ledger
-                .release(row.id, &reason.to_string())
-                .await
-            {
-                Ok(()) => return,
-                Err(error) if tokio::time::Instant::now() + wait < deadline => {
-                    tracing::debug!(job_id = row.job_id, %error, "cannot release the claim yet; trying again");
-                }
-                Err(error) => {
-                    tracing::warn!(job_id = row.job_id, %error, "cannot give the claim back; the next delivery takes it over");
-                    return;
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
+        if let Err(error) = self
+            .herder
+            .ledger
+            .release(row.id, &reason.to_string())
+            .await
+        {
+            tracing::warn!(job_id = row.job_id, %error, "cannot give the claim back; the next delivery takes it over");
         }
     }
 

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Harness, IMAGE_PULL_LOG, Options, PROJECT_ID, WAIT, is_ready, job_hook};
 use steadfast_messaging::ExchangeSpec;
 use steadfast_test_support::eventually_async;
@@ -107,7 +105,7 @@ async fn a_retry_whose_claim_cannot_be_released_while_postgres_restarts_is_not_b
     h.publish_hook(&job_hook(&job, 0), "hook-902").await;
 
     // The first retry call is in: the claim is taken. PostgreSQL goes away until the three
-    // calls have failed and a moment more (the outage, not a synchronisation).
+    // calls have failed and the herder has tried twice to give the claim back.
     eventually_async("the first retry call", WAIT, || async {
         (!h.retry_calls(902).is_empty()).then_some(())
     })
@@ -117,7 +115,11 @@ async fn a_retry_whose_claim_cannot_be_released_while_postgres_restarts_is_not_b
         (h.retry_calls(902).len() == 3).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused = database.refused();
+    eventually_async("the herder to meet the outage twice more", WAIT, || async {
+        (database.refused() >= refused + 2).then_some(())
+    })
+    .await;
     database.restore();
 
     // Well within the claim's lease (handler timeout 20 s + 60 s): the claim was given back
