@@ -184,6 +184,7 @@ impl App {
             executor,
             metrics: metrics.clone(),
             max_attempts: broker_settings.max_attempts,
+            recent: Default::default(),
         };
         tracing::info!(queue = %queue.name, exchange = %queue.bindings[0].0, adapter = %loaded.adapter.adapter.name, "subscribing");
         let consumer = Consumer::new(broker.clone(), queue, settings, handler);

@@ -9,7 +9,8 @@
 //! | permanent failure (invalid manifest, forbidden, bad CEL data) | status reported, then parked |
 //!
 //! Transient or permanent is [`Failure::class`] (the pipeline's typed error classifying
-//! itself), and nothing else.
+//! itself), and nothing else. An event a successful execution has already covered is acked
+//! without running at all ([`crate::coalesce`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,7 @@ use std::time::Instant;
 use serde_json::Value;
 use steadfast_messaging::{Handler, Incoming, Outcome};
 
+use crate::coalesce::{EventFacts, Execution, RecentExecutions};
 use crate::metrics::Metrics;
 use crate::pipeline::{ExecutionResult, Executor, Failure, RunOptions, Verdict};
 use crate::transport::ErrorClass;
@@ -26,6 +28,8 @@ pub struct EventHandler {
     pub metrics: Metrics,
     /// The retry policy's attempt budget: the last attempt reports instead of deferring.
     pub max_attempts: Option<u32>,
+    /// This replica's last successful execution per resource (duplicates are skipped).
+    pub recent: Arc<RecentExecutions>,
 }
 
 impl Handler for EventHandler {
@@ -40,8 +44,22 @@ impl Handler for EventHandler {
             attempt = message.attempt,
             "processing event"
         );
+        let facts = EventFacts::of(&event.data, &event.id, event.time);
+        if let Some(facts) = &facts
+            && let Some(done) = self.recent.covering(facts)
+        {
+            tracing::info!(
+                generation = facts.generation,
+                reconciled_generation = done.generation,
+                reconcile_started = %done.started,
+                "event skipped: a duplicate, published before a reconcile of its generation started"
+            );
+            self.metrics.duplicate();
+            return Outcome::Done;
+        }
         let last_attempt = self.max_attempts.is_some_and(|max| message.attempt >= max);
         let started = Instant::now();
+        let started_at = chrono::Utc::now();
         let result = self
             .executor
             .execute(
@@ -58,6 +76,15 @@ impl Handler for EventHandler {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "event processed"
                 );
+                if let Some(facts) = facts {
+                    self.recent.record(
+                        facts.resource,
+                        Execution {
+                            generation: facts.generation,
+                            started: started_at,
+                        },
+                    );
+                }
                 Outcome::Done
             }
             (Verdict::Skipped, _) => {

@@ -9,13 +9,15 @@
 //! * [`hyperfleet_api`] — the API client with HyperFleet's retry rules;
 //! * [`transport`] — applying manifests (kube, or the dry-run's in-memory cluster);
 //! * [`pipeline`] — the four phases;
-//! * [`handler`] — execution result → ack / retry / park;
+//! * [`handler`] — execution result → ack / retry / park; [`coalesce`] — duplicate events
+//!   acked without running;
 //! * [`dry_run`] — one event, with mocks, printed;
 //! * [`metrics`] — HyperFleet's metric names;
 //! * [`app`] / [`cli`] — the service and its command line.
 
 pub mod app;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod dry_run;
 pub mod handler;

@@ -2,8 +2,9 @@
 //! `hyperfleet_adapter_{up,build_info,events_processed_total,event_processing_duration_seconds,
 //! errors_total,resources_deleted_total,resource_deletion_duration_seconds,
 //! resource_deletions_in_progress}` and the broker's `hyperfleet_broker_*` consumer series.
-//! Ours on top: `hyperfleet_adapter_event_outcomes_total{outcome=ack|retry|park}`, what
-//! HyperFleet's always-ack adapter has no need for.
+//! Ours on top: `hyperfleet_adapter_event_outcomes_total{outcome=ack|retry|park|duplicate}`,
+//! what HyperFleet's always-ack adapter has no need for (`duplicate`: acked without running,
+//! crate::coalesce).
 
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ impl Metrics {
             labels(
                 Opts::new(
                     "hyperfleet_adapter_event_outcomes_total",
-                    "What happened to each message: ack, retry (through a retry tier) or park.",
+                    "What happened to each message: ack, retry (through a retry tier), park, or duplicate (acked without running: a reconcile that started after it was published covered it).",
                 ),
                 version,
                 name,
@@ -234,6 +235,13 @@ impl Metrics {
 
     pub fn outcome(&self, outcome: &str) {
         self.outcomes.with_label_values(&[outcome]).inc();
+    }
+
+    /// A duplicate event acked without running: consumed, but not an execution (HyperFleet's
+    /// `events_processed_total` and duration leave it out).
+    pub fn duplicate(&self) {
+        self.broker_consumed.with_label_values(&[&self.topic]).inc();
+        self.outcomes.with_label_values(&["duplicate"]).inc();
     }
 
     /// A deletion started; the guard counts it as in progress until dropped.

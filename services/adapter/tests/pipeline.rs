@@ -284,3 +284,46 @@ async fn probes_name_config_and_broker_checks() {
     );
     s.adapter.stop().await;
 }
+
+#[tokio::test]
+async fn events_published_before_a_reconcile_of_their_generation_started_are_acked_without_running()
+{
+    steadfast_test_support::skip_without_peer_cases!();
+    let s = setup("1s").await;
+    let id = cluster_id();
+    s.world.fleet.set_cluster(&id, 1, false);
+    s.send(&id, 1).await;
+    s.reports(&id, 1).await;
+
+    // What the sentinel published every poll while the adapter was behind: minted a minute
+    // ago, at the generation just reconciled. Acked without running: no status report.
+    let mut stale = cluster_event(&id, 1);
+    stale.time = Some(chrono::Utc::now() - chrono::TimeDelta::seconds(60));
+    publish_envelope(&s.world.broker, &s.world.topic, &s.adapter.queue, &stale).await;
+    let duplicate = "outcome=\"duplicate\"";
+    eventually_async("the stale event acked as a duplicate", WAIT, || async {
+        let metrics = s.adapter.metrics_text().await;
+        metrics
+            .lines()
+            .any(|l| l.contains(duplicate) && l.ends_with(" 1"))
+            .then_some(())
+    })
+    .await;
+    // A fresh event of the same generation (the sentinel's deliberate re-publish) runs.
+    s.send(&id, 1).await;
+    let reports = s.reports(&id, 2).await;
+    assert_eq!(reports.len(), 2, "the duplicate reported nothing");
+    // An old event of a newer generation runs too: nothing covered generation 2 yet.
+    s.world.fleet.set_cluster(&id, 2, false);
+    let mut newer = cluster_event(&id, 2);
+    newer.time = Some(chrono::Utc::now() - chrono::TimeDelta::seconds(60));
+    publish_envelope(&s.world.broker, &s.world.topic, &s.adapter.queue, &newer).await;
+    let third = s.reports(&id, 3).await.remove(2);
+    assert_eq!(third["observed_generation"], 2);
+    let metrics = s.adapter.metrics_text().await;
+    assert!(
+        metrics.contains("hyperfleet_adapter_events_processed_total{adapter_name=\"kubernetes-example\",component=\"adapter\",status=\"success\",version=\"0.1.0\"} 3"),
+        "{metrics}"
+    );
+    s.adapter.stop().await;
+}

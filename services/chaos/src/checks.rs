@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{InfraArgs, RunArgs};
+use crate::cli::RunArgs;
 use crate::faults::PlannedFault;
 use crate::fleet::{self, FleetLog};
 use crate::infra::Management;
-use crate::invariants::{self, ConsumerSeen, Verdict};
+use crate::invariants::{self, Backlog, ConsumerSeen, Verdict};
 use crate::load::{self, Clock, Recorder, Targets};
 use crate::observe::{self, Observer};
 use crate::poison::{self, Parked, Poison};
@@ -30,6 +30,10 @@ pub struct Endpoints {
     pub fleet_api: String,
     pub herder_db: String,
     pub reconciler_db: String,
+    /// The suite's own queue bound to every event (not work: left out of the backlog).
+    pub probe_queue: String,
+    /// The run's tag (its clusters' name prefix).
+    pub run_tag: String,
 }
 
 /// The extra parts of one run.
@@ -38,16 +42,21 @@ pub struct Checks {
     api: Management,
     fleet: FleetLog,
     poison: Arc<Mutex<Vec<Poison>>>,
+    /// What the parking lots held when the run started (a deployment's; empty for a stack of
+    /// the suite's own): not the run's doing.
+    parked_before: Parked,
     sabotage: SabotageLog,
     stop_adapter_at: Option<f64>,
     adapter_stopped: bool,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What the tasks need.
 pub struct Start<'a> {
     pub args: &'a RunArgs,
-    pub infra: &'a InfraArgs,
+    /// Whether the suite owns the stack: against a deployment no poison is injected (it would
+    /// stay in the deployment's parking lots) and what is parked before the run is not judged.
+    pub owned: bool,
     pub seed: u64,
     pub clock: Clock,
     pub targets: Targets,
@@ -55,7 +64,9 @@ pub struct Start<'a> {
     pub observer: Observer,
     /// Cancelled at the load's end.
     pub stop_load: CancellationToken,
-    /// Cancelled at the quiet period's end.
+    /// Cancelled at the quiet period's end: no more attempts of retry chains are hooked.
+    pub stop_chains: CancellationToken,
+    /// Cancelled once the last events sent have reached the probe, after `stop_chains`.
     pub stop_observing: CancellationToken,
     /// The run's management API client (every node of a cluster).
     pub management: &'a Management,
@@ -73,6 +84,7 @@ impl Checks {
         let mut tasks = vec![
             tokio::spawn(fleet::load(
                 endpoints.fleet_api.clone(),
+                start.targets.run_tag.clone(),
                 start.args.clusters,
                 start.seed,
                 start.clock,
@@ -92,7 +104,7 @@ impl Checks {
                 start.clock,
                 start.recorder.clone(),
                 start.observer.clone(),
-                start.stop_observing.clone(),
+                start.stop_chains.clone(),
             )),
         ];
         if !kinds.is_empty() {
@@ -114,23 +126,36 @@ impl Checks {
                 start.stop_load.clone(),
             )));
         }
-        let (injected, errors) = poison::inject(
-            &api,
-            &endpoints.namespace,
-            &endpoints.adapter_queue,
-            start.clock.now(),
-        )
-        .await;
-        warnings.extend(errors.iter().map(|e| format!("poison: {e}")));
+        let (injected, parked_before) = if start.owned {
+            let (injected, errors) = poison::inject(
+                &api,
+                &endpoints.namespace,
+                &endpoints.adapter_queue,
+                start.clock.now(),
+            )
+            .await;
+            warnings.extend(errors.iter().map(|e| format!("poison: {e}")));
+            (injected, Parked::default())
+        } else {
+            let before = api
+                .parked(&endpoints.namespace)
+                .await
+                .unwrap_or_else(|error| {
+                    warnings.push(format!("parked queues before the run: {error}"));
+                    Parked::default()
+                });
+            (Vec::new(), before)
+        };
         let checks = Self {
             stop_adapter_at: sabotage::stop_adapter_at(&kinds, start.args.duration),
             endpoints,
             api,
             fleet,
             poison: Arc::new(Mutex::new(injected)),
+            parked_before,
             sabotage: sabotage_log,
             adapter_stopped: false,
-            tasks,
+            tasks: Mutex::new(tasks),
         };
         (checks, warnings)
     }
@@ -163,8 +188,13 @@ impl Checks {
     }
 
     /// Waits for the tasks (after the quiet period's end was signalled).
-    pub async fn finish(&mut self) {
-        for task in self.tasks.drain(..) {
+    pub async fn finish(&self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
             let _ = task.await;
         }
     }
@@ -182,23 +212,38 @@ impl Checks {
     }
 
     /// Invariant (d), on a fresh listing of the clusters.
-    pub async fn fleet_verdict(&self) -> Verdict {
+    pub async fn fleet_verdict(&self, backlog: &Backlog) -> Verdict {
         match fleet::list(&fleet::http(), &self.endpoints.fleet_api).await {
-            Ok(listed) => invariants::fleet_reconciled(&self.fleet.plans(), &listed),
-            Err(error) => Verdict {
-                name: invariants::FLEET_RECONCILED,
-                holds: false,
-                checked: 0,
-                violations: vec![format!("cannot list the clusters: {error}")],
-                notes: Vec::new(),
-            },
+            Ok(listed) => {
+                // A deployment's fleet-api also lists clusters that are not the run's.
+                let ours: Vec<fleet::ClusterObs> = listed
+                    .into_iter()
+                    .filter(|c| fleet::is_of_run(c, &self.endpoints.run_tag))
+                    .collect();
+                invariants::fleet_reconciled(&self.fleet.plans(), &ours, backlog)
+            }
+            Err(error) => Verdict::unreadable(
+                invariants::FLEET_RECONCILED,
+                format!("cannot list the clusters: {error}"),
+            ),
         }
+    }
+
+    /// What the run's work queues still hold (`None` if the management API cannot say).
+    pub async fn backlog(&self) -> Option<Backlog> {
+        let queues = self.api.queues(&self.endpoints.namespace).await.ok()?;
+        Some(Backlog::of(
+            queues
+                .into_iter()
+                .map(|q| (q.name, q.messages, q.consumers)),
+            &self.endpoints.probe_queue,
+        ))
     }
 
     /// The parked queues; on an error, an unreadable queue that fails invariant (e).
     pub async fn parked(&self, warnings: &mut Vec<String>) -> Parked {
         match self.api.parked(&self.endpoints.namespace).await {
-            Ok(parked) => parked,
+            Ok(parked) => parked.without(&self.parked_before),
             Err(error) => {
                 warnings.push(format!("parked queues: {error}"));
                 Parked {

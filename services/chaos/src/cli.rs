@@ -27,6 +27,20 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Behave like a Euphrosyne SDK recipe (launched by the alert-reconciler during a run).
     Recipe(RecipeArgs),
+    /// Start the stack a run would start (the same flags; load and fault flags unused), write a
+    /// deployment file describing it for `run --target`, and keep it up until Ctrl-C, starting
+    /// again any process that dies (as an orchestrator would).
+    Stack(Box<StackArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Where to write the deployment file (its kill commands use pid files beside it).
+    #[arg(long, value_name = "FILE")]
+    pub write_target: PathBuf,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,9 +83,14 @@ pub struct RunArgs {
     #[arg(long, default_value = "15s", value_parser = parse_duration_arg)]
     pub fault_interval: Duration,
 
-    /// Longest wait after the load for the invariants to hold (the quiet period).
+    /// The quiet period after the load, while the invariants do not hold yet, ends after this
+    /// long without progress (the queues' backlog not shrinking, no fewer problems).
     #[arg(long, default_value = "120s", value_parser = parse_duration_arg)]
     pub quiet_timeout: Duration,
+
+    /// The quiet period ends after this long even while the backlog still shrinks.
+    #[arg(long, default_value = "10m", value_parser = parse_duration_arg)]
+    pub quiet_max: Duration,
 
     /// Longest wait for one process to answer `/readyz` 200 (start and restart).
     #[arg(long, default_value = "90s", value_parser = parse_duration_arg)]
@@ -93,6 +112,12 @@ pub struct RunArgs {
     /// Keep the run's databases, queues and logs for inspection (processes are still stopped).
     #[arg(long)]
     pub keep: bool,
+
+    /// Run against a deployment described by this file (docs/runbooks/chaos.md, "Against a
+    /// staging deployment") instead of starting a stack: only `kill` (through the file's
+    /// commands) and `fake-5xx` faults, no poison or sabotage.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
 
     #[command(flatten)]
     pub infra: InfraArgs,

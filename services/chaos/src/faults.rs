@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::private::PrivateInfra;
 use crate::proxy::BrokerProxies;
 use crate::stack::Stack;
+use crate::system::Fakes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -232,9 +233,7 @@ pub struct FaultEnv<'a> {
     /// The services' broker proxies (empty unless `proxy` faults are selected).
     pub proxies: &'a BrokerProxies,
     /// Base URLs of the fakes.
-    pub fake_gitlab: String,
-    pub fake_kube: String,
-    pub fake_webex: String,
+    pub fakes: Fakes,
     http: reqwest::Client,
     /// Hold durations and broker nodes, from the seed (a replayed run holds the same).
     rng: StdRng,
@@ -253,18 +252,14 @@ impl<'a> FaultEnv<'a> {
         seed: u64,
         infra: Option<&'a mut PrivateInfra>,
         proxies: &'a BrokerProxies,
-        fake_gitlab: String,
-        fake_kube: String,
-        fake_webex: String,
+        fakes: Fakes,
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x6661_756c_7473);
         let next_node = rng.random_range(0..16);
         Self {
             infra,
             proxies,
-            fake_gitlab,
-            fake_kube,
-            fake_webex,
+            fakes,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -353,7 +348,7 @@ impl<'a> FaultEnv<'a> {
             "delay_ms": SLOW_DELAY_MS,
             "slow_for_ms": u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
         });
-        for base in [&self.fake_kube, &self.fake_webex] {
+        for base in self.fakes.kube.iter().chain([&self.fakes.webex]) {
             if let Err(error) = post(&self.http, &format!("{base}/fake/fail"), &script).await {
                 problems.push(error);
             }
@@ -361,14 +356,18 @@ impl<'a> FaultEnv<'a> {
         // fake-gitlab scripts failures per request path (its /fake/fail): the retry calls of
         // the jobs it saw last (the herder calls them about a second after their trace) and
         // the job and trace reads of the jobs after the newest it saw (the load numbers them
-        // one after the other). It has no slow mode.
-        match gitlab_targets(&self.http, &self.fake_gitlab).await {
+        // one after the other). Then, like the others, every request slow for the hold.
+        let slow = json!({
+            "delay_ms": SLOW_DELAY_MS,
+            "slow_for_ms": u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+        });
+        match gitlab_targets(&self.http, &self.fakes.gitlab).await {
             Ok(paths) => {
                 for (method, path, status) in paths {
                     let body = json!({"method": method, "path": path, "statuses": [status]});
                     if let Err(error) = post(
                         &self.http,
-                        &format!("{}/fake/fail", self.fake_gitlab),
+                        &format!("{}/fake/fail", self.fakes.gitlab),
                         &body,
                     )
                     .await
@@ -379,6 +378,15 @@ impl<'a> FaultEnv<'a> {
                 }
             }
             Err(error) => problems.push(error),
+        }
+        if let Err(error) = post(
+            &self.http,
+            &format!("{}/fake/fail", self.fakes.gitlab),
+            &slow,
+        )
+        .await
+        {
+            problems.push(error);
         }
         tokio::time::sleep(hold).await;
         if problems.is_empty() {
@@ -482,7 +490,12 @@ pub async fn inject(
         }
         FaultKind::Proxy => env.proxy(&target).await.map(Some),
         FaultKind::Fake5xx => {
-            target = "fake-gitlab, fake-kube, fake-webex".into();
+            target = if env.fakes.kube.is_some() {
+                "fake-gitlab, fake-kube, fake-webex"
+            } else {
+                "fake-gitlab, fake-webex"
+            }
+            .into();
             env.fake_5xx().await.map(Some)
         }
     };

@@ -256,11 +256,14 @@ fn delivery(id: String, at: f64, status: Option<u16>) -> Delivery {
     }
 }
 
-/// The fleet load until `stop`: `clusters` clusters created (names `chaos-c0000`, ...), then
+/// The fleet load until `stop`: `clusters` clusters created (names `<run_tag>-c0000`, ...,
+/// labelled `chaos_run: <run_tag>`, so a deployment's other clusters are told apart), then
 /// every [`CHANGE_EVERY`] a spec update of a random live cluster or, one time in ten, its
 /// deletion.
+#[allow(clippy::too_many_arguments)]
 pub async fn load(
     fleet_api: String,
+    run_tag: String,
     clusters: usize,
     seed: u64,
     clock: Clock,
@@ -284,13 +287,14 @@ pub async fn load(
             },
         };
         let (http, url, recorder, log) = (http.clone(), url.clone(), recorder.clone(), log.clone());
+        let name = cluster_name(&run_tag, n);
+        let run_tag = run_tag.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let name = format!("chaos-c{n:04}");
             let body = json!({
                 "kind": "Cluster",
                 "name": name,
-                "labels": {"chaos": "true"},
+                "labels": {"chaos_run": run_tag},
                 "spec": {"revision": 0, "region": "chaos-1", "nodes": 3},
             });
             let at = clock.now();
@@ -355,6 +359,19 @@ pub async fn load(
             },
         );
     }
+}
+
+/// The name of the run's cluster `n`.
+pub fn cluster_name(run_tag: &str, n: usize) -> String {
+    format!("{run_tag}-c{n:04}")
+}
+
+/// Whether a listed cluster is one of the run's (by its name).
+pub fn is_of_run(cluster: &ClusterObs, run_tag: &str) -> bool {
+    cluster
+        .name
+        .strip_prefix(run_tag)
+        .is_some_and(|rest| rest.starts_with("-c"))
 }
 
 /// Every cluster fleet-api lists, page by page.

@@ -80,23 +80,31 @@ impl Databases {
         })?;
         Ok(())
     }
+}
 
-    /// `SELECT count(*) FROM <table>` in database `name`.
-    pub async fn count(&self, name: &str, table: &str) -> Result<i64, InfraError> {
-        let url = self.url(name);
-        let mut conn =
-            sqlx::PgConnection::connect(&url)
-                .await
-                .map_err(|source| InfraError::Database {
-                    url: url.clone(),
-                    source,
-                })?;
-        let (count,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|source| InfraError::Database { url, source })?;
-        Ok(count)
+/// `SELECT count(*) FROM <table>` in the database at `url`.
+pub async fn count_rows(url: &str, table: &str) -> Result<i64, InfraError> {
+    let database = |source| InfraError::Database {
+        url: redact(url),
+        source,
+    };
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(database)?;
+    let (count,): (i64,) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(database)?;
+    Ok(count)
+}
+
+/// A database URL without its password (a deployment's URLs carry real ones).
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -106,6 +114,8 @@ pub struct QueueInfo {
     pub name: String,
     #[serde(default)]
     pub messages: u64,
+    #[serde(default)]
+    pub consumers: u64,
 }
 
 /// The slice of the RabbitMQ management API the suite needs (vhost `/`).
@@ -230,7 +240,11 @@ impl Management {
     /// Every queue whose name starts with `prefix`.
     pub async fn queues(&self, prefix: &str) -> Result<Vec<QueueInfo>, InfraError> {
         let all = self
-            .call("GET", "/queues/%2F?columns=name,messages".into(), None)
+            .call(
+                "GET",
+                "/queues/%2F?columns=name,messages,consumers".into(),
+                None,
+            )
             .await?;
         let queues: Vec<QueueInfo> = serde_json::from_value(all).unwrap_or_default();
         Ok(queues

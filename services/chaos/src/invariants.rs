@@ -21,6 +21,9 @@ pub struct Verdict {
     pub violations: Vec<String>,
     /// What holds but deserves a word (e.g. a result lost, with its reason given).
     pub notes: Vec<String>,
+    /// What has not happened yet while the queues still hold work for it (a backlog at the
+    /// quiet period's end, not a loss): the invariant does not hold, but these are not lost.
+    pub pending: Vec<String>,
 }
 
 impl Verdict {
@@ -36,7 +39,107 @@ impl Verdict {
             checked,
             violations,
             notes,
+            pending: Vec::new(),
         }
+    }
+
+    /// Adds what is still queued; the invariant holds only once nothing is.
+    fn with_pending(mut self, pending: Vec<String>) -> Self {
+        self.holds = self.holds && pending.is_empty();
+        self.pending = pending;
+        self
+    }
+}
+
+/// Messages the run's queues still hold for a running consumer (ready, unacknowledged, in
+/// retry tiers and delay queues), by queue; the probe and the parking lots are not work. A
+/// queue nobody consumes (its consumer stopped, and the tiers and delay queues that lead into
+/// it) is not a backlog: what waits there is stuck, not on its way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    pub queues: BTreeMap<String, u64>,
+    /// Messages in the suite's probe queue it has not read yet.
+    pub probe_unread: u64,
+    /// Queues holding messages that nobody consumes, with their depth.
+    pub unconsumed: BTreeMap<String, u64>,
+}
+
+/// What `libs/messaging` names a queue's retry tiers and delay queues by: `Q.retry.<delay>`,
+/// `Q.delayed.<delay>` and the older `Q.delay.<delay>` (crate `steadfast_messaging::topology`).
+const WAITING_INFIXES: [&str; 3] = [".retry.", ".delayed.", ".delay."];
+
+/// The queue a waiting queue dead-letters into; `queue` itself for any other.
+fn consumed_through(queue: &str) -> &str {
+    WAITING_INFIXES
+        .iter()
+        .filter_map(|infix| queue.find(infix))
+        .min()
+        .map_or(queue, |at| &queue[..at])
+}
+
+impl Backlog {
+    /// The backlog among `queues` (name, messages, consumers) of a run.
+    pub fn of(queues: impl IntoIterator<Item = (String, u64, u64)>, probe_queue: &str) -> Self {
+        let queues: Vec<(String, u64, u64)> = queues.into_iter().collect();
+        let consumers: HashMap<&str, u64> =
+            queues.iter().map(|(n, _, c)| (n.as_str(), *c)).collect();
+        let mut backlog = Self::default();
+        for (name, depth, _) in &queues {
+            if name == probe_queue {
+                backlog.probe_unread = *depth;
+            } else if *depth > 0 && !name.ends_with(".parked") {
+                let consumed = consumers
+                    .get(consumed_through(name))
+                    .is_some_and(|c| *c > 0);
+                if consumed {
+                    backlog.queues.insert(name.clone(), *depth);
+                } else {
+                    backlog.unconsumed.insert(name.clone(), *depth);
+                }
+            }
+        }
+        backlog
+    }
+
+    /// Messages in every work queue.
+    pub fn total(&self) -> u64 {
+        self.queues.values().sum()
+    }
+
+    /// Messages in the queues whose name contains `consumer` (e.g. `pipeline-herder`).
+    pub fn of_consumer(&self, consumer: &str) -> u64 {
+        self.queues
+            .iter()
+            .filter(|(name, _)| name.contains(consumer))
+            .map(|(_, depth)| depth)
+            .sum()
+    }
+
+    /// `queue depth, ...` of the consumer's queues, largest first.
+    pub fn describe(&self, consumer: &str) -> String {
+        let mut queues: Vec<(&String, &u64)> = self
+            .queues
+            .iter()
+            .filter(|(name, _)| name.contains(consumer))
+            .collect();
+        queues.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        queues
+            .iter()
+            .map(|(name, depth)| format!("{name} {depth}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The queues' names contain these (the adapter's queue is `<topic>-steadfast-adapter`).
+pub const HERDER: &str = "pipeline-herder";
+pub const RECONCILER: &str = "alert-reconciler";
+pub const ADAPTER: &str = "steadfast-adapter";
+
+impl Verdict {
+    /// The invariant could not be checked: what was needed could not be read.
+    pub fn unreadable(name: &'static str, error: String) -> Self {
+        Self::new(name, 0, vec![error], Vec::new())
     }
 }
 
@@ -64,32 +167,41 @@ pub struct ConsumerSeen {
 /// (a) Every event id the receivers answered 2xx for was seen at the probe queue bound to
 /// `<ns>.webhooks` with `#`, and at the consumers bound to it: every failed job whose hook was
 /// accepted has a decision in the herder's ledger (successes have none: the herder ignores
-/// them), every accepted alert event is among the reconciler's processed events.
+/// them), every accepted alert event is among the reconciler's processed events. An event a
+/// consumer has not seen while its queues still hold messages is pending, not lost.
 pub fn webhooks_delivered(
     deliveries: &[Delivery],
     probe_seen: &HashSet<String>,
     jobs: &[JobPlan],
     consumers: &ConsumerSeen,
+    backlog: &Backlog,
 ) -> Verdict {
+    let mut pending = Vec::new();
     let accepted: BTreeMap<&str, &Delivery> = deliveries
         .iter()
         .filter(|d| d.answered_2xx())
         .flat_map(|d| d.event_ids.iter().map(move |id| (id.as_str(), d)))
         .collect();
-    let mut violations: Vec<String> = accepted
-        .iter()
-        .filter(|(id, _)| !probe_seen.contains(**id))
-        .map(|(id, d)| {
-            format!(
-                "event {id} ({} {}, answered {} by replica {} at {:.1}s) never reached the exchange",
-                d.flow.as_str(),
-                d.id,
-                d.status.unwrap_or_default(),
-                d.target + 1,
-                d.sent_at
-            )
-        })
-        .collect();
+    let mut violations: Vec<String> = Vec::new();
+    for (id, d) in accepted.iter().filter(|(id, _)| !probe_seen.contains(**id)) {
+        let what = format!(
+            "event {id} ({} {}, answered {} by replica {} at {:.1}s)",
+            d.flow.as_str(),
+            d.id,
+            d.status.unwrap_or_default(),
+            d.target + 1,
+            d.sent_at
+        );
+        // Not read yet is not lost: the suite's own probe is behind.
+        if backlog.probe_unread > 0 {
+            pending.push(format!(
+                "{what} not seen yet; the probe queue still holds {} unread",
+                backlog.probe_unread
+            ));
+        } else {
+            violations.push(format!("{what} never reached the exchange"));
+        }
+    }
     let mut events_of: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, d) in &accepted {
         events_of.entry(d.id.as_str()).or_default().push(id);
@@ -102,14 +214,24 @@ pub fn webhooks_delivered(
                 .filter(|j| !decided.contains(&j.job_id))
             {
                 let events = events_of.get(job.key.as_str()).cloned().unwrap_or_default();
-                violations.push(format!(
-                    "job {} ({:?}, key {}, event {}) accepted at {:.1}s never reached pipeline-herder (no decision in its ledger)",
+                let what = format!(
+                    "job {} ({:?}, key {}, event {}) accepted at {:.1}s",
                     job.job_id,
                     job.kind,
                     job.key,
                     events.join(", "),
                     job.sent_at
-                ));
+                );
+                if backlog.of_consumer(HERDER) > 0 {
+                    pending.push(format!(
+                        "{what} not decided yet; pipeline-herder's queues still hold {}",
+                        backlog.describe(HERDER)
+                    ));
+                } else {
+                    violations.push(format!(
+                        "{what} never reached pipeline-herder (no decision in its ledger)"
+                    ));
+                }
             }
         }
         Err(error) => violations.push(format!("pipeline-herder's ledger unreadable: {error}")),
@@ -121,19 +243,29 @@ pub fn webhooks_delivered(
                 .filter(|(_, d)| d.flow == Flow::Alert)
                 .filter(|(id, _)| !processed.contains(**id))
             {
-                violations.push(format!(
-                    "alert event {id} ({}, answered {} at {:.1}s) never reached alert-reconciler (not among its processed events)",
+                let what = format!(
+                    "alert event {id} ({}, answered {} at {:.1}s)",
                     d.id,
                     d.status.unwrap_or_default(),
                     d.sent_at
-                ));
+                );
+                if backlog.of_consumer(RECONCILER) > 0 {
+                    pending.push(format!(
+                        "{what} not processed yet; alert-reconciler's queues still hold {}",
+                        backlog.describe(RECONCILER)
+                    ));
+                } else {
+                    violations.push(format!(
+                        "{what} never reached alert-reconciler (not among its processed events)"
+                    ));
+                }
             }
         }
         Err(error) => violations.push(format!(
             "alert-reconciler's processed events unreadable: {error}"
         )),
     }
-    Verdict::new(WEBHOOKS_DELIVERED, accepted.len(), violations, Vec::new())
+    Verdict::new(WEBHOOKS_DELIVERED, accepted.len(), violations, Vec::new()).with_pending(pending)
 }
 
 /// (b) `retries` counts the successful (2xx) retry calls per job id at the fake GitLab. Per
@@ -142,8 +274,17 @@ pub fn webhooks_delivered(
 /// receiver may have published before dying); the attempt at the limit, genuine failures,
 /// successes and superseded jobs never. An attempt whose chain fails again and that was
 /// retried must have its next attempt hooked by the suite (else the chain is still going).
-pub fn jobs_retried_once(jobs: &[JobPlan], retries: &HashMap<u64, u32>) -> Verdict {
+/// A transient attempt not retried yet while the herder's queues still hold messages (its
+/// event, or a retry waiting out its delay), and a chain whose next attempt the suite has not
+/// hooked yet, are pending, not violations.
+pub fn jobs_retried_once(
+    jobs: &[JobPlan],
+    retries: &HashMap<u64, u32>,
+    backlog: &Backlog,
+) -> Verdict {
     let mut violations = Vec::new();
+    let mut pending = Vec::new();
+    let herder_busy = backlog.of_consumer(HERDER) > 0;
     let known: HashSet<u64> = jobs.iter().map(|j| j.job_id).collect();
     let followed: HashSet<u64> = jobs.iter().filter_map(|j| j.previous).collect();
     for job in jobs {
@@ -159,7 +300,14 @@ pub fn jobs_retried_once(jobs: &[JobPlan], retries: &HashMap<u64, u32>) -> Verdi
             job.chain,
             job.retries
         );
-        if !expected.contains(&count) {
+        if count == 0 && job.kind == JobKind::Transient && job.answered && herder_busy {
+            pending.push(format!(
+                "job {} ({attempt}, key {}) not retried yet; pipeline-herder's queues still hold {}",
+                job.job_id,
+                job.key,
+                backlog.describe(HERDER)
+            ));
+        } else if !expected.contains(&count) {
             violations.push(format!(
                 "job {} ({:?}, {attempt}, hook {}answered 2xx, key {}) retried {count} time(s), expected {}",
                 job.job_id,
@@ -177,7 +325,7 @@ pub fn jobs_retried_once(jobs: &[JobPlan], retries: &HashMap<u64, u32>) -> Verdi
             && count > 0
             && !followed.contains(&job.job_id)
         {
-            violations.push(format!(
+            pending.push(format!(
                 "job {} ({attempt}) was retried but its next attempt was not hooked yet (the chain is still going)",
                 job.job_id
             ));
@@ -198,7 +346,7 @@ pub fn jobs_retried_once(jobs: &[JobPlan], retries: &HashMap<u64, u32>) -> Verdi
             followed.len()
         ));
     }
-    Verdict::new(JOBS_RETRIED_ONCE, jobs.len(), violations, notes)
+    Verdict::new(JOBS_RETRIED_ONCE, jobs.len(), violations, notes).with_pending(pending)
 }
 
 /// An incident as the reconciler's API lists it.
@@ -358,9 +506,27 @@ pub fn alerts_one_incident(
 /// generation, which is at least the last one fleet-api acknowledged; every cluster whose
 /// deletion was accepted is gone (HyperFleet removes it once the adapter reports it
 /// `Finalized`); nothing else exists. A cluster whose creation or deletion got no answer may
-/// or may not exist, but if it does it must be reconciled.
-pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict {
+/// or may not exist, but if it does it must be reconciled. A cluster not reconciled (or not
+/// gone) yet while the adapter's queue still holds messages is pending.
+pub fn fleet_reconciled(
+    plans: &[ClusterPlan],
+    listed: &[ClusterObs],
+    backlog: &Backlog,
+) -> Verdict {
     let mut violations = Vec::new();
+    let mut pending = Vec::new();
+    let mut refused_lines = Vec::new();
+    let adapter_busy = backlog.of_consumer(ADAPTER) > 0;
+    let mut not_yet = |line: String| {
+        if adapter_busy {
+            pending.push(format!(
+                "{line} (the adapter's queue still holds {})",
+                backlog.describe(ADAPTER)
+            ));
+        } else {
+            violations.push(line);
+        }
+    };
     let by_name: HashMap<&str, &ClusterObs> = listed.iter().map(|c| (c.name.as_str(), c)).collect();
     let describe = |c: &ClusterObs| match &c.reconciled {
         Some((status, g)) => format!("Reconciled={status} at generation {g}"),
@@ -374,7 +540,7 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
             .or_else(|| found.map(|c| c.id.clone()))
             .unwrap_or_else(|| "(id unknown)".into());
         match found {
-            Some(c) if plan.deleted() => violations.push(format!(
+            Some(c) if plan.deleted() => not_yet(format!(
                 "cluster {id} ({}) deleted at {:.1}s is still there: generation {}, {}{}",
                 plan.name,
                 plan.changes
@@ -385,11 +551,11 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
                 if c.deleting { "deletion pending, " } else { "" },
                 describe(c)
             )),
-            Some(c) if c.deleting && !plan.delete_sent() => violations.push(format!(
+            Some(c) if c.deleting && !plan.delete_sent() => not_yet(format!(
                 "cluster {id} ({}) is being deleted though the run never deleted it",
                 plan.name
             )),
-            Some(c) if c.deleting => violations.push(format!(
+            Some(c) if c.deleting => not_yet(format!(
                 "cluster {id} ({}) deletion (unanswered request) never finished: generation {}, {}",
                 plan.name,
                 c.generation,
@@ -399,12 +565,12 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
                 if let Some(acked) = plan.acknowledged_generation()
                     && c.generation < acked
                 {
-                    violations.push(format!(
+                    not_yet(format!(
                         "cluster {id} ({}) is at generation {} but fleet-api acknowledged generation {acked}",
                         plan.name, c.generation
                     ));
                 } else if !c.reconciled_now() {
-                    violations.push(format!(
+                    not_yet(format!(
                         "cluster {id} ({}) generation {}: {}",
                         plan.name,
                         c.generation,
@@ -412,7 +578,7 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
                     ));
                 }
             }
-            None if plan.id.is_some() && !plan.delete_sent() => violations.push(format!(
+            None if plan.id.is_some() && !plan.delete_sent() => not_yet(format!(
                 "cluster {id} ({}) is gone though the run never deleted it",
                 plan.name
             )),
@@ -423,7 +589,7 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
                     c.kind == crate::fleet::ChangeKind::Create
                         && c.status.is_some_and(|s| (400..500).contains(&s))
                 }) {
-                    violations.push(format!(
+                    refused_lines.push(format!(
                         "cluster {} was never created: fleet-api refused it with {}",
                         plan.name,
                         refused.status.unwrap_or_default()
@@ -432,6 +598,7 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
             }
         }
     }
+    violations.extend(refused_lines);
     let planned: HashSet<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     for c in listed.iter().filter(|c| !planned.contains(c.name.as_str())) {
         violations.push(format!(
@@ -449,7 +616,7 @@ pub fn fleet_reconciled(plans: &[ClusterPlan], listed: &[ClusterObs]) -> Verdict
             listed.len()
         )]
     };
-    Verdict::new(FLEET_RECONCILED, plans.len(), violations, notes)
+    Verdict::new(FLEET_RECONCILED, plans.len(), violations, notes).with_pending(pending)
 }
 
 /// (e) The parked queues hold exactly the poison the suite injected on purpose — each once, in

@@ -12,17 +12,20 @@
 //! * [`fleet`] creates, updates and deletes clusters in fleet-api and watches them reconcile;
 //!   [`poison`] injects invalid messages on purpose and reads the parked queues; [`sabotage`]
 //!   breaks each invariant on purpose (`--sabotage`), to prove it can fail;
-//! * [`run`] ties it together; [`infra`] is PostgreSQL and RabbitMQ's management API;
+//! * [`run`] ties it together, on a [`system`]: the stack [`local`] starts, or a
+//!   [`deployment`]'s (`--target`); [`infra`] is PostgreSQL and RabbitMQ's management API;
 //!   [`private`] starts the run's own Redis, PostgreSQL and RabbitMQ (the infrastructure
 //!   faults need them); [`proxy`] puts each service's broker connection behind a fault proxy.
 
 pub mod checks;
 pub mod cli;
+pub mod deployment;
 pub mod faults;
 pub mod fleet;
 pub mod infra;
 pub mod invariants;
 pub mod load;
+pub mod local;
 pub mod observe;
 pub mod poison;
 pub mod private;
@@ -33,3 +36,4 @@ pub mod report;
 pub mod run;
 pub mod sabotage;
 pub mod stack;
+pub mod system;

@@ -123,8 +123,25 @@ pub struct Targets {
     pub fake_gitlab: String,
     pub gitlab_secret: String,
     pub alertmanager_token: String,
-    /// Prefix of idempotency keys, unique per run.
-    pub key_prefix: String,
+    /// Unique per run (`chaos-<hex>`): the prefix of idempotency keys, a label of every alert
+    /// (so a deployment's incidents of other runs are told apart).
+    pub run_tag: String,
+    /// The first job id the load seeds: ids are never reused against the same herder ledger
+    /// (see [`first_job_id`]).
+    pub first_job_id: u64,
+}
+
+/// Job ids of a run against a deployment: the herder's ledger and the fake GitLab outlive a
+/// run, so ids come from the clock — a million per second since 2023-11-14, the load's from
+/// `+10 000` and the fake's retries (told with `POST /fake/job-ids`) from `+500 000`. A run
+/// uses far fewer than that and the next one starts more than a second later.
+pub fn first_job_id(unix_secs: u64) -> u64 {
+    unix_secs.saturating_sub(1_700_000_000) * 1_000_000 + 10_000
+}
+
+/// Where the fake numbers the jobs a retry creates, for a run whose load starts at `first`.
+pub fn first_retry_job_id(first: u64) -> u64 {
+    first - 10_000 + 500_000
 }
 
 /// Time since the run started, in seconds.
@@ -429,9 +446,9 @@ pub async fn gitlab(
     // Burst: a stall of the generator is caught up, so the offered rate is the one asked for.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
-    // Job ids from 10 000: below the fake's own demo jobs' range would collide, and the fake
-    // numbers the jobs a retry creates from 1 000 000.
-    let mut id = 10_000u64;
+    // Local runs seed job ids from 10 000: below the fake's own demo jobs' range would collide,
+    // and the fake numbers the jobs a retry creates from 1 000 000.
+    let mut id = targets.first_job_id.saturating_sub(1);
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -464,7 +481,7 @@ pub async fn gitlab(
                 .json(&job)
                 .send()
                 .await;
-            let key = format!("{}-job-{id}", targets.key_prefix);
+            let key = format!("{}-job-{id}", targets.run_tag);
             let sent_at = clock.now();
             let sent = send_hook(&http, &targets, clock, &key, &hook, first, resend).await;
             let answered = sent.iter().any(Delivery::answered_2xx);
@@ -550,7 +567,7 @@ pub async fn chains(
                     .json(&seeded)
                     .send()
                     .await;
-                let key = format!("{}-job-{new_id}", targets.key_prefix);
+                let key = format!("{}-job-{new_id}", targets.run_tag);
                 let first = usize::try_from(new_id).unwrap_or_default() % targets.receivers.len();
                 let sent_at = clock.now();
                 let sent = send_hook(&http, &targets, clock, &key, &hook, first, false).await;
@@ -614,18 +631,31 @@ pub fn resolves(group: usize) -> bool {
     group % 5 == 4
 }
 
-fn notification(group: usize, firing: bool, starts_at: &str, ends_at: &str) -> Value {
+/// The group key of alert group `group` of run `run_tag` (what the reconciler files its
+/// incident under).
+pub fn group_key(group: usize, run_tag: &str) -> String {
+    let name = crate::recipe::alert_name(group);
+    format!("{{}}:{{alertname=\"{name}\",chaos_run=\"{run_tag}\"}}")
+}
+
+fn notification(
+    group: usize,
+    run_tag: &str,
+    firing: bool,
+    starts_at: &str,
+    ends_at: &str,
+) -> Value {
     let name = crate::recipe::alert_name(group);
     let status = if firing { "firing" } else { "resolved" };
-    let labels =
-        json!({"alertname": name, "severity": "warning", "instance": format!("node-{group:02}")});
+    let labels = json!({"alertname": name, "chaos_run": run_tag, "severity": "warning",
+        "instance": format!("node-{group:02}")});
     json!({
         "version": "4",
-        "groupKey": format!("{{}}:{{alertname=\"{name}\"}}"),
+        "groupKey": group_key(group, run_tag),
         "truncatedAlerts": 0,
         "status": status,
         "receiver": "chaos",
-        "groupLabels": {"alertname": name},
+        "groupLabels": {"alertname": name, "chaos_run": run_tag},
         "commonLabels": labels,
         "commonAnnotations": {"summary": format!("{name} is firing on node-{group:02}")},
         "externalURL": "http://alertmanager.chaos.invalid:9093",
@@ -680,6 +710,7 @@ pub async fn alerts(
         let firing = !resolved.contains(&group);
         let body = notification(
             group,
+            &targets.run_tag,
             firing,
             &starts_at,
             if firing {

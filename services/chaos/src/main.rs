@@ -1,5 +1,6 @@
-//! `steadfast-chaos run [--duration 10m] [--seed N] ...` and `steadfast-chaos recipe
-//! <answer|fail|hang>`; the front door is scripts/chaos.sh.
+//! `steadfast-chaos run [--duration 10m] [--seed N] [--target FILE] ...`, `steadfast-chaos
+//! stack --write-target FILE` and `steadfast-chaos recipe <answer|fail|hang>`; the front door
+//! is scripts/chaos.sh.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,13 @@ async fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("steadfast-chaos recipe: {error}");
                 ExitCode::FAILURE
+            }
+        },
+        Command::Stack(args) => match steadfast_chaos::local::hold(&args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("steadfast-chaos stack: {error:#}");
+                ExitCode::from(2)
             }
         },
         Command::Run(args) => {

@@ -46,6 +46,9 @@ pub struct Observed {
 pub struct Sources {
     pub fake_gitlab: String,
     pub fake_webex: String,
+    /// Retries of jobs below this id are not the run's (a deployment's fake GitLab has seen
+    /// earlier runs).
+    pub first_job_id: u64,
 }
 
 /// The observer's shared state.
@@ -122,6 +125,7 @@ impl Observer {
                         .as_str()
                         .and_then(|p| retry_path.captures(p))
                         .and_then(|c| c[1].parse::<u64>().ok())
+                        .filter(|id| *id >= sources.first_job_id)
                     {
                         *counts.entry(id).or_default() += 1;
                         let at = request["received_at_ms"]
@@ -186,8 +190,15 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
     response.json().await.map_err(|e| e.to_string())
 }
 
-/// The reconciler's incidents (`GET /api/incidents`), from the first replica that answers.
-pub async fn incidents(reconcilers: &[String], token: &str) -> Result<Vec<IncidentObs>, String> {
+/// The reconciler's incidents of this run (`GET /api/incidents`, those whose group key carries
+/// `chaos_run="<run_tag>"`: a deployment holds other runs' and its own), from the first
+/// replica that answers.
+pub async fn incidents(
+    reconcilers: &[String],
+    token: &str,
+    run_tag: &str,
+) -> Result<Vec<IncidentObs>, String> {
+    let ours = format!("chaos_run=\"{run_tag}\"");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -217,6 +228,7 @@ pub async fn incidents(reconcilers: &[String], token: &str) -> Result<Vec<Incide
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|i| i["group_key"].as_str().is_some_and(|k| k.contains(&ours)))
             .filter_map(|i| {
                 let id = i["id"].as_str()?.to_owned();
                 seen.insert(id.clone()).then(|| IncidentObs {
@@ -286,7 +298,7 @@ where
     use sqlx::Connection;
     let error = |source| EvidenceError {
         what,
-        url: url.to_owned(),
+        url: crate::infra::redact(url),
         source,
     };
     let mut conn = sqlx::PgConnection::connect(url).await.map_err(error)?;

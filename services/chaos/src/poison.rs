@@ -8,6 +8,8 @@
 //! `ack_requeue_true` to read without taking), through the suite's one management client
 //! ([`Management`], which fails over between a cluster's nodes).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -67,6 +69,7 @@ impl Management {
         for QueueInfo {
             name: queue,
             messages: depth,
+            ..
         } in self.queues(prefix).await?
         {
             if !queue.ends_with(".parked") {
@@ -116,6 +119,37 @@ pub struct Parked {
     pub messages: Vec<ParkedMessage>,
     /// Every parked queue of the run and its depth.
     pub depths: Vec<(String, u64)>,
+}
+
+impl Parked {
+    /// What is parked now that was not parked `before`: messages matched by queue and message
+    /// id (each earlier one once), depths less the earlier depth of the same queue.
+    pub fn without(mut self, before: &Parked) -> Parked {
+        let mut earlier: HashMap<(String, Option<String>), usize> = HashMap::new();
+        for m in &before.messages {
+            *earlier
+                .entry((m.queue.clone(), m.message_id.clone()))
+                .or_default() += 1;
+        }
+        self.messages.retain(
+            |m| match earlier.get_mut(&(m.queue.clone(), m.message_id.clone())) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            },
+        );
+        for (queue, depth) in &mut self.depths {
+            let old = before
+                .depths
+                .iter()
+                .find(|(q, _)| q == queue)
+                .map_or(0, |(_, d)| *d);
+            *depth = depth.saturating_sub(old);
+        }
+        self
+    }
 }
 
 /// A poison message the suite injected on purpose.

@@ -20,6 +20,10 @@ use crate::observe::Observer;
 const PREFETCH: u16 = 500;
 /// Longest pause between reconnection attempts (a broker fault lasts seconds).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait for a connection and its consumer. lapin's connect can wait forever when the
+/// broker accepts the TCP connection but not the AMQP handshake (seen during `stop_app`): the
+/// probe then consumed nothing for the rest of a 10-minute run, and never stopped.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 enum ProbeError {
@@ -27,6 +31,8 @@ enum ProbeError {
     Amqp(#[from] lapin::Error),
     #[error("the broker ended the consumer")]
     Ended,
+    #[error("no connection and consumer within {0:?}")]
+    SetupTimeout(Duration),
 }
 
 /// Consumes `queue` at any of `urls` (a cluster's nodes, tried in turn) until `stop`,
@@ -65,23 +71,33 @@ async fn consume(
     clock: Clock,
     stop: &CancellationToken,
 ) -> Result<(), ProbeError> {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = channel
-        .basic_consume(
-            queue.into(),
-            "steadfast-chaos-probe".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let setup = async {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(PREFETCH, BasicQosOptions::default())
+            .await?;
+        let deliveries = channel
+            .basic_consume(
+                queue.into(),
+                "steadfast-chaos-probe".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, ProbeError>((connection, deliveries))
+    };
+    let (connection, mut deliveries) = tokio::select! {
+        () = stop.cancelled() => return Ok(()),
+        setup = tokio::time::timeout(SETUP_TIMEOUT, setup) => {
+            setup.map_err(|_| ProbeError::SetupTimeout(SETUP_TIMEOUT))??
+        }
+    };
     loop {
         let delivery = tokio::select! {
             () = stop.cancelled() => {
-                let _ = connection.close(200, "done".into()).await;
+                let closing = connection.close(200, "done".into());
+                let _ = tokio::time::timeout(SETUP_TIMEOUT, closing).await;
                 return Ok(());
             }
             delivery = deliveries.next() => delivery,

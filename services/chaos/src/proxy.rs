@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use steadfast_test_support::FaultProxy;
 
-use crate::stack::{ProcSpec, Role};
+use crate::stack::{Launch, ProcSpec, Role};
 
 /// Why a proxy could not be set up or used.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,16 @@ pub struct BrokerProxies {
 
 impl BrokerProxies {
     /// Puts service `spec` behind proxies of its own to `upstreams` (one per broker node) and
-    /// points its `AMQP_URL` at them; fakes are left alone (they use no broker).
+    /// points its `AMQP_URL` at them; fakes are left alone (they use no broker), and so are a
+    /// deployment's processes (the suite cannot change their environment).
     pub async fn route(
         &mut self,
         spec: &mut ProcSpec,
         upstreams: &[String],
     ) -> Result<(), ProxyError> {
+        let Launch::Local(local) = &mut spec.launch else {
+            return Ok(());
+        };
         if spec.role != Role::Service {
             return Ok(());
         }
@@ -57,9 +61,9 @@ impl BrokerProxies {
             proxies.push(proxy);
         }
         let list = urls.join(",");
-        match spec.env.iter_mut().find(|(k, _)| k == "AMQP_URL") {
+        match local.env.iter_mut().find(|(k, _)| k == "AMQP_URL") {
             Some((_, value)) => *value = list,
-            None => spec.env.push(("AMQP_URL".into(), list)),
+            None => local.env.push(("AMQP_URL".into(), list)),
         }
         self.by_process.insert(spec.name.clone(), proxies);
         Ok(())
@@ -106,12 +110,21 @@ mod tests {
         ProcSpec {
             name: name.into(),
             role,
-            program: "/bin/true".into(),
-            args: Vec::new(),
-            env: vec![("AMQP_URL".into(), "amqp://unused".into())],
+            launch: Launch::Local(crate::stack::Local {
+                program: "/bin/true".into(),
+                args: Vec::new(),
+                env: vec![("AMQP_URL".into(), "amqp://unused".into())],
+                log: "/dev/null".into(),
+            }),
             ready: Readiness::Answers("http://127.0.0.1:1/".into()),
             http: "http://127.0.0.1:1".into(),
-            log: "/dev/null".into(),
+        }
+    }
+
+    fn amqp_url(spec: &ProcSpec) -> &str {
+        match &spec.launch {
+            Launch::Local(local) => &local.env[0].1,
+            Launch::Deployed { .. } => "",
         }
     }
 
@@ -126,7 +139,7 @@ mod tests {
         let mut fake = spec("fake-kube", Role::Fake);
         proxies.route(&mut service, &upstreams).await.unwrap();
         proxies.route(&mut fake, &upstreams).await.unwrap();
-        let url = &service.env[0].1;
+        let url = amqp_url(&service);
         let hosts: Vec<&str> = url.split(',').collect();
         assert_eq!(hosts.len(), 2, "{url}");
         for host in hosts {
@@ -136,7 +149,11 @@ mod tests {
                 "{host}"
             );
         }
-        assert_eq!(fake.env[0].1, "amqp://unused");
+        assert_eq!(amqp_url(&fake), "amqp://unused");
+        // A deployment's process is left alone: the suite cannot change its environment.
+        let mut deployed = spec("adapter", Role::Service);
+        deployed.launch = Launch::Deployed { kill: None };
+        proxies.route(&mut deployed, &upstreams).await.unwrap();
         assert_eq!(proxies.processes(), vec!["sentinel".to_owned()]);
         proxies.stall("sentinel").unwrap();
         proxies.cut("sentinel").unwrap();

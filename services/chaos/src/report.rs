@@ -65,8 +65,16 @@ pub struct Report {
     pub load: BTreeMap<Flow, FlowLoad>,
     pub faults: Vec<FaultRecord>,
     pub faults_by_kind: BTreeMap<String, FaultSummary>,
-    /// Things accepted that never had their effect (must be 0).
+    /// Things accepted that never had their effect while nothing queued could still bring it
+    /// (must be 0).
     pub lost: usize,
+    /// Effects that had not happened at the end while the queues still held work for them
+    /// (a backlog: the stack did not keep up, nothing was lost; the run still fails).
+    pub still_queued: usize,
+    /// Messages left in the run's work queues at the end, by queue.
+    pub backlog: BTreeMap<String, u64>,
+    /// Messages left in queues nobody consumed at the end (a consumer that stopped): stuck.
+    pub unconsumed: BTreeMap<String, u64>,
     /// Effects that happened more than once (retries, chat analyses).
     pub duplicate_effects: usize,
     /// Events that reached the exchange more than once (at-least-once; not an error).
@@ -210,9 +218,28 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nlost: {}   duplicate effects: {}   events redelivered to the exchange: {}",
-            self.lost, self.duplicate_effects, self.redelivered_events
+            "\nlost: {}   still queued: {}   duplicate effects: {}   events redelivered to the exchange: {}",
+            self.lost, self.still_queued, self.duplicate_effects, self.redelivered_events
         );
+        if !self.backlog.is_empty() {
+            let mut queues: Vec<(&String, &u64)> = self.backlog.iter().collect();
+            queues.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let _ = writeln!(
+                out,
+                "backlog at the end: {} message(s) in {} queue(s)",
+                self.backlog.values().sum::<u64>(),
+                queues.len()
+            );
+            for (queue, depth) in queues.iter().take(10) {
+                let _ = writeln!(out, "    {depth:>8} {queue}");
+            }
+        }
+        if !self.unconsumed.is_empty() {
+            let _ = writeln!(out, "stuck at the end, in queues nobody consumes:");
+            for (queue, depth) in &self.unconsumed {
+                let _ = writeln!(out, "    {depth:>8} {queue}");
+            }
+        }
         if !self.sabotage.is_empty() {
             let _ = writeln!(
                 out,
@@ -249,6 +276,16 @@ impl Report {
                     out,
                     "         … {} more (see --json)",
                     v.violations.len() - 20
+                );
+            }
+            for line in v.pending.iter().take(10) {
+                let _ = writeln!(out, "         … {line}");
+            }
+            if v.pending.len() > 10 {
+                let _ = writeln!(
+                    out,
+                    "         … {} more still queued (see --json)",
+                    v.pending.len() - 10
                 );
             }
             for line in v.notes.iter().take(10) {

@@ -9,39 +9,23 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::{Checks, Endpoints, Start};
-use crate::cli::{InfraArgs, RunArgs};
+use crate::cli::RunArgs;
 use crate::faults::{self, FaultRecord};
-use crate::infra::{Databases, InfraError, Management};
-use crate::invariants::{self, Verdict};
-use crate::load::{self, Clock, Flow, JobKind, Recorder, Targets};
+use crate::infra::InfraError;
+use crate::invariants::{self, Backlog, Verdict};
+use crate::load::{self, Clock, Flow, JobKind, Recorder};
 use crate::observe::{self, Observer, Sources};
 use crate::recipe;
 use crate::report::{Latency, Report};
-use crate::stack::{ProcSpec, Readiness, Role, Stack, StackError, free_port};
+use crate::stack::{Stack, StackError};
+use crate::system::System;
 
-const GITLAB_SECRET: &str = "chaos-gitlab-secret";
-const ALERTMANAGER_TOKEN: &str = "chaos-alertmanager-token";
-const RECONCILER_TOKEN: &str = "chaos-reconciler-token";
-const WEBEX_BOT_TOKEN: &str = "chaos-webex-bot-token";
-const HERDER_ADMIN_TOKEN: &str = "chaos-herder-admin-token";
-/// The services' own shutdown budget: short, a run stops them all at the end.
-const SHUTDOWN_TIMEOUT: &str = "5s";
 /// How often the quiet period re-checks the invariants.
 const QUIET_POLL: Duration = Duration::from_secs(2);
+/// How long the last attempts hooked by the retry chains get after the quiet period.
+const CHAIN_DRAIN: Duration = Duration::from_secs(30);
 /// How long the stack may take to be ready again after a fault.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(90);
-/// Every binary the run starts.
-const BINARIES: [&str; 9] = [
-    "webhook-receiver",
-    "pipeline-herder",
-    "sentinel",
-    "adapter",
-    "alert-reconciler",
-    "fleet-api",
-    "fake-gitlab",
-    "fake-kube",
-    "fake-webex",
-];
 
 /// Why a run could not be carried out (as opposed to a run whose invariants fail).
 #[derive(Debug, thiserror::Error)]
@@ -68,66 +52,16 @@ pub enum RunError {
     Private(#[from] crate::private::PrivateError),
     #[error(transparent)]
     Proxy(#[from] crate::proxy::ProxyError),
+    #[error(transparent)]
+    Deployment(#[from] crate::deployment::DeploymentError),
+    #[error("{0}")]
+    Refused(String),
     #[error("interrupted while starting the stack")]
     Interrupted,
 }
 
-/// What must be undone at the end, whatever happens: the databases, every queue and exchange
-/// of the run's prefix, and the alive file (which ends `hang` recipes).
-#[derive(Clone)]
-struct Cleanup {
-    databases: Databases,
-    names: Vec<String>,
-    management: Management,
-    prefix: String,
-    alive_file: PathBuf,
-}
-
-impl Cleanup {
-    async fn run(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let _ = std::fs::remove_file(&self.alive_file);
-        for name in &self.names {
-            if let Err(error) = self.databases.drop_database(name).await {
-                problems.push(error.to_string());
-            }
-        }
-        if let Err(error) = self.management.delete_prefixed(&self.prefix).await {
-            problems.push(error.to_string());
-        }
-        problems
-    }
-}
-
-/// Runs [`Cleanup`] on drop unless disarmed: a panic or an early return still drops the
-/// databases and queues. Drop cannot await, so it runs the cleanup on a thread of its own with
-/// a runtime of its own (the stack's children die first: they are killed on drop).
-struct CleanupGuard(Option<Cleanup>);
-
-impl CleanupGuard {
-    fn disarm(&mut self) -> Option<Cleanup> {
-        self.0.take()
-    }
-}
-
-impl Drop for CleanupGuard {
-    fn drop(&mut self) {
-        if let Some(cleanup) = self.0.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    runtime.block_on(cleanup.run());
-                }
-            })
-            .join();
-        }
-    }
-}
-
 /// Cancelled on SIGINT or SIGTERM.
-fn interrupt_token() -> CancellationToken {
+pub(crate) fn interrupt_token() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
@@ -146,406 +80,15 @@ fn interrupt_token() -> CancellationToken {
     token
 }
 
-fn write(path: &Path, text: &str) -> Result<(), RunError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), RunError> {
     std::fs::write(path, text).map_err(|source| RunError::Write {
         path: path.to_owned(),
         source,
     })
 }
 
-fn say(message: &str) {
+pub(crate) fn say(message: &str) {
     eprintln!("[chaos] {message}");
-}
-
-/// `target/release` if it holds the binaries, else `target/debug`.
-pub fn default_bin_dir() -> PathBuf {
-    let release = PathBuf::from("target/release");
-    if release.join("webhook-receiver").is_file() {
-        release
-    } else {
-        PathBuf::from("target/debug")
-    }
-}
-
-/// The ports and URLs of every process.
-struct Ports {
-    gitlab: u16,
-    kube: u16,
-    webex: u16,
-    fleet: (u16, u16),
-    receivers: Vec<(u16, u16)>,
-    herder: (u16, u16),
-    sentinel: (u16, u16),
-    adapter: (u16, u16),
-    reconcilers: Vec<(u16, u16)>,
-}
-
-impl Ports {
-    fn allocate() -> Result<Self, StackError> {
-        let pair = || -> Result<(u16, u16), StackError> { Ok((free_port()?, free_port()?)) };
-        Ok(Self {
-            gitlab: free_port()?,
-            kube: free_port()?,
-            webex: free_port()?,
-            fleet: pair()?,
-            receivers: vec![pair()?, pair()?],
-            herder: pair()?,
-            sentinel: pair()?,
-            adapter: pair()?,
-            reconcilers: vec![pair()?, pair()?],
-        })
-    }
-}
-
-fn url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
-}
-
-/// The generated files of a run.
-struct Files {
-    herder: PathBuf,
-    sentinel: PathBuf,
-    adapter: PathBuf,
-    kubeconfig: PathBuf,
-    recipes: PathBuf,
-}
-
-/// The herder's config: the fake GitLab, and the shipped default matchers with every
-/// `retry_delays` cut to 1 s (they wait minutes; the compose test does the same for one
-/// matcher), in a matchers file beside it. Message retries are short too, so a job whose
-/// GitLab call failed during a fault is handled within the quiet period.
-fn herder_files(dir: &Path, gitlab: u16) -> Result<PathBuf, RunError> {
-    let defaults = Path::new("services/pipeline-herder/matchers/default.yaml");
-    let text = std::fs::read_to_string(defaults).map_err(|source| RunError::Read {
-        path: defaults.to_owned(),
-        source,
-    })?;
-    let delays = regex::Regex::new(r"retry_delays: \[[^\]]*\]").expect("a valid pattern");
-    let matchers = delays.replace_all(&text, "retry_delays: [1s]");
-    write(
-        &dir.join("matchers.yaml"),
-        &format!(
-            "# The herder's default matchers (services/pipeline-herder/matchers/default.yaml) with\n# 1 s retry delays, for a chaos run.\n{matchers}"
-        ),
-    )?;
-    let path = dir.join("pipeline-herder.yaml");
-    write(
-        &path,
-        &[
-            "gitlab_instances:",
-            &format!("  127.0.0.1:{gitlab}:"),
-            &format!("    api_url: http://127.0.0.1:{gitlab}/api/v4"),
-            "matchers_file: matchers.yaml",
-            "gitlab_api:",
-            "  timeout: 10s",
-            "  retry: {base_delay: 200ms, max_delay: 2s, max_elapsed: 30s}",
-            "message_retry: {delays: [1s, 2s, 5s], max_attempts: null}",
-            "",
-        ]
-        .join("\n"),
-    )?;
-    Ok(path)
-}
-
-fn write_files(dir: &Path, ports: &Ports, topic: &str, recipes: &str) -> Result<Files, RunError> {
-    let herder = herder_files(dir, ports.gitlab)?;
-    let fleet = url(ports.fleet.0);
-    let sentinel = dir.join("sentinel.yaml");
-    write(
-        &sentinel,
-        &[
-            "sentinel:",
-            "  name: chaos-sentinel-clusters",
-            "tracing_enabled: false",
-            "resource_type: clusters",
-            "poll_interval: 2s",
-            "clients:",
-            "  hyperfleet_api:",
-            &format!("    base_url: {fleet}"),
-            "    timeout: 10s",
-            "    page_size: 100",
-            "  broker:",
-            &format!("    topic: {topic}"),
-            "message_data:",
-            "  id: \"resource.id\"",
-            "  kind: \"resource.kind\"",
-            "  href: \"resource.href\"",
-            "  generation: \"resource.generation\"",
-            "",
-        ]
-        .join("\n"),
-    )?;
-    let kubeconfig = dir.join("fake-kube.kubeconfig");
-    let adapter = dir.join("adapter.yaml");
-    write(
-        &adapter,
-        &[
-            "adapter:",
-            "  name: steadfast-adapter",
-            "  version: \"0.2.0\"",
-            "clients:",
-            "  hyperfleet_api:",
-            &format!("    base_url: {fleet}"),
-            "    timeout: 5s",
-            "    retry_attempts: 3",
-            "    retry_backoff: exponential",
-            "    base_delay: 500ms",
-            "    max_delay: 5s",
-            "  broker:",
-            "    subscription_id: steadfast-adapter",
-            &format!("    topic: {topic}"),
-            "    prefetch_count: 16",
-            "    parallelism: 8",
-            "    retry_delays: [1s, 2s, 5s]",
-            "    max_attempts: 10",
-            "  kubernetes:",
-            &format!("    kube_config_path: {}", kubeconfig.display()),
-            "    qps: 50",
-            "    burst: 100",
-            "",
-        ]
-        .join("\n"),
-    )?;
-    let recipes_path = dir.join("recipes.yaml");
-    write(&recipes_path, recipes)?;
-    Ok(Files {
-        herder,
-        sentinel,
-        adapter,
-        kubeconfig,
-        recipes: recipes_path,
-    })
-}
-
-struct Plan<'a> {
-    bin: &'a Path,
-    dir: &'a Path,
-    namespace: &'a str,
-    infra: &'a InfraArgs,
-    databases: &'a Databases,
-    db: &'a HashMap<&'static str, String>,
-}
-
-impl Plan<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn spec(
-        &self,
-        name: &str,
-        binary: &str,
-        role: Role,
-        args: Vec<String>,
-        env: Vec<(&str, String)>,
-        ready: Readiness,
-        http: String,
-    ) -> ProcSpec {
-        let mut env: Vec<(String, String)> =
-            env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        if role == Role::Service {
-            env.extend(
-                [
-                    ("STEADFAST_NAMESPACE", self.namespace.to_owned()),
-                    ("AMQP_URL", self.infra.amqp_url.clone()),
-                    ("LOG_FORMAT", "json".to_owned()),
-                    ("LOG_LEVEL", "info".to_owned()),
-                    ("SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT.to_owned()),
-                ]
-                .map(|(k, v)| (k.to_owned(), v)),
-            );
-        }
-        ProcSpec {
-            name: name.to_owned(),
-            role,
-            program: self.bin.join(binary),
-            args,
-            env,
-            ready,
-            http,
-            log: self.dir.join(format!("{name}.log")),
-        }
-    }
-
-    fn service_env(&self, ports: (u16, u16)) -> Vec<(&'static str, String)> {
-        vec![
-            ("HTTP_LISTEN", format!("127.0.0.1:{}", ports.0)),
-            ("METRICS_LISTEN", format!("127.0.0.1:{}", ports.1)),
-        ]
-    }
-
-    fn database(&self, service: &str) -> String {
-        self.databases.url(&self.db[service])
-    }
-}
-
-/// The fakes and fleet-api (group 1), the receivers (group 2), everything else (group 3).
-fn specs(plan: &Plan<'_>, ports: &Ports, files: &Files) -> Vec<Vec<ProcSpec>> {
-    let readyz = |port: u16| Readiness::Ok200(format!("{}/readyz", url(port)));
-    let mut fakes = vec![
-        plan.spec(
-            "fake-gitlab",
-            "fake-gitlab",
-            Role::Fake,
-            vec![format!("127.0.0.1:{}", ports.gitlab)],
-            vec![],
-            Readiness::Answers(format!("{}/fake/requests", url(ports.gitlab))),
-            url(ports.gitlab),
-        ),
-        plan.spec(
-            "fake-kube",
-            "fake-kube",
-            Role::Fake,
-            vec![],
-            vec![
-                ("FAKE_KUBE_LISTEN", format!("127.0.0.1:{}", ports.kube)),
-                (
-                    "FAKE_KUBE_KUBECONFIG",
-                    files.kubeconfig.display().to_string(),
-                ),
-                ("FAKE_KUBE_COMPLETE_JOBS_AFTER", "2".into()),
-            ],
-            Readiness::Answers(format!("{}/api/v1/namespaces", url(ports.kube))),
-            url(ports.kube),
-        ),
-        plan.spec(
-            "fake-webex",
-            "fake-webex",
-            Role::Fake,
-            vec![format!("127.0.0.1:{}", ports.webex)],
-            vec![("WEBEX_BOT_TOKEN", WEBEX_BOT_TOKEN.into())],
-            Readiness::Answers(format!("{}/fake/messages", url(ports.webex))),
-            url(ports.webex),
-        ),
-    ];
-    let mut fleet_env = plan.service_env(ports.fleet);
-    fleet_env.extend([
-        ("DATABASE_URL", plan.database("fleet")),
-        ("HYPERFLEET_CLUSTER_ADAPTERS", "steadfast-adapter".into()),
-        ("HYPERFLEET_NODEPOOL_ADAPTERS", "steadfast-adapter".into()),
-    ]);
-    // fleet-api stands in for HyperFleet's API: a fake as far as faults go.
-    let mut fleet = plan.spec(
-        "fleet-api",
-        "fleet-api",
-        Role::Fake,
-        vec![],
-        fleet_env,
-        readyz(ports.fleet.0),
-        url(ports.fleet.0),
-    );
-    fleet.env.extend(
-        [
-            ("LOG_FORMAT", "json".to_owned()),
-            ("SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT.to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    fakes.push(fleet);
-
-    let receivers = ports
-        .receivers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut env = plan.service_env(*p);
-            env.extend([
-                ("DATABASE_URL", plan.database("receiver")),
-                ("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET.into()),
-                ("ALERTMANAGER_TOKEN", ALERTMANAGER_TOKEN.into()),
-            ]);
-            plan.spec(
-                &format!("webhook-receiver-{}", i + 1),
-                "webhook-receiver",
-                Role::Service,
-                vec![],
-                env,
-                readyz(p.0),
-                url(p.0),
-            )
-        })
-        .collect();
-
-    let mut rest = Vec::new();
-    let mut env = plan.service_env(ports.herder);
-    env.extend([
-        ("DATABASE_URL", plan.database("herder")),
-        ("HERDER_ADMIN_TOKEN", HERDER_ADMIN_TOKEN.into()),
-    ]);
-    rest.push(plan.spec(
-        "pipeline-herder",
-        "pipeline-herder",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.herder.display().to_string(),
-        ],
-        env,
-        readyz(ports.herder.0),
-        url(ports.herder.0),
-    ));
-    rest.push(plan.spec(
-        "sentinel",
-        "sentinel",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.sentinel.display().to_string(),
-        ],
-        plan.service_env(ports.sentinel),
-        readyz(ports.sentinel.0),
-        url(ports.sentinel.0),
-    ));
-    rest.push(plan.spec(
-        "adapter",
-        "adapter",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.adapter.display().to_string(),
-            "--task-config".into(),
-            "k8s/base/adapter/task-config.yaml".into(),
-        ],
-        plan.service_env(ports.adapter),
-        readyz(ports.adapter.0),
-        url(ports.adapter.0),
-    ));
-    for (i, p) in ports.reconcilers.iter().enumerate() {
-        let mut env = plan.service_env(*p);
-        env.extend([
-            ("DATABASE_URL", plan.database("reconciler")),
-            ("REDIS_URL", plan.infra.redis_url.clone()),
-            ("EXECUTOR", "local".into()),
-            ("RECIPES_FILE", files.recipes.display().to_string()),
-            (
-                "RECIPE_WORK_DIR",
-                plan.dir
-                    .join(format!("recipes-{}", i + 1))
-                    .display()
-                    .to_string(),
-            ),
-            ("RECONCILER_API_TOKEN", RECONCILER_TOKEN.into()),
-            ("WEBEX_API_URL", format!("{}/v1", url(ports.webex))),
-            ("WEBEX_BOT_TOKEN", WEBEX_BOT_TOKEN.into()),
-            ("WEBEX_ROOM_ID", "chaos-room".into()),
-            ("WEBEX_WEBHOOK_SECRET", "chaos-webex-webhook-secret".into()),
-            ("WEBEX_APPROVERS", "chaos-approver".into()),
-            (
-                "WEBEX_WEBHOOK_URL",
-                format!("{}/webex/attachment-actions", url(p.0)),
-            ),
-        ]);
-        rest.push(plan.spec(
-            &format!("alert-reconciler-{}", i + 1),
-            "alert-reconciler",
-            Role::Service,
-            vec![],
-            env,
-            readyz(p.0),
-            url(p.0),
-        ));
-    }
-    vec![fakes, receivers, rest]
 }
 
 /// Carries out a run and returns its report.
@@ -553,18 +96,13 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     let interrupt = interrupt_token();
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let hex: String = format!("{:08x}", rand::rng().random::<u32>());
-    let namespace = format!("chaos-{hex}");
+    // Unique per run: the local stack's namespace; against a deployment, what tells the run's
+    // alerts, clusters and keys from everyone else's.
+    let run_tag = format!("chaos-{hex}");
     let run_name = format!("{}-{hex}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     say(&format!(
-        "run {run_name}: seed {seed} (replay with --seed {seed}), namespace {namespace}"
+        "run {run_name}: seed {seed} (replay with --seed {seed}), tag {run_tag}"
     ));
-    let bin = args.bin_dir.clone().unwrap_or_else(default_bin_dir);
-    for binary in BINARIES {
-        let path = bin.join(binary);
-        if !path.is_file() {
-            return Err(RunError::MissingBinary(path));
-        }
-    }
     let dir =
         std::path::absolute(args.work_dir.join(&run_name)).map_err(|source| RunError::Write {
             path: args.work_dir.clone(),
@@ -574,84 +112,30 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         path: dir.clone(),
         source,
     })?;
-    let chaos_bin = std::env::current_exe().map_err(RunError::CurrentExe)?;
-    let alive_file = dir.join("alive");
     write(
-        &alive_file,
+        &dir.join("alive"),
         "this run is alive; `hang` recipes return once it is gone\n",
     )?;
 
-    // The run's own Redis, PostgreSQL and RabbitMQ (stopped and deleted when `private` is
-    // dropped, after the stack and the cleanup below), or the shared ones.
-    let (mut private, infra) = tokio::select! {
-        result = crate::private::provide(&args, &dir, &hex) => result?,
-        () = interrupt.cancelled() => return Err(RunError::Interrupted),
+    let mut system = match &args.target {
+        None => crate::local::start(&args, &dir, &hex, &run_tag, &interrupt, None).await?,
+        Some(path) => crate::deployment::attach(&args, path, &dir, &run_tag).await?,
     };
-    let databases = Databases {
-        base: infra.database_base.clone(),
-    };
-    let management = Management::new(
-        &infra.management_url,
-        &infra.management_user,
-        &infra.management_password,
-    )
-    .with_fallbacks(&infra.management_fallbacks);
-    // Before anything is created: a run whose cleanup cannot reach the management API would
-    // leave its queues behind.
-    management.queues(&namespace).await?;
-    let db: HashMap<&'static str, String> = ["receiver", "herder", "reconciler", "fleet"]
-        .into_iter()
-        .map(|s| (s, format!("chaos_{hex}_{s}")))
-        .collect();
-    let mut guard = CleanupGuard((!args.keep).then(|| Cleanup {
-        databases: databases.clone(),
-        names: db.values().cloned().collect(),
-        management: management.clone(),
-        prefix: namespace.clone(),
-        alive_file: alive_file.clone(),
-    }));
-    for name in db.values() {
-        databases.create(name).await?;
-    }
-
-    let recipes = recipe::plan(args.alert_groups);
-    let ports = Ports::allocate()?;
-    let topic = format!("{namespace}-clusters");
-    let files = write_files(
-        &dir,
-        &ports,
-        &topic,
-        &recipe::registry_yaml(&recipes, &chaos_bin, &alive_file),
-    )?;
-    let plan = Plan {
-        bin: &bin,
-        dir: &dir,
-        namespace: &namespace,
-        infra: &infra,
-        databases: &databases,
-        db: &db,
-    };
-    let mut stack = Stack::new(args.ready_timeout);
-    let mut proxies = crate::proxy::BrokerProxies::default();
-    let upstreams: Vec<String> = infra.amqp_url.split(',').map(str::to_owned).collect();
-    for mut group in specs(&plan, &ports, &files) {
-        if args.faults.contains(&faults::FaultKind::Proxy) {
-            for spec in &mut group {
-                proxies.route(spec, &upstreams).await?;
-            }
-        }
-        let names: Vec<String> = group.iter().map(|s| s.name.clone()).collect();
-        say(&format!("starting {}", names.join(", ")));
-        tokio::select! {
-            result = stack.start_group(group) => result?,
-            () = interrupt.cancelled() => return Err(RunError::Interrupted),
-        }
-    }
-    say(&format!("stack ready; logs in {}", dir.display()));
+    let namespace = system.namespace.clone();
+    say(&format!(
+        "{} ready (namespace {namespace}); logs in {}",
+        if system.deployed {
+            "deployment"
+        } else {
+            "stack"
+        },
+        dir.display()
+    ));
 
     // The probe: every event on `<ns>.webhooks`, bound before any load.
-    let probe_queue = format!("{namespace}.chaos.probe");
-    management
+    let probe_queue = probe_queue(&namespace, &run_tag);
+    system
+        .management
         .declare_bound_queue(&probe_queue, &format!("{namespace}.webhooks"), "#")
         .await?;
 
@@ -659,8 +143,9 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     let recorder = Recorder::default();
     let observer = Observer::default();
     let stop_observing = CancellationToken::new();
+    let stop_chains = CancellationToken::new();
     let probing = tokio::spawn(crate::probe::run(
-        infra.amqp_url.split(',').map(str::to_owned).collect(),
+        system.amqp_urls.clone(),
         probe_queue.clone(),
         observer.clone(),
         clock,
@@ -669,20 +154,15 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     let observing = tokio::spawn({
         let observer = observer.clone();
         let sources = Sources {
-            fake_gitlab: url(ports.gitlab),
-            fake_webex: url(ports.webex),
+            fake_gitlab: system.fakes.gitlab.clone(),
+            fake_webex: system.fakes.webex.clone(),
+            first_job_id: system.targets.first_job_id,
         };
         let stop = stop_observing.clone();
         async move { observer.run(sources, clock, stop).await }
     });
 
-    let targets = Targets {
-        receivers: ports.receivers.iter().map(|p| url(p.0)).collect(),
-        fake_gitlab: url(ports.gitlab),
-        gitlab_secret: GITLAB_SECRET.into(),
-        alertmanager_token: ALERTMANAGER_TOKEN.into(),
-        key_prefix: namespace.clone(),
-    };
+    let targets = system.targets.clone();
     let stop_load = CancellationToken::new();
     let duration = args.duration.as_secs_f64();
     say(&format!(
@@ -712,21 +192,24 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     let (mut checks, check_warnings) = Checks::start(
         Endpoints {
             namespace: namespace.clone(),
-            adapter_queue: format!("{topic}-steadfast-adapter"),
-            fleet_api: url(ports.fleet.0),
-            herder_db: databases.url(&db["herder"]),
-            reconciler_db: databases.url(&db["reconciler"]),
+            adapter_queue: system.adapter_queue.clone(),
+            fleet_api: system.fleet_api.clone(),
+            herder_db: system.evidence.herder_db.clone(),
+            reconciler_db: system.evidence.reconciler_db.clone(),
+            probe_queue: probe_queue.clone(),
+            run_tag: run_tag.clone(),
         },
         Start {
             args: &args,
-            infra: &infra,
-            management: &management,
+            owned: !system.deployed,
+            management: &system.management,
             seed,
             clock,
             targets: targets.clone(),
             recorder: recorder.clone(),
             observer: observer.clone(),
             stop_load: stop_load.clone(),
+            stop_chains: stop_chains.clone(),
             stop_observing: stop_observing.clone(),
         },
     )
@@ -735,21 +218,23 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     // Faults, in the schedule's order, until the load's end.
     let mut schedule = faults::schedule(seed, args.duration, args.fault_interval, &args.faults);
     checks.filter_schedule(&mut schedule);
+    // A deployment may have fewer replicas than the rotation names.
+    schedule.retain(|f| match &f.target {
+        faults::Target::Process(name) => system.stack.spec(name).is_some(),
+        _ => true,
+    });
     say(&format!("{} fault(s) scheduled", schedule.len()));
-    let reconcilers: Vec<String> = (1..=ports.reconcilers.len())
-        .map(|i| format!("alert-reconciler-{i}"))
-        .collect();
+    let reconcilers = system.reconcilers.clone();
     let mut records: Vec<FaultRecord> = Vec::new();
     let mut warnings: Vec<String> = check_warnings;
     let load_end = clock.0 + args.duration;
     let mut next = schedule.iter().peekable();
+    let stack = &mut system.stack;
     let mut fault_env = faults::FaultEnv::new(
         seed,
-        private.as_mut(),
-        &proxies,
-        url(ports.gitlab),
-        url(ports.kube),
-        url(ports.webex),
+        system.private.as_mut(),
+        &system.proxies,
+        system.fakes.clone(),
     );
     loop {
         let wake = match next.peek() {
@@ -766,11 +251,11 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         if Instant::now() >= load_end {
             break;
         }
-        checks.maybe_stop_adapter(&mut stack, clock.now()).await;
+        checks.maybe_stop_adapter(stack, clock.now()).await;
         if let Some(fault) = next.next_if(|f| clock.now() >= f.at) {
             let at = clock.now();
             let record = faults::inject(
-                &mut stack,
+                stack,
                 fault,
                 at,
                 &reconcilers,
@@ -802,89 +287,96 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         args.quiet_timeout
     ));
 
-    // The quiet period: re-check until everything holds or the deadline passes.
-    let quiet_deadline = Instant::now() + args.quiet_timeout;
-    let mut verdicts;
-    loop {
-        for exit in stack.reap_unexpected().await {
-            say(&format!("unexpected: {exit}"));
-        }
-        verdicts = evaluate(
-            &recorder,
-            &observer,
-            &stack,
-            &databases,
-            &db,
-            &recipes,
-            &reconcilers,
-            &mut warnings,
-            &checks,
-        )
+    // The quiet period: re-check until everything holds. It ends after --quiet-timeout without
+    // progress (the work queues' backlog not shrinking, no fewer problems), at most after
+    // --quiet-max. Then the retry chains stop being followed and the last attempts hooked get
+    // a short drain of their own, so a hook sent at the very end is not mistaken for a loss.
+    drop(fault_env);
+    let evaluation = Evaluation {
+        recorder: &recorder,
+        observer: &observer,
+        receiver_db: &system.evidence.receiver_db,
+        recipes: &system.recipes,
+        reconcilers: &reconcilers,
+        reconciler_token: &system.reconciler_token,
+        run_tag: &run_tag,
+        checks: &checks,
+    };
+    let patience = Patience {
+        without_progress: args.quiet_timeout,
+        at_most: args.quiet_max,
+    };
+    let (verdicts, _) = evaluation
+        .quiet_period(stack, &mut warnings, &interrupt, patience)
         .await;
-        let holds = verdicts.iter().all(|v| v.holds);
-        if holds || Instant::now() >= quiet_deadline || interrupt.is_cancelled() {
-            break;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(QUIET_POLL) => {}
-            () = interrupt.cancelled() => {}
-        }
+    if !verdicts.iter().all(|v| v.holds) && !interrupt.is_cancelled() {
+        say("quiet period over: no more retry chains followed; draining the last hooks");
+        stop_chains.cancel();
+        let drain = Patience {
+            without_progress: CHAIN_DRAIN,
+            at_most: CHAIN_DRAIN,
+        };
+        evaluation
+            .quiet_period(stack, &mut warnings, &interrupt, drain)
+            .await;
     }
+    stop_chains.cancel();
     stop_observing.cancel();
     let _ = observing.await;
     let _ = probing.await;
     checks.finish().await;
     // The observer's last look may have seen more: evaluate once more on it.
-    verdicts = evaluate(
-        &recorder,
-        &observer,
-        &stack,
-        &databases,
-        &db,
-        &recipes,
-        &reconcilers,
-        &mut warnings,
-        &checks,
-    )
-    .await;
+    let backlog = checks.backlog().await.unwrap_or_default();
+    let verdicts = evaluation.verdicts(stack, &mut warnings, &backlog).await;
     let sabotage = checks.sabotage_report().await;
     warnings.extend(checks.errors());
+    // Asked while the reconcilers still run.
+    let ours = run_incidents(&system, &run_tag).await;
 
     // What the broker holds at the end (depth per queue of the run), for a failed invariant's
     // post-mortem: the run's own broker is deleted with it.
-    if let Ok(queues) = management.queue_report(&namespace).await {
+    if let Ok(queues) = system.management.queue_report(&namespace).await {
         let _ = std::fs::write(dir.join("queues.tsv"), queues);
     }
-    say("stopping the stack");
-    stack.shutdown().await;
-    drop(stack);
-    match guard.disarm() {
-        Some(cleanup) => warnings.extend(cleanup.run().await),
-        None => say(&format!(
-            "--keep: databases chaos_{hex}_*, queues and exchanges {namespace}* kept"
-        )),
+    if !system.deployed {
+        say("stopping the stack");
     }
-    if let Some(mut owned) = private.take() {
+    system.stack.shutdown().await;
+    match system.guard.disarm() {
+        Some(cleanup) => warnings.extend(cleanup.run().await),
+        None => say(&format!("--keep: {} kept", system.kept)),
+    }
+    if let Some(mut owned) = system.private.take() {
         say("stopping the run's own Redis, PostgreSQL and RabbitMQ");
         // Blocking (signals, the cluster script): off the async workers' backs.
         warnings.extend(tokio::task::block_in_place(|| owned.stop()));
     }
 
-    let observed = observer.snapshot();
+    let mut observed = observer.snapshot();
+    // A deployment's chat holds other runs' analyses too: only this run's incidents count.
+    if let Some(ours) = &ours {
+        observed.analyses.retain(|id, _| ours.contains(id));
+        observed.analysis_seen.retain(|id, _| ours.contains(id));
+    }
     warnings.extend(observed.errors.iter().take(20).cloned());
     warnings.sort();
     warnings.dedup();
     let deliveries = recorder.deliveries();
     let jobs = recorder.jobs();
+    // Lost: accepted and without its effect, while nothing is queued that could still bring
+    // it; what the queues still hold work for is counted as still queued.
     let mut lost = verdicts
         .first()
         .map(|v| v.violations.len())
         .unwrap_or_default();
-    lost += jobs
-        .iter()
-        .filter(|j| j.kind == JobKind::Transient && j.answered)
-        .filter(|j| observed.retries.get(&j.job_id).copied().unwrap_or(0) == 0)
-        .count();
+    if backlog.of_consumer(invariants::HERDER) == 0 {
+        lost += jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::Transient && j.answered)
+            .filter(|j| observed.retries.get(&j.job_id).copied().unwrap_or(0) == 0)
+            .count();
+    }
+    let still_queued = verdicts.iter().map(|v| v.pending.len()).sum();
     let duplicate_effects = observed
         .retries
         .values()
@@ -936,6 +428,9 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         faults_by_kind: Report::faults_summary(&records),
         faults: records,
         lost,
+        still_queued,
+        backlog: backlog.queues.clone(),
+        unconsumed: backlog.unconsumed.clone(),
         duplicate_effects,
         redelivered_events: redelivered(&deliveries, &observed.probe_count),
         latency,
@@ -953,6 +448,29 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     Ok(report)
 }
 
+/// The ids of the run's incidents (`None` if no reconciler answers: then every analysis seen
+/// is counted).
+async fn run_incidents(
+    system: &System,
+    run_tag: &str,
+) -> Option<std::collections::HashSet<String>> {
+    let bases: Vec<String> = system
+        .reconcilers
+        .iter()
+        .filter_map(|n| system.stack.spec(n).map(|s| s.http.clone()))
+        .collect();
+    observe::incidents(&bases, &system.reconciler_token, run_tag)
+        .await
+        .ok()
+        .map(|incidents| incidents.into_iter().map(|i| i.id).collect())
+}
+
+/// The suite's probe queue: bound to every event of the namespace, unique to the run (a
+/// deployment may see several runs, one after the other).
+fn probe_queue(namespace: &str, run_tag: &str) -> String {
+    format!("{namespace}.{run_tag}.probe")
+}
+
 /// Events that reached the exchange more often than the receivers answered 2xx for them
 /// (at-least-once delivery at work: e.g. a spooled event republished after its confirm was
 /// lost). Repeated webhooks (GitLab's resend, Alertmanager's repeats) are not counted.
@@ -968,65 +486,135 @@ fn redelivered(deliveries: &[load::Delivery], seen: &HashMap<String, u64>) -> u6
         .sum()
 }
 
-/// Every invariant on what is recorded and observed right now.
-#[allow(clippy::too_many_arguments)]
-async fn evaluate(
-    recorder: &Recorder,
-    observer: &Observer,
-    stack: &Stack,
-    databases: &Databases,
-    db: &HashMap<&'static str, String>,
-    recipes: &[recipe::RecipeDef],
-    reconcilers: &[String],
-    warnings: &mut Vec<String>,
-    checks: &Checks,
-) -> Vec<Verdict> {
-    let observed = observer.snapshot();
-    let seen = observed.probe.keys().cloned().collect();
-    let jobs = recorder.jobs();
-    let mut verdicts = vec![
-        invariants::webhooks_delivered(
-            &recorder.deliveries(),
-            &seen,
-            &jobs,
-            &checks.consumers().await,
-        ),
-        invariants::jobs_retried_once(&jobs, &observed.retries),
-    ];
-    let bases: Vec<String> = reconcilers
-        .iter()
-        .filter_map(|n| stack.spec(n).map(|s| s.http.clone()))
-        .collect();
-    match observe::incidents(&bases, RECONCILER_TOKEN).await {
-        Ok(incidents) => verdicts.push(invariants::alerts_one_incident(
-            &recorder.alerts(),
-            &incidents,
-            &observed.analyses,
-            recipes,
-        )),
-        Err(error) => verdicts.push(Verdict {
-            name: invariants::ALERTS_ONE_INCIDENT,
-            holds: false,
-            checked: 0,
-            violations: vec![format!("cannot list incidents: {error}")],
-            notes: Vec::new(),
-        }),
-    }
-    verdicts.push(checks.fleet_verdict().await);
-    let parked = checks.parked(warnings).await;
-    let spool = match databases.count(&db["receiver"], "webhook_spool").await {
-        Ok(n) => n,
-        Err(error) => {
-            warnings.push(format!("spool: {error}"));
-            -1
+/// How long the quiet period waits.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    /// Ends after this long without progress (backlog not shrinking, no fewer problems).
+    without_progress: Duration,
+    /// Ends after this long in any case.
+    at_most: Duration,
+}
+
+/// What the invariants are evaluated on.
+#[derive(Clone, Copy)]
+struct Evaluation<'a> {
+    recorder: &'a Recorder,
+    observer: &'a Observer,
+    /// The receivers' database (its spool must be empty).
+    receiver_db: &'a str,
+    recipes: &'a [recipe::RecipeDef],
+    reconcilers: &'a [String],
+    reconciler_token: &'a str,
+    run_tag: &'a str,
+    checks: &'a Checks,
+}
+
+impl Evaluation<'_> {
+    /// Re-checks every [`QUIET_POLL`] until everything holds, the run is interrupted or
+    /// `patience` runs out; returns the last verdicts and the backlog they were judged with.
+    async fn quiet_period(
+        &self,
+        stack: &mut Stack,
+        warnings: &mut Vec<String>,
+        interrupt: &CancellationToken,
+        patience: Patience,
+    ) -> (Vec<Verdict>, Backlog) {
+        let start = Instant::now();
+        let mut last_progress = start;
+        let mut best: Option<(u64, usize)> = None;
+        loop {
+            for exit in stack.reap_unexpected().await {
+                say(&format!("unexpected: {exit}"));
+            }
+            let backlog = self.checks.backlog().await.unwrap_or_default();
+            let verdicts = self.verdicts(stack, warnings, &backlog).await;
+            if verdicts.iter().all(|v| v.holds) || interrupt.is_cancelled() {
+                return (verdicts, backlog);
+            }
+            let problems: usize = verdicts
+                .iter()
+                .map(|v| v.violations.len() + v.pending.len())
+                .sum();
+            let now = Instant::now();
+            let progressed = match best {
+                None => true,
+                Some((queued, open)) => backlog.total() < queued || problems < open,
+            };
+            if progressed {
+                last_progress = now;
+                let (queued, open) = best.unwrap_or((u64::MAX, usize::MAX));
+                best = Some((queued.min(backlog.total()), open.min(problems)));
+            }
+            if now >= last_progress + patience.without_progress || now >= start + patience.at_most {
+                if backlog.total() > 0 {
+                    say(&format!(
+                        "quiet period ends with {} message(s) still queued",
+                        backlog.total()
+                    ));
+                }
+                return (verdicts, backlog);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(QUIET_POLL) => {}
+                () = interrupt.cancelled() => {}
+            }
         }
-    };
-    verdicts.push(invariants::quiet_state(
-        &parked,
-        &checks.poison(),
-        spool,
-        &stack.not_ready().await,
-        &stack.unexpected_exits,
-    ));
-    verdicts
+    }
+
+    /// Every invariant on what is recorded and observed right now.
+    async fn verdicts(
+        &self,
+        stack: &Stack,
+        warnings: &mut Vec<String>,
+        backlog: &Backlog,
+    ) -> Vec<Verdict> {
+        let (recorder, observer, checks) = (self.recorder, self.observer, self.checks);
+        let observed = observer.snapshot();
+        let seen = observed.probe.keys().cloned().collect();
+        let jobs = recorder.jobs();
+        let mut verdicts = vec![
+            invariants::webhooks_delivered(
+                &recorder.deliveries(),
+                &seen,
+                &jobs,
+                &checks.consumers().await,
+                backlog,
+            ),
+            invariants::jobs_retried_once(&jobs, &observed.retries, backlog),
+        ];
+        let bases: Vec<String> = self
+            .reconcilers
+            .iter()
+            .filter_map(|n| stack.spec(n).map(|s| s.http.clone()))
+            .collect();
+        match observe::incidents(&bases, self.reconciler_token, self.run_tag).await {
+            Ok(incidents) => verdicts.push(invariants::alerts_one_incident(
+                &recorder.alerts(),
+                &incidents,
+                &observed.analyses,
+                self.recipes,
+            )),
+            Err(error) => verdicts.push(Verdict::unreadable(
+                invariants::ALERTS_ONE_INCIDENT,
+                format!("cannot list incidents: {error}"),
+            )),
+        }
+        verdicts.push(checks.fleet_verdict(backlog).await);
+        let parked = checks.parked(warnings).await;
+        let spool = match crate::infra::count_rows(self.receiver_db, "webhook_spool").await {
+            Ok(n) => n,
+            Err(error) => {
+                warnings.push(format!("spool: {error}"));
+                -1
+            }
+        };
+        verdicts.push(invariants::quiet_state(
+            &parked,
+            &checks.poison(),
+            spool,
+            &stack.not_ready().await,
+            &stack.unexpected_exits,
+        ));
+        verdicts
+    }
 }

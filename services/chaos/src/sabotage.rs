@@ -316,6 +316,7 @@ async fn drop_retries(
         for QueueInfo {
             name: queue,
             messages: depth,
+            ..
         } in ctx.api.queues(&retries).await?
         {
             if queue != retries && !queue.starts_with(&delayed) {

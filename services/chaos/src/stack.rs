@@ -1,7 +1,10 @@
 //! The stack as real processes: each service binary is a child of its own (in its own process
 //! group, so `kill -9` is real and the terminal's Ctrl-C reaches only the suite, which then
 //! stops them in order), with its own loopback ports, its log in `<run dir>/<name>.log`, and a
-//! readiness URL polled until it answers or a deadline passes.
+//! readiness URL polled until it answers or a deadline passes. Against a deployment
+//! (`--target`), the stack holds the deployment's processes instead: it starts none, kills
+//! them with the command the deployment file gives, and waits for their orchestrator to bring
+//! them back.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -49,6 +52,10 @@ pub enum StackError {
     },
     #[error("no process named {0} in the stack")]
     Unknown(String),
+    #[error("{name} has no kill command in the deployment file")]
+    NoKillCommand { name: String },
+    #[error("the kill command of {name} failed: {detail}")]
+    KillCommand { name: String, detail: String },
 }
 
 /// A free TCP port on 127.0.0.1, found by binding port 0. The listener is closed before the
@@ -89,14 +96,30 @@ pub enum Role {
 pub struct ProcSpec {
     pub name: String,
     pub role: Role,
+    pub launch: Launch,
+    pub ready: Readiness,
+    /// Base URL of its HTTP API (`http://127.0.0.1:<port>` for a local process).
+    pub http: String,
+}
+
+/// Who runs a process.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// The suite: a child process, killed with SIGKILL and started again.
+    Local(Local),
+    /// A deployment: killed by running `kill` (a shell command), started again by its
+    /// orchestrator; the suite only waits for it to be ready.
+    Deployed { kill: Option<String> },
+}
+
+/// A process the suite starts.
+#[derive(Debug, Clone)]
+pub struct Local {
     pub program: PathBuf,
     pub args: Vec<String>,
     /// The whole environment besides PATH and HOME: nothing else is inherited, so a stray
     /// `LOKI_URL` or `DATABASE_URL` in the caller's shell cannot leak into the run.
     pub env: Vec<(String, String)>,
-    pub ready: Readiness,
-    /// `http://127.0.0.1:<port>` of its HTTP API.
-    pub http: String,
     pub log: PathBuf,
 }
 
@@ -121,6 +144,9 @@ pub struct Stack {
     ready_timeout: Duration,
     /// Processes that exited without being told to, as `name: status`.
     pub unexpected_exits: Vec<String>,
+    /// Where each local process's pid is written, as `<name>.pid` (for kill commands of a
+    /// stack held up for `run --target`).
+    pid_dir: Option<PathBuf>,
 }
 
 impl Stack {
@@ -133,7 +159,19 @@ impl Stack {
                 .unwrap_or_default(),
             ready_timeout,
             unexpected_exits: Vec::new(),
+            pid_dir: None,
         }
+    }
+
+    /// Writes each local process's pid to `<dir>/<name>.pid` whenever it starts.
+    pub fn with_pid_files(mut self, dir: PathBuf) -> Self {
+        self.pid_dir = Some(dir);
+        self
+    }
+
+    /// The pid file of `name` (with [`Stack::with_pid_files`]).
+    pub fn pid_file(&self, name: &str) -> Option<PathBuf> {
+        self.pid_dir.as_ref().map(|d| d.join(format!("{name}.pid")))
     }
 
     /// Starts every process of `group` and waits until all are ready; groups are started one
@@ -176,7 +214,12 @@ impl Stack {
 
     fn spawn(&mut self, index: usize) -> Result<(), StackError> {
         let proc = &mut self.procs[index];
-        let spec = &proc.spec;
+        let Launch::Local(spec) = &proc.spec.launch else {
+            // A deployment's process: its orchestrator starts it.
+            proc.starts += 1;
+            return Ok(());
+        };
+        let name = &proc.spec.name;
         let open = || {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -206,11 +249,16 @@ impl Stack {
             .process_group(0)
             .kill_on_drop(true);
         let child = command.spawn().map_err(|source| StackError::Spawn {
-            name: spec.name.clone(),
+            name: name.clone(),
             program: spec.program.clone(),
             source,
         })?;
         let pid = child.id().unwrap_or_default();
+        if let Some(dir) = &self.pid_dir {
+            let path = dir.join(format!("{name}.pid"));
+            std::fs::write(&path, format!("{pid}\n"))
+                .map_err(|source| StackError::Log { path, source })?;
+        }
         proc.running = Some(Running { child, pid });
         proc.log_offset = offset;
         proc.starts += 1;
@@ -253,8 +301,15 @@ impl Stack {
     /// `kill -9` of process `name` (SIGKILL to the process, which leads its own group; the
     /// services start no children of their own, recipes run in groups of their own), waiting
     /// until it is gone.
+    /// A deployment's process is killed by its command instead (which must succeed).
     pub async fn kill(&mut self, name: &str) -> Result<(), StackError> {
         let index = self.index(name)?;
+        if let Launch::Deployed { kill } = &self.procs[index].spec.launch {
+            let command = kill.clone().ok_or_else(|| StackError::NoKillCommand {
+                name: name.to_owned(),
+            })?;
+            return run_kill_command(name, &command).await;
+        }
         if let Some(mut running) = self.procs[index].running.take() {
             let _ = running.child.start_kill();
             let _ = running.child.wait().await;
@@ -263,7 +318,7 @@ impl Stack {
     }
 
     /// Starts `name` again with the same ports and environment and waits until it is ready;
-    /// returns how long that took.
+    /// returns how long that took. A deployment's process is only waited for.
     pub async fn restart(&mut self, name: &str) -> Result<Duration, StackError> {
         let index = self.index(name)?;
         self.spawn(index)?;
@@ -297,7 +352,7 @@ impl Stack {
     pub async fn not_ready(&self) -> Vec<String> {
         let mut out = Vec::new();
         for proc in &self.procs {
-            if proc.running.is_none() {
+            if proc.running.is_none() && matches!(proc.spec.launch, Launch::Local(_)) {
                 out.push(format!("{}: not running", proc.spec.name));
                 continue;
             }
@@ -308,18 +363,25 @@ impl Stack {
         out
     }
 
-    /// The log of the current incarnation of `name`.
+    /// The log of the current incarnation of `name` (empty for a deployment's process: its
+    /// logs are where its platform keeps them).
     pub fn current_log(&self, name: &str) -> String {
         let Ok(index) = self.index(name) else {
             return String::new();
         };
         let proc = &self.procs[index];
-        read_from(&proc.spec.log, proc.log_offset)
+        match &proc.spec.launch {
+            Launch::Local(local) => read_from(&local.log, proc.log_offset),
+            Launch::Deployed { .. } => String::new(),
+        }
     }
 
     fn log_tail(&self, index: usize) -> String {
         let proc = &self.procs[index];
-        let text = read_from(&proc.spec.log, proc.log_offset);
+        let Launch::Local(local) = &proc.spec.launch else {
+            return "(a deployment's process: see its platform's logs)".into();
+        };
+        let text = read_from(&local.log, proc.log_offset);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
     }
@@ -347,6 +409,36 @@ impl Stack {
                 }
             }
         }
+    }
+}
+
+/// How long a deployment's kill command may take.
+const KILL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a deployment's kill command with `sh -c`; it must exit 0 within the timeout.
+async fn run_kill_command(name: &str, command: &str) -> Result<(), StackError> {
+    let failed = |detail: String| StackError::KillCommand {
+        name: name.to_owned(),
+        detail,
+    };
+    let run = Command::new("sh")
+        .args(["-c", command])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(KILL_COMMAND_TIMEOUT, run)
+        .await
+        .map_err(|_| failed(format!("still running after {KILL_COMMAND_TIMEOUT:?}")))?
+        .map_err(|e| failed(format!("cannot run sh: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(failed(format!(
+            "{}: {}",
+            output.status,
+            stderr.trim().chars().take(300).collect::<String>()
+        )))
     }
 }
 

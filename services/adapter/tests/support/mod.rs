@@ -238,6 +238,25 @@ pub async fn publish_event(
     id: &str,
     generation: i64,
 ) {
+    publish_envelope(broker, topic, queue, &cluster_event(id, generation)).await;
+}
+
+/// A sentinel-style reconcile event for cluster `id` (a fresh UUIDv7 id, no `time`).
+pub fn cluster_event(id: &str, generation: i64) -> Envelope<Value> {
+    Envelope::new(
+        "hyperfleet-sentinel",
+        "com.redhat.hyperfleet.cluster.reconcile",
+        json!({"id": id, "kind": "Cluster", "href": format!("/api/hyperfleet/v1/clusters/{id}"), "generation": generation}),
+    )
+}
+
+/// Publishes `event` to `topic`, once the adapter's queue `queue` is bound.
+pub async fn publish_envelope(
+    broker: &TestBroker,
+    topic: &str,
+    queue: &str,
+    event: &Envelope<Value>,
+) {
     steadfast_test_support::eventually_async(
         "the adapter's queue to exist",
         Duration::from_secs(20),
@@ -249,18 +268,13 @@ pub async fn publish_event(
         },
     )
     .await;
-    let event = Envelope::new(
-        "hyperfleet-sentinel",
-        "com.redhat.hyperfleet.cluster.reconcile",
-        json!({"id": id, "kind": "Cluster", "href": format!("/api/hyperfleet/v1/clusters/{id}"), "generation": generation}),
-    );
     // The queue is declared before it is bound: until the binding exists the publish is
     // returned as unroutable.
     let publisher = Publisher::new(broker.broker.clone());
     steadfast_test_support::eventually_async(
         "the event to be routed to the adapter",
         Duration::from_secs(20),
-        || async { publisher.publish(topic, "", &event, None).await.ok() },
+        || async { publisher.publish(topic, "", event, None).await.ok() },
     )
     .await;
 }

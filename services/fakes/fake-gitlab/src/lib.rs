@@ -3,7 +3,8 @@
 //!
 //! Tests seed projects, pipelines and jobs (with their traces), script failures
 //! ([`FakeGitLab::fail_next`] answers the next calls of one endpoint with given statuses, e.g.
-//! 500 then the real answer), and assert on [`FakeGitLab::requests`]. The local dev stack runs
+//! 500 then the real answer; [`FakeGitLab::slow_for`] answers every request late for a while),
+//! and assert on [`FakeGitLab::requests`]. The local dev stack runs
 //! the same server as the `fake-gitlab` binary, seeded with a demo project; its `/fake/*`
 //! endpoints let a developer add jobs and read the request log with curl.
 //!
@@ -13,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -133,6 +134,8 @@ struct FakeState {
     /// `(method, path)` → statuses to answer before behaving normally.
     scripted: HashMap<(String, String), VecDeque<u16>>,
     requests: Vec<RecordedRequest>,
+    /// Until when every API request is answered how much late ([`FakeGitLab::slow_for`]).
+    slow: Option<(tokio::time::Instant, Duration)>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -245,6 +248,32 @@ impl FakeGitLab {
             .extend(statuses);
     }
 
+    /// The jobs a retry creates get ids from `next` on (1 000 001 by default). Refused (with the
+    /// highest id in use) unless `next` is above every job the fake holds, so a job never gets
+    /// the id of another.
+    pub fn number_jobs_from(&self, next: u64) -> Result<(), u64> {
+        let mut state = lock(&self.state);
+        let highest = state
+            .jobs
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(state.next_job_id);
+        if next <= highest {
+            return Err(highest);
+        }
+        // The counter is incremented before use.
+        state.next_job_id = next - 1;
+        Ok(())
+    }
+
+    /// Every API request is answered `delay` late during the next `period` (a slow GitLab, as
+    /// under load); a request is recorded, and handled, once its delay is over.
+    pub fn slow_for(&self, delay: Duration, period: Duration) {
+        lock(&self.state).slow = Some((tokio::time::Instant::now() + period, delay));
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
@@ -287,6 +316,7 @@ impl FakeGitLab {
             .route("/fake/pipelines", post(seed_pipeline))
             .route("/fake/requests", get(list_requests))
             .route("/fake/fail", post(seed_failure))
+            .route("/fake/job-ids", post(seed_job_ids))
             .merge(api)
             .with_state(self.state.clone())
     }
@@ -339,6 +369,13 @@ fn admit(
 /// token or answered by a scripted failure, else passed to its handler; the recorded status
 /// is the one answered.
 async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let slow = match lock(&state).slow {
+        Some((until, delay)) if tokio::time::Instant::now() < until => Some(delay),
+        _ => None,
+    };
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
     let recorded = {
         let mut state = lock(&state);
         if let Some(refused) = admit(
@@ -615,12 +652,18 @@ async fn seed_pipeline(
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
+/// `POST /fake/fail`: statuses for the next calls of one endpoint, a slow period, or both.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FailureScript {
-    method: String,
+    method: Option<String>,
     /// Under `/api/v4`, e.g. `/projects/1/jobs/1001/retry`.
-    path: String,
+    path: Option<String>,
+    #[serde(default)]
     statuses: Vec<u16>,
+    /// With `slow_for_ms`: every API request answered this much late for that long.
+    delay_ms: Option<u64>,
+    slow_for_ms: Option<u64>,
 }
 
 async fn seed_failure(State(state): State<Shared>, Json(script): Json<FailureScript>) -> Response {
@@ -628,8 +671,52 @@ async fn seed_failure(State(state): State<Shared>, Json(script): Json<FailureScr
         base_url: String::new(),
         state,
     };
-    fake.fail_next(&script.method, &script.path, &script.statuses);
+    if !script.statuses.is_empty() {
+        let (Some(method), Some(path)) = (&script.method, &script.path) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "statuses need the method and path they answer",
+            );
+        };
+        fake.fail_next(method, path, &script.statuses);
+    }
+    match (script.delay_ms, script.slow_for_ms) {
+        (Some(delay), Some(period)) => {
+            fake.slow_for(Duration::from_millis(delay), Duration::from_millis(period));
+        }
+        (None, None) => {}
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "delay_ms and slow_for_ms go together",
+            );
+        }
+    }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /fake/job-ids`: `{"next": N}`, where the ids of jobs created by retries start.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIds {
+    next: u64,
+}
+
+async fn seed_job_ids(State(state): State<Shared>, Json(ids): Json<JobIds>) -> Response {
+    let fake = FakeGitLab {
+        base_url: String::new(),
+        state,
+    };
+    match fake.number_jobs_from(ids.next) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(highest) => error(
+            StatusCode::CONFLICT,
+            &format!(
+                "next job id {} is not above the highest id in use ({highest})",
+                ids.next
+            ),
+        ),
+    }
 }
 
 async fn list_requests(State(state): State<Shared>) -> Response {
@@ -777,5 +864,109 @@ mod tests {
             (last.path.as_str(), last.status),
             ("/api/v4/projects/7/nothing", 404)
         );
+    }
+
+    #[tokio::test]
+    async fn fake_fail_over_http_scripts_statuses_and_a_slow_period() {
+        let fake = FakeGitLab::start_with(FakeGitLabOptions::default()).await;
+        fake.add_job(FakeJob::failed(
+            10,
+            7,
+            "group/project",
+            100,
+            "build",
+            "log\n",
+        ));
+        let client = reqwest::Client::new();
+        let fail = |body: Value| {
+            client
+                .post(format!("{}/fake/fail", fake.base_url))
+                .json(&body)
+                .send()
+        };
+        let job = || {
+            client
+                .get(format!("{}/projects/7/jobs/10", fake.api_url()))
+                .send()
+        };
+        let script = json!({
+            "method": "GET", "path": "/projects/7/jobs/10", "statuses": [502],
+            "delay_ms": 300, "slow_for_ms": 60_000,
+        });
+        assert_eq!(fail(script).await.unwrap().status(), 204);
+        // The scripted status first, then the real answer; both late.
+        let started = std::time::Instant::now();
+        assert_eq!(job().await.unwrap().status(), 502);
+        assert_eq!(job().await.unwrap().status(), 200);
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        // After the period, no delay (a period already over).
+        fake.slow_for(Duration::from_secs(30), Duration::ZERO);
+        let started = std::time::Instant::now();
+        assert_eq!(job().await.unwrap().status(), 200);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // Scripts that cannot be followed are refused, saying why.
+        for (body, message) in [
+            (
+                json!({"statuses": [500]}),
+                "statuses need the method and path they answer",
+            ),
+            (
+                json!({"delay_ms": 100}),
+                "delay_ms and slow_for_ms go together",
+            ),
+        ] {
+            let refused = fail(body).await.unwrap();
+            assert_eq!(refused.status(), 400);
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["message"], message);
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_are_numbered_from_where_a_test_says_never_reusing_an_id() {
+        let fake = FakeGitLab::start_with(FakeGitLabOptions::default()).await;
+        fake.add_job(FakeJob::failed(
+            5_000_000,
+            7,
+            "group/project",
+            100,
+            "build",
+            "log\n",
+        ));
+        let client = reqwest::Client::new();
+        let set = |next: u64| {
+            client
+                .post(format!("{}/fake/job-ids", fake.base_url))
+                .json(&json!({ "next": next }))
+                .send()
+        };
+        let refused = set(4_000_000).await.unwrap();
+        assert_eq!(refused.status(), 409);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(
+            body["message"],
+            "next job id 4000000 is not above the highest id in use (5000000)"
+        );
+        assert_eq!(set(9_000_000).await.unwrap().status(), 204);
+        // The id of the job a retry of `job` creates.
+        let retry = |api: String, job: u64| {
+            let request = client.post(format!("{api}/projects/7/jobs/{job}/retry"));
+            async move {
+                let created: Value = request.send().await.unwrap().json().await.unwrap();
+                created["id"].as_u64().unwrap()
+            }
+        };
+        assert_eq!(retry(fake.api_url(), 5_000_000).await, 9_000_000);
+        // The default numbering stays for a fake nobody told otherwise.
+        let other = FakeGitLab::start_with(FakeGitLabOptions::default()).await;
+        other.add_job(FakeJob::failed(
+            10,
+            7,
+            "group/project",
+            100,
+            "build",
+            "log\n",
+        ));
+        assert_eq!(retry(other.api_url(), 10).await, 1_000_001);
     }
 }

@@ -11,7 +11,9 @@
 //!   POST /fake/jobs        a job as JSON (`id, project_id, project_path, pipeline_id, name,
 //!                          stage, status, ref, failure_reason, allow_failure, trace`)
 //!   POST /fake/pipelines   `{id, project_id, ref, status}` (a newer one supersedes older ones)
-//!   POST /fake/fail        `{method, path, statuses}`: answer the next calls with these statuses
+//!   POST /fake/fail        `{method, path, statuses}`: answer the next calls with these statuses;
+//!                          `{delay_ms, slow_for_ms}`: answer every request late for a while
+//!   POST /fake/job-ids     `{next}`: the jobs retries create get ids from `next` on
 //!   GET  /fake/requests    every request received, with the status answered
 
 use fake_gitlab::{FakeGitLab, FakeGitLabOptions, FakeJob};
