@@ -26,6 +26,11 @@ use serde_json::Value;
 /// How much earlier than an execution's start an event must be minted to count as covered by
 /// it: the sentinel's clock and ours may disagree by this much.
 pub const CLOCK_SKEW_MARGIN: TimeDelta = TimeDelta::seconds(1);
+/// Executions older than this are forgotten once more than [`REMEMBER_AT_MOST`] resources are
+/// remembered (deleted clusters would otherwise stay for good); a duplicate that waited longer
+/// than this in the queue simply runs again.
+pub const FORGET_AFTER: TimeDelta = TimeDelta::hours(1);
+pub const REMEMBER_AT_MOST: usize = 1024;
 
 /// The resource an event is about: `(kind, id)` from its data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,6 +111,22 @@ impl RecentExecutions {
         if execution.started > entry.started {
             *entry = execution;
         }
+        if executions.len() > REMEMBER_AT_MOST {
+            let horizon = execution.started - FORGET_AFTER;
+            executions.retain(|_, done| done.started > horizon);
+        }
+    }
+
+    /// How many resources are remembered.
+    pub fn len(&self) -> usize {
+        self.by_resource
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -163,6 +184,30 @@ mod tests {
             },
         );
         assert_eq!(recent.covering(&facts(3, 0)), Some(done));
+    }
+
+    #[test]
+    fn old_executions_are_forgotten_once_many_resources_are_remembered() {
+        let recent = RecentExecutions::default();
+        let key = |n: usize| ResourceKey {
+            kind: "Cluster".into(),
+            id: format!("c{n}"),
+        };
+        let at_generation_1 = |started| Execution {
+            generation: 1,
+            started,
+        };
+        // Two hours ago: deleted clusters nobody hears of again.
+        for n in 0..REMEMBER_AT_MOST {
+            recent.record(key(n), at_generation_1(at(-7_200)));
+        }
+        assert_eq!(recent.len(), REMEMBER_AT_MOST);
+        // One more, now: the old ones go, the new one stays.
+        recent.record(key(REMEMBER_AT_MOST), at_generation_1(at(0)));
+        assert_eq!(recent.len(), 1);
+        let mut recent_event = facts(1, -10);
+        recent_event.resource = key(REMEMBER_AT_MOST);
+        assert!(recent.covering(&recent_event).is_some());
     }
 
     #[test]

@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::RunArgs;
 use crate::faults::FaultKind;
-use crate::infra::{Databases, Management};
+use crate::infra::Management;
 use crate::load::{self, Targets};
 use crate::proxy::BrokerProxies;
 use crate::run::RunError;
@@ -36,15 +36,26 @@ pub enum DeploymentError {
 }
 
 /// A secret given inline or, better, as a file (a mounted Kubernetes secret).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
 }
 
+impl SecretSource {
+    fn inline(value: &str) -> Self {
+        Self {
+            value: Some(value.to_owned()),
+            file: None,
+        }
+    }
+}
+
 /// One process of the deployment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTarget {
     /// Base URL of its HTTP port (`/readyz` is asked there; the receivers get the load there,
@@ -52,11 +63,12 @@ pub struct ServiceTarget {
     pub url: String,
     /// Shell command that kills it (`kill` faults), e.g. `kubectl -n steadfast delete pod
     /// webhook-receiver-0 --grace-period=0 --force`; its orchestrator must start it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kill: Option<String>,
 }
 
 /// The broker the deployment uses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerTarget {
     /// `amqp://` URL(s), comma separated for a cluster: the suite's probe queue consumes here.
@@ -68,7 +80,7 @@ pub struct BrokerTarget {
 }
 
 /// Read access to the services' databases: the evidence that events reached them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseTargets {
     /// The receivers' (its `webhook_spool` must be empty at the end).
@@ -79,27 +91,15 @@ pub struct DatabaseTargets {
     pub reconciler: SecretSource,
 }
 
-/// The fakes deployed beside the services.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FakeTargets {
-    /// The fake GitLab the herder's GitLab instance points at (the load seeds its jobs).
-    pub gitlab: String,
-    /// The fake Webex the reconciler reports to.
-    pub webex: String,
-    /// The fake Kubernetes API, if the adapter uses one (`fake-5xx` then fails it too).
-    pub kube: Option<String>,
-}
-
-/// The deployment file.
-#[derive(Debug, Clone, Deserialize)]
+/// The deployment file (`fakes` as [`Fakes`]: the fakes deployed beside the services).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     namespace: String,
     services: BTreeMap<String, ServiceTarget>,
     fleet_api: String,
     adapter_queue: String,
-    fakes: FakeTargets,
+    fakes: Fakes,
     broker: BrokerTarget,
     databases: DatabaseTargets,
     gitlab_webhook_secret: SecretSource,
@@ -108,7 +108,7 @@ struct File {
 }
 
 /// A deployment, read and checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     /// The deployment's `STEADFAST_NAMESPACE`.
     pub namespace: String,
@@ -258,6 +258,33 @@ impl Deployment {
         })
     }
 
+    /// The deployment file that describes it, every secret inline (what `steadfast-chaos
+    /// stack` writes for the stack it holds); [`Deployment::parse`] reads it back.
+    pub fn to_yaml(&self) -> String {
+        let file = File {
+            namespace: self.namespace.clone(),
+            services: self.services.clone(),
+            fleet_api: self.fleet_api.clone(),
+            adapter_queue: self.adapter_queue.clone(),
+            fakes: self.fakes.clone(),
+            broker: BrokerTarget {
+                amqp_url: self.amqp_url.clone(),
+                management_url: self.management_url.clone(),
+                user: self.management_user.clone(),
+                password: SecretSource::inline(&self.management_password),
+            },
+            databases: DatabaseTargets {
+                receiver: SecretSource::inline(&self.receiver_db),
+                herder: SecretSource::inline(&self.herder_db),
+                reconciler: SecretSource::inline(&self.reconciler_db),
+            },
+            gitlab_webhook_secret: SecretSource::inline(&self.gitlab_webhook_secret),
+            alertmanager_token: SecretSource::inline(&self.alertmanager_token),
+            reconciler_api_token: SecretSource::inline(&self.reconciler_api_token),
+        };
+        serde_norway::to_string(&file).unwrap_or_default()
+    }
+
     /// The replicas of `prefix` (`webhook-receiver`), in order of their number.
     pub fn replicas(&self, prefix: &str) -> Vec<String> {
         let mut names: Vec<(u32, &String)> = self
@@ -390,10 +417,7 @@ pub async fn attach(
     let mut stack = Stack::new(args.ready_timeout);
     stack.start_group(deployment.specs()).await?;
     let guard = CleanupGuard((!args.keep).then(|| Cleanup {
-        databases: Databases {
-            base: String::new(),
-        },
-        names: Vec::new(),
+        databases: None,
         management: management.clone(),
         prefix: format!("{}.{run_tag}.", deployment.namespace),
         alive_file: dir.join("alive"),

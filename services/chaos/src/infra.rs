@@ -51,33 +51,30 @@ impl Databases {
 
     /// Creates `name` (dropping a leftover of the same name first).
     pub async fn create(&self, name: &str) -> Result<(), InfraError> {
-        let mut conn = self.admin().await?;
-        // Names are generated (`chaos_<hex>_<service>`), never user input: quoting suffices.
-        for statement in [
-            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{name}\""),
-        ] {
-            conn.execute(sqlx::AssertSqlSafe(statement))
-                .await
-                .map_err(|source| InfraError::Database {
-                    url: self.url(name),
-                    source,
-                })?;
-        }
-        Ok(())
+        self.drop_database(name).await?;
+        self.admin_statement(name, format!("CREATE DATABASE \"{name}\""))
+            .await
     }
 
     /// Drops `name`, disconnecting whoever still uses it.
     pub async fn drop_database(&self, name: &str) -> Result<(), InfraError> {
-        let mut conn = self.admin().await?;
-        conn.execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
+        self.admin_statement(
+            name,
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        )
         .await
-        .map_err(|source| InfraError::Database {
-            url: self.url(name),
-            source,
-        })?;
+    }
+
+    /// Runs `statement` about database `name` on the server's `postgres` database. Names are
+    /// generated (`chaos_<hex>_<service>`), never user input: quoting suffices.
+    async fn admin_statement(&self, name: &str, statement: String) -> Result<(), InfraError> {
+        let mut conn = self.admin().await?;
+        conn.execute(sqlx::AssertSqlSafe(statement))
+            .await
+            .map_err(|source| InfraError::Database {
+                url: self.url(name),
+                source,
+            })?;
         Ok(())
     }
 }

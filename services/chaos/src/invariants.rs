@@ -43,6 +43,11 @@ impl Verdict {
         }
     }
 
+    /// The invariant could not be checked: what was needed could not be read.
+    pub fn unreadable(name: &'static str, error: String) -> Self {
+        Self::new(name, 0, vec![error], Vec::new())
+    }
+
     /// Adds what is still queued; the invariant holds only once nothing is.
     fn with_pending(mut self, pending: Vec<String>) -> Self {
         self.holds = self.holds && pending.is_empty();
@@ -115,6 +120,19 @@ impl Backlog {
             .sum()
     }
 
+    /// `<consumer>'s queues still hold <queue depth, ...>` while they hold anything: why
+    /// something that consumer has not done yet is not lost.
+    pub fn waiting_for(&self, consumer: &str) -> Option<String> {
+        (self.of_consumer(consumer) > 0)
+            .then(|| format!("{consumer}'s queues still hold {}", self.describe(consumer)))
+    }
+
+    /// Why an event the probe has not seen is not lost, while its queue holds unread ones.
+    pub fn probe_waiting(&self) -> Option<String> {
+        (self.probe_unread > 0)
+            .then(|| format!("the probe queue still holds {} unread", self.probe_unread))
+    }
+
     /// `queue depth, ...` of the consumer's queues, largest first.
     pub fn describe(&self, consumer: &str) -> String {
         let mut queues: Vec<(&String, &u64)> = self
@@ -135,13 +153,6 @@ impl Backlog {
 pub const HERDER: &str = "pipeline-herder";
 pub const RECONCILER: &str = "alert-reconciler";
 pub const ADAPTER: &str = "steadfast-adapter";
-
-impl Verdict {
-    /// The invariant could not be checked: what was needed could not be read.
-    pub fn unreadable(name: &'static str, error: String) -> Self {
-        Self::new(name, 0, vec![error], Vec::new())
-    }
-}
 
 pub const WEBHOOKS_DELIVERED: &str =
     "webhooks answered 2xx reached the exchange (probe) and every consumer bound to them";
@@ -193,13 +204,9 @@ pub fn webhooks_delivered(
             d.sent_at
         );
         // Not read yet is not lost: the suite's own probe is behind.
-        if backlog.probe_unread > 0 {
-            pending.push(format!(
-                "{what} not seen yet; the probe queue still holds {} unread",
-                backlog.probe_unread
-            ));
-        } else {
-            violations.push(format!("{what} never reached the exchange"));
+        match backlog.probe_waiting() {
+            Some(queued) => pending.push(format!("{what} not seen yet; {queued}")),
+            None => violations.push(format!("{what} never reached the exchange")),
         }
     }
     let mut events_of: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -222,15 +229,11 @@ pub fn webhooks_delivered(
                     events.join(", "),
                     job.sent_at
                 );
-                if backlog.of_consumer(HERDER) > 0 {
-                    pending.push(format!(
-                        "{what} not decided yet; pipeline-herder's queues still hold {}",
-                        backlog.describe(HERDER)
-                    ));
-                } else {
-                    violations.push(format!(
+                match backlog.waiting_for(HERDER) {
+                    Some(queued) => pending.push(format!("{what} not decided yet; {queued}")),
+                    None => violations.push(format!(
                         "{what} never reached pipeline-herder (no decision in its ledger)"
-                    ));
+                    )),
                 }
             }
         }
@@ -249,15 +252,11 @@ pub fn webhooks_delivered(
                     d.status.unwrap_or_default(),
                     d.sent_at
                 );
-                if backlog.of_consumer(RECONCILER) > 0 {
-                    pending.push(format!(
-                        "{what} not processed yet; alert-reconciler's queues still hold {}",
-                        backlog.describe(RECONCILER)
-                    ));
-                } else {
-                    violations.push(format!(
+                match backlog.waiting_for(RECONCILER) {
+                    Some(queued) => pending.push(format!("{what} not processed yet; {queued}")),
+                    None => violations.push(format!(
                         "{what} never reached alert-reconciler (not among its processed events)"
-                    ));
+                    )),
                 }
             }
         }
@@ -284,7 +283,7 @@ pub fn jobs_retried_once(
 ) -> Verdict {
     let mut violations = Vec::new();
     let mut pending = Vec::new();
-    let herder_busy = backlog.of_consumer(HERDER) > 0;
+    let herder_waiting = backlog.waiting_for(HERDER);
     let known: HashSet<u64> = jobs.iter().map(|j| j.job_id).collect();
     let followed: HashSet<u64> = jobs.iter().filter_map(|j| j.previous).collect();
     for job in jobs {
@@ -300,12 +299,11 @@ pub fn jobs_retried_once(
             job.chain,
             job.retries
         );
-        if count == 0 && job.kind == JobKind::Transient && job.answered && herder_busy {
+        let owed = count == 0 && job.kind == JobKind::Transient && job.answered;
+        if let Some(queued) = herder_waiting.as_deref().filter(|_| owed) {
             pending.push(format!(
-                "job {} ({attempt}, key {}) not retried yet; pipeline-herder's queues still hold {}",
-                job.job_id,
-                job.key,
-                backlog.describe(HERDER)
+                "job {} ({attempt}, key {}) not retried yet; {queued}",
+                job.job_id, job.key
             ));
         } else if !expected.contains(&count) {
             violations.push(format!(
@@ -514,19 +512,8 @@ pub fn fleet_reconciled(
     backlog: &Backlog,
 ) -> Verdict {
     let mut violations = Vec::new();
-    let mut pending = Vec::new();
-    let mut refused_lines = Vec::new();
-    let adapter_busy = backlog.of_consumer(ADAPTER) > 0;
-    let mut not_yet = |line: String| {
-        if adapter_busy {
-            pending.push(format!(
-                "{line} (the adapter's queue still holds {})",
-                backlog.describe(ADAPTER)
-            ));
-        } else {
-            violations.push(line);
-        }
-    };
+    // What the adapter has not done yet: pending while its queue holds work, else violations.
+    let mut not_yet = Vec::new();
     let by_name: HashMap<&str, &ClusterObs> = listed.iter().map(|c| (c.name.as_str(), c)).collect();
     let describe = |c: &ClusterObs| match &c.reconciled {
         Some((status, g)) => format!("Reconciled={status} at generation {g}"),
@@ -540,7 +527,7 @@ pub fn fleet_reconciled(
             .or_else(|| found.map(|c| c.id.clone()))
             .unwrap_or_else(|| "(id unknown)".into());
         match found {
-            Some(c) if plan.deleted() => not_yet(format!(
+            Some(c) if plan.deleted() => not_yet.push(format!(
                 "cluster {id} ({}) deleted at {:.1}s is still there: generation {}, {}{}",
                 plan.name,
                 plan.changes
@@ -551,11 +538,11 @@ pub fn fleet_reconciled(
                 if c.deleting { "deletion pending, " } else { "" },
                 describe(c)
             )),
-            Some(c) if c.deleting && !plan.delete_sent() => not_yet(format!(
+            Some(c) if c.deleting && !plan.delete_sent() => not_yet.push(format!(
                 "cluster {id} ({}) is being deleted though the run never deleted it",
                 plan.name
             )),
-            Some(c) if c.deleting => not_yet(format!(
+            Some(c) if c.deleting => not_yet.push(format!(
                 "cluster {id} ({}) deletion (unanswered request) never finished: generation {}, {}",
                 plan.name,
                 c.generation,
@@ -565,12 +552,12 @@ pub fn fleet_reconciled(
                 if let Some(acked) = plan.acknowledged_generation()
                     && c.generation < acked
                 {
-                    not_yet(format!(
+                    not_yet.push(format!(
                         "cluster {id} ({}) is at generation {} but fleet-api acknowledged generation {acked}",
                         plan.name, c.generation
                     ));
                 } else if !c.reconciled_now() {
-                    not_yet(format!(
+                    not_yet.push(format!(
                         "cluster {id} ({}) generation {}: {}",
                         plan.name,
                         c.generation,
@@ -578,7 +565,7 @@ pub fn fleet_reconciled(
                     ));
                 }
             }
-            None if plan.id.is_some() && !plan.delete_sent() => not_yet(format!(
+            None if plan.id.is_some() && !plan.delete_sent() => not_yet.push(format!(
                 "cluster {id} ({}) is gone though the run never deleted it",
                 plan.name
             )),
@@ -589,7 +576,7 @@ pub fn fleet_reconciled(
                     c.kind == crate::fleet::ChangeKind::Create
                         && c.status.is_some_and(|s| (400..500).contains(&s))
                 }) {
-                    refused_lines.push(format!(
+                    violations.push(format!(
                         "cluster {} was never created: fleet-api refused it with {}",
                         plan.name,
                         refused.status.unwrap_or_default()
@@ -598,7 +585,16 @@ pub fn fleet_reconciled(
             }
         }
     }
-    violations.extend(refused_lines);
+    let pending = match backlog.waiting_for(ADAPTER) {
+        Some(queued) => not_yet
+            .into_iter()
+            .map(|line| format!("{line} ({queued})"))
+            .collect(),
+        None => {
+            violations.extend(not_yet);
+            Vec::new()
+        }
+    };
     let planned: HashSet<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     for c in listed.iter().filter(|c| !planned.contains(c.name.as_str())) {
         violations.push(format!(

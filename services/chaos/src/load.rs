@@ -476,18 +476,14 @@ pub async fn gitlab(
                     .send()
                     .await;
             }
-            let _ = http
-                .post(format!("{fake}/fake/jobs"))
-                .json(&job)
-                .send()
-                .await;
-            let key = format!("{}-job-{id}", targets.run_tag);
-            let sent_at = clock.now();
-            let sent = send_hook(&http, &targets, clock, &key, &hook, first, resend).await;
-            let answered = sent.iter().any(Delivery::answered_2xx);
-            for delivery in sent {
-                recorder.push(delivery);
-            }
+            let Announced {
+                key,
+                sent_at,
+                answered,
+            } = announce(
+                &http, &targets, clock, &recorder, id, &job, &hook, first, resend,
+            )
+            .await;
             recorder.push_job(JobPlan {
                 job_id: id,
                 kind,
@@ -562,19 +558,15 @@ pub async fn chains(
                     retries,
                     &targets.fake_gitlab,
                 );
-                let _ = http
-                    .post(format!("{}/fake/jobs", targets.fake_gitlab))
-                    .json(&seeded)
-                    .send()
-                    .await;
-                let key = format!("{}-job-{new_id}", targets.run_tag);
                 let first = usize::try_from(new_id).unwrap_or_default() % targets.receivers.len();
-                let sent_at = clock.now();
-                let sent = send_hook(&http, &targets, clock, &key, &hook, first, false).await;
-                let answered = sent.iter().any(Delivery::answered_2xx);
-                for delivery in sent {
-                    recorder.push(delivery);
-                }
+                let Announced {
+                    key,
+                    sent_at,
+                    answered,
+                } = announce(
+                    &http, &targets, clock, &recorder, new_id, &seeded, &hook, first, false,
+                )
+                .await;
                 recorder.push_job(JobPlan {
                     job_id: new_id,
                     kind,
@@ -588,6 +580,47 @@ pub async fn chains(
                 });
             }
         }
+    }
+}
+
+/// What announcing a job gave, for its [`JobPlan`].
+struct Announced {
+    key: String,
+    sent_at: f64,
+    answered: bool,
+}
+
+/// Seeds `job` in the fake GitLab (a hook announces a job GitLab already has), sends its
+/// `hook` to receiver `first` (and again to the other for a `resend`) and records the
+/// deliveries.
+#[allow(clippy::too_many_arguments)]
+async fn announce(
+    http: &reqwest::Client,
+    targets: &Targets,
+    clock: Clock,
+    recorder: &Recorder,
+    job_id: u64,
+    job: &Value,
+    hook: &Value,
+    first: usize,
+    resend: bool,
+) -> Announced {
+    let _ = http
+        .post(format!("{}/fake/jobs", targets.fake_gitlab))
+        .json(job)
+        .send()
+        .await;
+    let key = format!("{}-job-{job_id}", targets.run_tag);
+    let sent_at = clock.now();
+    let sent = send_hook(http, targets, clock, &key, hook, first, resend).await;
+    let answered = sent.iter().any(Delivery::answered_2xx);
+    for delivery in sent {
+        recorder.push(delivery);
+    }
+    Announced {
+        key,
+        sent_at,
+        answered,
     }
 }
 

@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use rand::Rng;
 
 use crate::cli::{InfraArgs, RunArgs, StackArgs};
+use crate::deployment::{Deployment, ServiceTarget};
 use crate::faults;
 use crate::infra::{Databases, Management};
 use crate::load::Targets;
 use crate::recipe;
 use crate::run::{RunError, say, write};
-use crate::stack::{Launch, Local, ProcSpec, Readiness, Role, Stack, StackError, free_port};
+use crate::stack::{Launch, Local, ProcSpec, Readiness, Role, Stack, StackError, reserve_port};
 use crate::system::{Cleanup, CleanupGuard, Evidence, Fakes, ManagementLogin, System};
 
 const GITLAB_SECRET: &str = "chaos-gitlab-secret";
@@ -63,19 +64,32 @@ struct Ports {
 }
 
 impl Ports {
-    fn allocate() -> Result<Self, StackError> {
-        let pair = || -> Result<(u16, u16), StackError> { Ok((free_port()?, free_port()?)) };
-        Ok(Self {
-            gitlab: free_port()?,
-            kube: free_port()?,
-            webex: free_port()?,
+    /// Free ports for every process, and the listeners that hold them until dropped: a run
+    /// that released them at once saw a fault proxy, bound to port 0 before the services
+    /// started, given a reconciler's port ("Address already in use").
+    fn reserve() -> Result<(Self, Vec<std::net::TcpListener>), StackError> {
+        let mut held = Vec::new();
+        let mut port = || -> Result<u16, StackError> {
+            let (port, listener) = reserve_port()?;
+            held.push(listener);
+            Ok(port)
+        };
+        let gitlab = port()?;
+        let kube = port()?;
+        let webex = port()?;
+        let mut pair = || -> Result<(u16, u16), StackError> { Ok((port()?, port()?)) };
+        let ports = Self {
+            gitlab,
+            kube,
+            webex,
             fleet: pair()?,
             receivers: vec![pair()?, pair()?],
             herder: pair()?,
             sentinel: pair()?,
             adapter: pair()?,
             reconcilers: vec![pair()?, pair()?],
-        })
+        };
+        Ok((ports, held))
     }
 }
 
@@ -478,8 +492,7 @@ pub async fn start(
         .map(|s| (s, format!("chaos_{hex}_{s}")))
         .collect();
     let guard = CleanupGuard((!args.keep).then(|| Cleanup {
-        databases: databases.clone(),
-        names: db.values().cloned().collect(),
+        databases: Some((databases.clone(), db.values().cloned().collect())),
         management: management.clone(),
         prefix: namespace.clone(),
         alive_file: alive_file.clone(),
@@ -489,7 +502,7 @@ pub async fn start(
     }
 
     let recipes = recipe::plan(args.alert_groups);
-    let ports = Ports::allocate()?;
+    let (ports, held_ports) = Ports::reserve()?;
     let topic = format!("{namespace}-clusters");
     let files = write_files(
         dir,
@@ -511,12 +524,15 @@ pub async fn start(
     }
     let mut proxies = crate::proxy::BrokerProxies::default();
     let amqp_urls: Vec<String> = infra.amqp_url.split(',').map(str::to_owned).collect();
-    for mut group in specs(&plan, &ports, &files) {
-        if args.faults.contains(&faults::FaultKind::Proxy) {
-            for spec in &mut group {
-                proxies.route(spec, &amqp_urls).await?;
-            }
+    let mut groups = specs(&plan, &ports, &files);
+    // Every proxy is bound while the services' ports are still held.
+    if args.faults.contains(&faults::FaultKind::Proxy) {
+        for spec in groups.iter_mut().flatten() {
+            proxies.route(spec, &amqp_urls).await?;
         }
+    }
+    drop(held_ports);
+    for group in groups {
         let names: Vec<String> = group.iter().map(|s| s.name.clone()).collect();
         say(&format!("starting {}", names.join(", ")));
         tokio::select! {
@@ -576,20 +592,12 @@ pub async fn hold(args: &StackArgs) -> Result<(), RunError> {
     let hex: String = format!("{:08x}", rand::rng().random::<u32>());
     let run_tag = format!("chaos-{hex}");
     let name = format!("{}-{hex}-stack", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let dir =
-        std::path::absolute(args.run.work_dir.join(&name)).map_err(|source| RunError::Write {
-            path: args.run.work_dir.clone(),
-            source,
-        })?;
+    let dir = crate::run::prepare_dir(&args.run.work_dir, &name)?;
     let pids = dir.join("pids");
     std::fs::create_dir_all(&pids).map_err(|source| RunError::Write {
         path: pids.clone(),
         source,
     })?;
-    write(
-        &dir.join("alive"),
-        "this stack is alive; `hang` recipes return once it is gone\n",
-    )?;
     let mut system = start(&args.run, &dir, &hex, &run_tag, &interrupt, Some(pids)).await?;
     write(&args.write_target, &deployment_file(&system))?;
     say(&format!(
@@ -626,71 +634,45 @@ pub async fn hold(args: &StackArgs) -> Result<(), RunError> {
 /// How often a held stack looks for processes that died.
 const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// The deployment file (crate::deployment) of a held stack.
+/// The deployment file (crate::deployment) of a held stack: killed through pid files, each
+/// command returning once the process is gone (the holder reaps it and starts it again).
 fn deployment_file(system: &System) -> String {
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut out = vec![
-        "# Written by `steadfast-chaos stack`: the stack it holds, as a deployment for".to_owned(),
-        "# `steadfast-chaos run --target`.".to_owned(),
-        format!("namespace: {}", quote(&system.namespace)),
-        "services:".to_owned(),
-    ];
-    for name in system.stack.names(Role::Service) {
-        let Some(spec) = system.stack.spec(&name) else {
-            continue;
-        };
-        out.push(format!("  {name}:"));
-        out.push(format!("    url: {}", quote(&spec.http)));
-        if let Some(pid_file) = system.stack.pid_file(&name) {
-            // Killed, then waited for: the command returns once the process is gone (the
-            // holder reaps it and starts it again).
-            let command = format!(
-                "pid=$(cat '{}') && kill -9 \"$pid\" && tail --pid=\"$pid\" -f /dev/null",
-                pid_file.display()
-            );
-            out.push(format!("    kill: {}", quote(&command)));
-        }
-    }
+    let services = system
+        .stack
+        .names(Role::Service)
+        .into_iter()
+        .filter_map(|name| {
+            let url = system.stack.spec(&name)?.http.clone();
+            let kill = system.stack.pid_file(&name).map(|pid_file| {
+                format!(
+                    "pid=$(cat '{}') && kill -9 \"$pid\" && tail --pid=\"$pid\" -f /dev/null",
+                    pid_file.display()
+                )
+            });
+            Some((name, ServiceTarget { url, kill }))
+        })
+        .collect();
     let login = &system.management_login;
-    out.extend([
-        format!("fleet_api: {}", quote(&system.fleet_api)),
-        format!("adapter_queue: {}", quote(&system.adapter_queue)),
-        "fakes:".to_owned(),
-        format!("  gitlab: {}", quote(&system.fakes.gitlab)),
-        format!("  webex: {}", quote(&system.fakes.webex)),
-    ]);
-    if let Some(kube) = &system.fakes.kube {
-        out.push(format!("  kube: {}", quote(kube)));
-    }
-    out.extend([
-        "broker:".to_owned(),
-        format!("  amqp_url: {}", quote(&system.amqp_urls.join(","))),
-        format!("  management_url: {}", quote(&login.url)),
-        format!("  user: {}", quote(&login.user)),
-        format!("  password: {{value: {}}}", quote(&login.password)),
-        "databases:".to_owned(),
-        format!(
-            "  receiver: {{value: {}}}",
-            quote(&system.evidence.receiver_db)
-        ),
-        format!("  herder: {{value: {}}}", quote(&system.evidence.herder_db)),
-        format!(
-            "  reconciler: {{value: {}}}",
-            quote(&system.evidence.reconciler_db)
-        ),
-        format!(
-            "gitlab_webhook_secret: {{value: {}}}",
-            quote(&system.targets.gitlab_secret)
-        ),
-        format!(
-            "alertmanager_token: {{value: {}}}",
-            quote(&system.targets.alertmanager_token)
-        ),
-        format!(
-            "reconciler_api_token: {{value: {}}}",
-            quote(&system.reconciler_token)
-        ),
-        String::new(),
-    ]);
-    out.join("\n")
+    let deployment = Deployment {
+        namespace: system.namespace.clone(),
+        services,
+        fleet_api: system.fleet_api.clone(),
+        adapter_queue: system.adapter_queue.clone(),
+        fakes: system.fakes.clone(),
+        amqp_url: system.amqp_urls.join(","),
+        management_url: login.url.clone(),
+        management_user: login.user.clone(),
+        management_password: login.password.clone(),
+        receiver_db: system.evidence.receiver_db.clone(),
+        herder_db: system.evidence.herder_db.clone(),
+        reconciler_db: system.evidence.reconciler_db.clone(),
+        gitlab_webhook_secret: system.targets.gitlab_secret.clone(),
+        alertmanager_token: system.targets.alertmanager_token.clone(),
+        reconciler_api_token: system.reconciler_token.clone(),
+    };
+    format!(
+        "# Written by `steadfast-chaos stack`: the stack it holds, as a deployment for\n\
+# `steadfast-chaos run --target`.\n{}",
+        deployment.to_yaml()
+    )
 }

@@ -103,19 +103,7 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
     say(&format!(
         "run {run_name}: seed {seed} (replay with --seed {seed}), tag {run_tag}"
     ));
-    let dir =
-        std::path::absolute(args.work_dir.join(&run_name)).map_err(|source| RunError::Write {
-            path: args.work_dir.clone(),
-            source,
-        })?;
-    std::fs::create_dir_all(&dir).map_err(|source| RunError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    write(
-        &dir.join("alive"),
-        "this run is alive; `hang` recipes return once it is gone\n",
-    )?;
+    let dir = prepare_dir(&args.work_dir, &run_name)?;
 
     let mut system = match &args.target {
         None => crate::local::start(&args, &dir, &hex, &run_tag, &interrupt, None).await?,
@@ -446,6 +434,23 @@ pub async fn run(args: RunArgs) -> Result<Report, RunError> {
         say(&format!("cannot write report.json: {error}"));
     }
     Ok(report)
+}
+
+/// `<work_dir>/<name>`, absolute and created, with the file whose removal ends `hang` recipes.
+pub(crate) fn prepare_dir(work_dir: &Path, name: &str) -> Result<PathBuf, RunError> {
+    let dir = std::path::absolute(work_dir.join(name)).map_err(|source| RunError::Write {
+        path: work_dir.to_owned(),
+        source,
+    })?;
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    write(
+        &dir.join("alive"),
+        "this run is alive; `hang` recipes return once it is gone\n",
+    )?;
+    Ok(dir)
 }
 
 /// The ids of the run's incidents (`None` if no reconciler answers: then every analysis seen

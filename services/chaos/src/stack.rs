@@ -62,8 +62,16 @@ pub enum StackError {
 /// service binds it; another process could take it in between, which start-up then reports
 /// (services fail on a port conflict).
 pub fn free_port() -> Result<u16, StackError> {
+    Ok(reserve_port()?.0)
+}
+
+/// A free TCP port on 127.0.0.1 and the listener that holds it: while the listener lives, no
+/// other `bind(0)` of this process (a fault proxy, say) can be given the port. Drop it just
+/// before the process that binds the port starts.
+pub fn reserve_port() -> Result<(u16, std::net::TcpListener), StackError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(StackError::Port)?;
-    Ok(listener.local_addr().map_err(StackError::Port)?.port())
+    let port = listener.local_addr().map_err(StackError::Port)?.port();
+    Ok((port, listener))
 }
 
 /// How to tell a process is ready.

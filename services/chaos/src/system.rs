@@ -56,11 +56,16 @@ pub struct ManagementLogin {
     pub password: String,
 }
 
-/// Base URLs of the stand-ins for outside systems.
-#[derive(Debug, Clone)]
+/// Base URLs of the stand-ins for outside systems (also the `fakes` of a deployment file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fakes {
+    /// The fake GitLab the herder's GitLab instance points at (the load seeds its jobs).
     pub gitlab: String,
+    /// The fake Kubernetes API, if the adapter uses one (`fake-5xx` then fails it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<String>,
+    /// The fake Webex the reconciler reports to.
     pub webex: String,
 }
 
@@ -76,9 +81,8 @@ pub struct Evidence {
 /// of the run's prefix, and the alive file (which ends `hang` recipes).
 #[derive(Clone)]
 pub struct Cleanup {
-    pub databases: Databases,
-    /// Databases to drop (none for a deployment's).
-    pub names: Vec<String>,
+    /// The run's own databases on their server, dropped (none against a deployment).
+    pub databases: Option<(Databases, Vec<String>)>,
     pub management: Management,
     /// Queues and exchanges whose names start with it are deleted (a deployment's: the
     /// probe queue's own name).
@@ -90,9 +94,11 @@ impl Cleanup {
     pub async fn run(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let _ = std::fs::remove_file(&self.alive_file);
-        for name in &self.names {
-            if let Err(error) = self.databases.drop_database(name).await {
-                problems.push(error.to_string());
+        if let Some((server, names)) = &self.databases {
+            for name in names {
+                if let Err(error) = server.drop_database(name).await {
+                    problems.push(error.to_string());
+                }
             }
         }
         if let Err(error) = self.management.delete_prefixed(&self.prefix).await {

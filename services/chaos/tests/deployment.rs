@@ -162,3 +162,12 @@ fn a_missing_service_is_named() {
         "services.adapter is missing"
     );
 }
+
+#[test]
+fn a_deployment_written_back_reads_the_same() {
+    // What `steadfast-chaos stack --write-target` writes goes through the same file format.
+    let deployment = parse(&example(), &[FaultKind::Kill]).unwrap();
+    let written = deployment.to_yaml();
+    assert!(written.contains("value: s3cret"), "{written}");
+    assert_eq!(parse(&written, &[FaultKind::Kill]).unwrap(), deployment);
+}

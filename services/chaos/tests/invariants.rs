@@ -768,3 +768,30 @@ fn an_event_the_probe_has_not_read_yet_is_not_lost() {
         ["event e1 (gitlab k1, answered 200 by replica 1 at 1.0s) never reached the exchange"]
     );
 }
+
+#[test]
+fn a_cluster_not_reconciled_while_the_adapter_has_work_queued_is_pending() {
+    use ChangeKind::{Create, Update};
+    let plans = [cluster(
+        "c0",
+        "id-0",
+        &[(Create, Some(201), Some(1)), (Update, Some(200), Some(2))],
+    )];
+    let clusters = [listed("c0", "id-0", 2, false, ("False", 1))];
+    let busy = backlog(&[("ns-clusters-steadfast-adapter", 12)]);
+    let verdict = fleet_reconciled(&plans, &clusters, &busy);
+    assert!(!verdict.holds);
+    assert!(verdict.violations.is_empty(), "{verdict:?}");
+    assert_eq!(
+        verdict.pending,
+        [
+            "cluster id-0 (c0) generation 2: Reconciled=False at generation 1 (steadfast-adapter's queues still hold ns-clusters-steadfast-adapter 12)"
+        ]
+    );
+    // Nothing queued for the adapter: the same cluster is a violation.
+    let verdict = fleet_reconciled(&plans, &clusters, &Backlog::default());
+    assert_eq!(
+        verdict.violations,
+        ["cluster id-0 (c0) generation 2: Reconciled=False at generation 1"]
+    );
+}
