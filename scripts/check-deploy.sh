@@ -66,9 +66,16 @@ for override in scripts/compose/*.override.yaml; do
   docker-compose -f compose.yaml -f "$override" config --quiet
   echo "compose.yaml + $override: valid"
 done
+# The observability profile (Prometheus, Grafana, Loki) and the dashboards it provisions.
+docker-compose -f compose.yaml --profile observability config --quiet
+echo "compose.yaml --profile observability: valid"
+python3 scripts/monitoring/dashboards.py
 
 for overlay in k8s/overlays/*/; do
   out=$(kubectl kustomize "$overlay")
   kinds=$(printf '%s\n' "$out" | grep -c '^kind:' || true)
   echo "$overlay: renders $kinds objects"
 done
+# The monitoring component is optional: prod renders without any Prometheus Operator kind,
+# prod-monitoring adds the ServiceMonitors, the PrometheusRule and the dashboards.
+python3 scripts/monitoring/check-component.py

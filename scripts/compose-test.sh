@@ -180,7 +180,20 @@ if [ "$mode" = down ]; then
   exit 0
 fi
 
-services=$(compose config --services)
+# docker-compose 1.29's `config` lists the services of every profile, `up` starts only the
+# default ones: keep the services (and their ports) without a `profiles:` key.
+default_profile() {
+  compose config | python3 -c '
+import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"]
+default = {name: s for name, s in services.items() if not s.get("profiles")}
+if sys.argv[1] == "services":
+    print("\n".join(default))
+else:
+    print("\n".join(str(p["published"]) for s in default.values() for p in s.get("ports", []) if isinstance(p, dict) and p.get("published")))
+' "$1"
+}
+services=$(default_profile services)
 step "podman: installed, configured, Docker-compatible API"
 podman_install
 podman_configure
@@ -191,7 +204,7 @@ if podman ps -a -q --filter "label=com.docker.compose.project=$project" | grep -
   podman_service_stop
   host_restore || true
 fi
-published=$(compose config | sed -n 's/^[ -]*published: "\{0,1\}\([0-9]*\)"\{0,1\}$/\1/p')
+published=$(default_profile ports)
 [ -n "$published" ] || fail "found no published ports in \`docker-compose config\`"
 for port in $published; do
   if ss -Hltn "sport = :$port" | grep -q .; then

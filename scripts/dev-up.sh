@@ -5,7 +5,11 @@
 #
 # Ensures RabbitMQ, Redis and PostgreSQL, builds every binary, then starts each process
 # described by scripts/dev/*.env (in name order), prefixing its log lines with its name.
-# Prints every URL and a curl to try. Ctrl-C stops everything.
+# Prints every URL and a curl to try, and how to point a local Prometheus at the processes
+# (it writes .dev/prometheus.yml). Ctrl-C stops everything.
+#
+#   scripts/dev-up.sh --prometheus-config   only writes .dev/prometheus.yml and prints how to
+#                                           run Prometheus with it (for a stack already up)
 #
 # A scripts/dev/<name>.env file is sourced in the process's own environment; it sets
 #   DEV_CMD   the command line (required), e.g. "target/debug/webhook-receiver"
@@ -15,6 +19,45 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+# .dev/prometheus.yml: one job per process with a METRICS_LISTEN in scripts/dev/*.env, named
+# like the process (the job names of compose's Prometheus, the alert rules and the dashboards
+# of k8s/components/monitoring), plus RabbitMQ's rabbitmq_prometheus plugin if it is enabled.
+prometheus_config() {
+  local config=.dev/prometheus.yml rules=k8s/components/monitoring/rules/steadfast.rules.yml
+  local env_file name listen
+  mkdir -p .dev
+  {
+    echo "# Written by scripts/dev-up.sh for the processes of scripts/dev/*.env; rewritten at each start."
+    echo "global:"
+    echo "  scrape_interval: 5s"
+    echo "  evaluation_interval: 5s"
+    if [ -f "$rules" ]; then
+      echo "rule_files:"
+      echo "  - $root/$rules"
+    fi
+    echo "scrape_configs:"
+    for env_file in scripts/dev/*.env; do
+      [ -e "$env_file" ] || continue
+      name=$(basename "$env_file" .env)
+      name=${name#[0-9][0-9]-}
+      listen=$( (set +u; set -a; . "$root/$env_file"; printf '%s' "${METRICS_LISTEN:-}") )
+      [ -n "$listen" ] || continue
+      printf '  - job_name: %s\n    static_configs:\n      - targets: ["%s"]\n' "$name" "${listen/0.0.0.0/127.0.0.1}"
+    done
+    echo "  # Down unless the broker has the plugin: rabbitmq-plugins enable rabbitmq_prometheus"
+    printf '  - job_name: rabbitmq\n    metrics_path: /metrics/per-object\n    static_configs:\n      - targets: ["127.0.0.1:15692"]\n'
+  } >"$config"
+  echo "[dev-up] Prometheus for these processes (config written to $config):"
+  echo "  prometheus --config.file=$config --storage.tsdb.path=.dev/prometheus --web.listen-address=127.0.0.1:9090"
+  echo "  # prometheus and promtool come with Debian's package \`prometheus\` (apt-get install prometheus);"
+  echo "  # the Grafana dashboards are k8s/components/monitoring/dashboards/ (import them; they ask for a Prometheus and a Loki datasource)"
+}
+
+if [ "${1:-}" = "--prometheus-config" ]; then
+  prometheus_config
+  exit 0
+fi
 
 scripts/ensure-services.sh
 
@@ -70,6 +113,7 @@ if [ ${#pids[@]} -eq 0 ]; then
   exit 1
 fi
 echo "[dev-up] RabbitMQ management UI: http://127.0.0.1:15672 (guest/guest)"
+prometheus_config
 for hint in "${hints[@]}"; do printf '[dev-up] try:\n%s\n' "$hint"; done
 echo "[dev-up] Ctrl-C stops everything"
 wait

@@ -60,6 +60,23 @@ if ! port_open 5672; then
   wait_for RabbitMQ 120 port_open 5672
   $SUDO rabbitmqctl await_startup >/dev/null 2>&1 || true
 fi
+# An open port is not a working broker: once, a node that had run for an hour accepted TCP
+# connections but never sent the AMQP handshake (nor answered rabbitmqctl). Every test would
+# then time out one by one; say so at once instead.
+amqp_answers() {
+  python3 - <<'PY'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", 5672), timeout=10)
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    sys.exit(0 if s.recv(1) == b"\x01" else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+if ! amqp_answers; then
+  die "RabbitMQ listens on 5672 but does not answer the AMQP handshake within 10 s: the node is wedged. Restart it (kill its beam.smp: rabbitmqctl hangs too), then run this script again."
+fi
 # steadfastctl and the tests' clean-up read queue lists from the management API.
 if ! port_open 15672; then
   log "enabling the RabbitMQ management plugin"

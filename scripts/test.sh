@@ -77,6 +77,7 @@ if [ -z "$quick" ]; then
 
   step "deployment manifests"
   scripts/check-deploy.sh
+  scripts/monitoring/rules.sh check
   if [ -n "$have_shared" ]; then
     step "fleet-api against HyperFleet's OpenAPI spec (schemathesis)"
     scripts/schemathesis.sh

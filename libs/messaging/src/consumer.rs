@@ -26,7 +26,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use serde::de::DeserializeOwned;
-use steadfast_events::{DEFAULT_MAX_EVENT_BYTES, Envelope, HEADER_MESSAGE_TYPE};
+use steadfast_events::{DEFAULT_MAX_EVENT_BYTES, Envelope, HEADER_MESSAGE_TYPE, TraceParent};
+use steadfast_telemetry::trace;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -144,6 +145,7 @@ impl<H: Handler> Consumer<H> {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), MessagingError> {
         self.spec.retry.validate()?;
         let queue = self.spec.name.clone();
+        self.broker.metrics().prepare_queue(&self.spec);
         let shared = Arc::new(Shared {
             publisher: Publisher::new(self.broker.clone()),
             spec: self.spec,
@@ -321,8 +323,9 @@ async fn process<H: Handler>(shared: &Shared<H>, delivery: Delivery) {
             }
         };
 
-    let trace_id = event
-        .traceparent()
+    let traceparent = event.traceparent();
+    let trace_id = traceparent
+        .as_ref()
         .map(|tp| tp.trace_id())
         .unwrap_or_default();
     let span = tracing::info_span!(
@@ -332,7 +335,10 @@ async fn process<H: Handler>(shared: &Shared<H>, delivery: Delivery) {
         event_type = %event.event_type,
         trace_id = %trace_id,
         attempt = retries + 1,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
+    continue_message_trace(&span, queue, traceparent.as_ref());
     let incoming = Incoming {
         event,
         exchange: exchange.clone(),
@@ -411,6 +417,26 @@ async fn process<H: Handler>(shared: &Shared<H>, delivery: Delivery) {
     }
     .instrument(span)
     .await;
+}
+
+/// With spans exported, the handler's span is the child of the publisher's (the message's
+/// `traceparent`), named `<queue> process` as a consumer span; a message without one starts a
+/// trace, whose id then goes in the `trace_id` log field. Without a tracer nothing changes:
+/// `trace_id` is the message's own, so logs still join by it.
+fn continue_message_trace(span: &tracing::Span, queue: &str, parent: Option<&TraceParent>) {
+    if !trace::enabled() {
+        return;
+    }
+    span.record("otel.name", format!("{queue} process").as_str());
+    span.record("otel.kind", "consumer");
+    match parent {
+        Some(parent) => trace::continue_trace(span, parent),
+        None => {
+            if let Some(own) = trace::traceparent(span) {
+                span.record("trace_id", own.trace_id().as_str());
+            }
+        }
+    }
 }
 
 async fn retry<H: Handler>(

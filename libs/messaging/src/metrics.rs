@@ -4,6 +4,8 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use crate::topology::{QueueSpec, delay_label};
+
 /// Handler durations span milliseconds to the broker's consumer timeout; CKI extended its
 /// buckets "logarithmically to 1 hour" for slow triage handlers.
 const HANDLER_BUCKETS: &[f64] = &[
@@ -11,6 +13,21 @@ const HANDLER_BUCKETS: &[f64] = &[
 ];
 const CONFIRM_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `outcome` label values of `steadfast_messages_consumed_total`.
+pub const CONSUME_OUTCOMES: [&str; 4] = ["done", "retry", "park", "undecodable"];
+/// The `reason` label values of `steadfast_messages_parked_total`.
+pub const PARK_REASONS: [&str; 3] = ["undecodable", "exhausted", "permanent"];
+/// The `reason` label values of `steadfast_publish_failures_total` (the publisher's
+/// `failure_label`).
+pub const PUBLISH_FAILURE_REASONS: [&str; 6] = [
+    "unroutable",
+    "nacked",
+    "refused",
+    "timeout",
+    "invalid",
+    "closed",
 ];
 
 /// Every messaging metric; cheap to clone (the collectors are reference counted).
@@ -42,7 +59,29 @@ impl MessagingMetrics {
         registry.register(Box::new(metrics.handler_duration.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.connected.clone()))?;
+        for reason in PUBLISH_FAILURE_REASONS {
+            metrics.publish_failures.with_label_values(&[reason]);
+        }
         Ok(metrics)
+    }
+
+    /// Creates the series of `queue` at zero, when its consumer starts. Why: a counter series
+    /// that first appears at 1 has no earlier sample, so `increase(...) > 0` (the parked-message
+    /// alert) misses the first message parked after a restart, and dashboards show "No data"
+    /// instead of 0.
+    pub fn prepare_queue(&self, spec: &QueueSpec) {
+        let queue = spec.name.as_str();
+        for delay in &spec.retry.delays {
+            self.retried
+                .with_label_values(&[queue, &delay_label(*delay)]);
+        }
+        for outcome in CONSUME_OUTCOMES {
+            self.consumed.with_label_values(&[queue, outcome]);
+        }
+        for reason in PARK_REASONS {
+            self.parked.with_label_values(&[queue, reason]);
+        }
+        self.handler_duration.with_label_values(&[queue]);
     }
 
     /// Metrics that are counted but exported nowhere, for tools such as `steadfastctl`.
@@ -114,5 +153,41 @@ impl MessagingMetrics {
                 "1 while connected to the broker, 0 otherwise.",
             )?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::RetryPolicy;
+
+    fn render(registry: &Registry) -> String {
+        use prometheus::Encoder as _;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_prepared_queue_and_every_publish_failure_reason_start_at_zero() {
+        let registry = Registry::new();
+        let metrics = MessagingMetrics::register(&registry).unwrap();
+        let spec = QueueSpec::new("ns.herder.jobs").with_retry(RetryPolicy {
+            delays: vec![std::time::Duration::from_secs(30)],
+            max_attempts: Some(3),
+        });
+        metrics.prepare_queue(&spec);
+        let text = render(&registry);
+        for expected in [
+            r#"steadfast_messages_consumed_total{outcome="undecodable",queue="ns.herder.jobs"} 0"#,
+            r#"steadfast_messages_parked_total{queue="ns.herder.jobs",reason="exhausted"} 0"#,
+            r#"steadfast_handler_duration_seconds_count{queue="ns.herder.jobs"} 0"#,
+            r#"steadfast_messages_retried_total{queue="ns.herder.jobs",tier="30s"} 0"#,
+            r#"steadfast_publish_failures_total{reason="unroutable"} 0"#,
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
     }
 }

@@ -14,9 +14,11 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::{BasicProperties, Channel, Confirmation, ErrorKind};
 use serde::Serialize;
-use steadfast_events::Envelope;
+use steadfast_events::{AmqpMetadata, Envelope};
+use steadfast_telemetry::trace;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 use crate::broker::{Broker, lock};
 use crate::error::PublishError;
@@ -53,15 +55,41 @@ impl Publisher {
         event: &Envelope<T>,
         message_type: Option<&str>,
     ) -> Result<(), PublishError> {
-        let body = event.to_json()?;
-        let meta = event.amqp_metadata(&self.broker.config().app_id, message_type);
+        let destination = if exchange.is_empty() {
+            routing_key
+        } else {
+            exchange
+        };
+        let span = producer_span(event, destination, exchange, routing_key);
+        let (body, meta) = self.encode(event, message_type, &span)?;
         self.publish_raw(
             exchange,
             routing_key,
             &body,
             headers::properties_from(&meta),
         )
+        .instrument(span)
         .await
+    }
+
+    /// The body and AMQP metadata of `event`; when `span` is recorded (see [`producer_span`])
+    /// and the event has no `traceparent` yet, the encoded event carries the span's, so its
+    /// consumer continues the trace. An event that has one is encoded as it is.
+    fn encode<T: Serialize>(
+        &self,
+        event: &Envelope<T>,
+        message_type: Option<&str>,
+        span: &Span,
+    ) -> Result<(Vec<u8>, AmqpMetadata), PublishError> {
+        let app_id = &self.broker.config().app_id;
+        if let Some(traceparent) = trace::traceparent(span) {
+            let stamped = borrowed(event).with_traceparent(&traceparent);
+            return Ok((
+                stamped.to_json()?,
+                stamped.amqp_metadata(app_id, message_type),
+            ));
+        }
+        Ok((event.to_json()?, event.amqp_metadata(app_id, message_type)))
     }
 
     /// Publishes `event` so that it reaches queue `target` no earlier than `delay` from now.
@@ -81,9 +109,25 @@ impl Publisher {
                 "a delay must be greater than zero".into(),
             ));
         }
-        let body = event.to_json()?;
-        let meta = event.amqp_metadata(&self.broker.config().app_id, message_type);
         let queue = topology::delay_queue_name(target, delay);
+        let span = producer_span(event, target, "", &queue);
+        if !span.is_none() {
+            span.record("messaging.rabbitmq.delay_ms", delay.as_millis() as u64);
+        }
+        let (body, meta) = self.encode(event, message_type, &span)?;
+        self.publish_delayed_encoded(target, &queue, delay, &body, &meta)
+            .instrument(span)
+            .await
+    }
+
+    async fn publish_delayed_encoded(
+        &self,
+        target: &str,
+        queue: &str,
+        delay: Duration,
+        body: &[u8],
+        meta: &AmqpMetadata,
+    ) -> Result<(), PublishError> {
         let deadline = Instant::now() + self.broker.config().publish_timeout;
         // Declare on the publishing channel so a missing connection is handled by one loop.
         loop {
@@ -108,9 +152,8 @@ impl Publisher {
                 Err(other) => return Err(PublishError::InvalidName(other.to_string())),
             }
         }
-        let props = headers::properties_from(&meta);
-        self.publish_until("", &queue, &body, props, deadline)
-            .await?;
+        let props = headers::properties_from(meta);
+        self.publish_until("", queue, body, props, deadline).await?;
         self.broker
             .metrics()
             .delayed
@@ -298,6 +341,49 @@ impl Publisher {
         if slot.as_ref().is_some_and(|(_, c)| c.id() == channel.id()) {
             *slot = None;
         }
+    }
+}
+
+/// The span of publishing `event` to `destination` (`<destination> publish`, a producer span
+/// with the messaging attributes), when spans are exported and the event does not carry a
+/// `traceparent` yet: the publisher then starts the hop, and the event gets the span's. An
+/// event that has one already continues its own trace (a re-publish, the receiver's encoded
+/// events), and tracing off costs nothing beyond the check.
+fn producer_span<T>(
+    event: &Envelope<T>,
+    destination: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> Span {
+    if !trace::enabled() || event.extensions.contains_key(trace::TRACEPARENT) {
+        return Span::none();
+    }
+    tracing::info_span!(
+        "publish",
+        otel.name = %format_args!("{destination} publish"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = destination,
+        messaging.rabbitmq.destination.routing_key = routing_key,
+        messaging.rabbitmq.exchange = exchange,
+        messaging.message.id = %event.id,
+        messaging.rabbitmq.delay_ms = tracing::field::Empty,
+    )
+}
+
+/// `event` with its data borrowed, to add an attribute without cloning the data.
+fn borrowed<T>(event: &Envelope<T>) -> Envelope<&T> {
+    Envelope {
+        id: event.id.clone(),
+        source: event.source.clone(),
+        event_type: event.event_type.clone(),
+        subject: event.subject.clone(),
+        time: event.time,
+        datacontenttype: event.datacontenttype.clone(),
+        dataschema: event.dataschema.clone(),
+        extensions: event.extensions.clone(),
+        data: &event.data,
     }
 }
 

@@ -7,12 +7,17 @@
 //!
 //! In-process retry is only for idempotent calls and short outages; longer outages are the
 //! message retry tiers' job.
+//!
+//! With spans exported, every attempt is an HTTP client span and carries its `traceparent`,
+//! so the API's own traces (and ours) join the caller's.
 
 use std::time::Duration;
 
 use rand::Rng;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use steadfast_telemetry::trace;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,7 +218,15 @@ impl HttpClient {
                 Some(r) => (r.method().to_string(), r.url().to_string()),
                 None => (String::from("?"), String::from("?")),
             };
-            let (error, retry_after) = match request.send().await {
+            // Each attempt is a client span, and the request carries its traceparent.
+            let span = trace::http_client_span(&method, &url);
+            let request = trace::with_traceparent(request, &span);
+            let sent = request.send().instrument(span.clone()).await;
+            match &sent {
+                Ok(response) => trace::record_status(&span, response.status().as_u16()),
+                Err(_) => trace::record_transport_error(&span),
+            }
+            let (error, retry_after) = match sent {
                 Ok(response)
                     if response.status().is_success() || response.status().is_redirection() =>
                 {

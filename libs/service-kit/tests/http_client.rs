@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use steadfast_service_kit::http_client::{BackoffKind, HttpClient, HttpError, RetryPolicy};
-use steadfast_test_support::spawn_http;
+use steadfast_test_support::{HeaderLog, spawn_http};
 
 fn fast_policy() -> RetryPolicy {
     RetryPolicy {
@@ -106,4 +106,57 @@ async fn network_errors_are_transient() {
         .unwrap_err();
     assert!(matches!(err, HttpError::Transport { .. }), "{err}");
     assert!(err.is_transient());
+}
+
+/// A server recording the `traceparent` header of each request, answering `script` in turn.
+async fn recording(script: Vec<u16>) -> (String, HeaderLog) {
+    let seen = HeaderLog::traceparent();
+    let record = seen.clone();
+    let router = Router::new().route(
+        "/thing",
+        get(move |headers: axum::http::HeaderMap| {
+            let count = record.record(&headers);
+            let code = script[(count - 1).min(script.len() - 1)];
+            async move { StatusCode::from_u16(code).unwrap() }
+        }),
+    );
+    (spawn_http(router).await, seen)
+}
+
+#[tokio::test]
+async fn with_spans_exported_every_attempt_carries_the_callers_trace() {
+    use steadfast_telemetry::trace;
+    use tracing::Instrument;
+
+    let (base, seen) = recording(vec![503, 200]).await;
+    let client = HttpClient::new(Duration::from_secs(2), fast_policy()).unwrap();
+    client
+        .send(|c| c.get(format!("{base}/thing")))
+        .await
+        .unwrap();
+    assert_eq!(seen.take(), vec![None, None], "no tracer, no header");
+
+    let _tracer = trace::testing::local_tracer();
+    let caller = tracing::info_span!("handler");
+    let caller_tp = trace::traceparent(&caller).unwrap();
+    client
+        .send(|c| c.get(format!("{base}/thing")))
+        .instrument(caller)
+        .await
+        .unwrap();
+    // `00-<trace id>-<span id>-01`
+    let headers: Vec<Vec<String>> = seen
+        .values()
+        .iter()
+        .map(|h| {
+            let h = h.as_deref().expect("a traceparent header");
+            h.split('-').map(str::to_owned).collect()
+        })
+        .collect();
+    assert_eq!(headers.len(), 2, "the 503 and the retry");
+    for header in &headers {
+        assert_eq!(header[1], caller_tp.trace_id(), "the caller's trace");
+        assert_ne!(header[2], caller_tp.parent_id(), "a client span's id");
+    }
+    assert_ne!(headers[0][2], headers[1][2], "one client span per attempt");
 }

@@ -46,22 +46,31 @@ struct SpanFields(Map<String, Value>);
 
 struct Collect<'a>(&'a mut Map<String, Value>);
 
+impl Collect<'_> {
+    /// `otel.*` fields (`otel.name`, `otel.kind`, `otel.status_code`) only steer the span
+    /// exporter; they would repeat the span's name on every log line inside it.
+    fn insert(&mut self, field: &Field, value: Value) {
+        if !field.name().starts_with("otel.") {
+            self.0.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
 impl Visit for Collect<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+        self.insert(field, Value::String(value.to_owned()));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::Bool(value));
+        self.insert(field, Value::Bool(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.insert(field, value.into());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.insert(field, value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.insert(field, value.into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole cause chain: "cannot publish: no confirm within 2s" beats "cannot publish".
@@ -71,11 +80,10 @@ impl Visit for Collect<'_> {
             let _ = write!(text, ": {cause}");
             source = cause.source();
         }
-        self.0.insert(field.name().to_owned(), Value::String(text));
+        self.insert(field, Value::String(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+        self.insert(field, Value::String(format!("{value:?}")));
     }
 }
 
@@ -182,7 +190,13 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let outer = tracing::info_span!("request", trace_id = "abc", route = "/gitlab");
             let _o = outer.enter();
-            let inner = tracing::info_span!("message", event_id = "e-1", route = "inner");
+            let inner = tracing::info_span!(
+                "message",
+                event_id = "e-1",
+                route = "inner",
+                otel.name = "q process",
+                otel.kind = "consumer"
+            );
             let _i = inner.enter();
             tracing::warn!(status = 202, outcome = "spooled", "webhook accepted");
         });
@@ -198,6 +212,7 @@ mod tests {
         assert_eq!(line["trace_id"], "abc");
         assert_eq!(line["route"], "inner", "the innermost span wins");
         assert_eq!(line["span"], "message");
+        assert!(line.get("otel.name").is_none() && line.get("otel.kind").is_none());
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 

@@ -8,10 +8,13 @@
 //! * `OTEL_EXPORTER_OTLP_ENDPOINT` additionally exports spans over OTLP/HTTP
 //!   (`OTEL_TRACES_SAMPLER` / `_ARG` are honoured by the SDK).
 //! * [`metrics`] creates the Prometheus registry and renders it.
+//! * [`trace`] continues the trace of a message or request and hands it on (events published,
+//!   outbound HTTP calls), so one trace follows a webhook across every queue.
 
 mod json;
 pub mod metrics;
 mod otlp;
+pub mod trace;
 
 use std::str::FromStr;
 
@@ -33,6 +36,10 @@ pub enum TelemetryError {
     InvalidLevel { value: String, reason: String },
     #[error("LOKI_URL `{value}` is not usable: {reason}")]
     InvalidLoki { value: String, reason: String },
+    #[error(
+        "OTEL_EXPORTER_OTLP_PROTOCOL `{0}` is not supported: Steadfast exports spans as OTLP over HTTP (`http/protobuf`), so point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318), not its gRPC port (4317)"
+    )]
+    UnsupportedOtlpProtocol(String),
     #[error("OTLP exporter: {0}")]
     Otlp(String),
     #[error("a global logger is already installed")]
@@ -71,9 +78,11 @@ pub struct TelemetryConfig {
 
 impl TelemetryConfig {
     /// Reads `LOG_LEVEL` (default `info`), `LOG_FORMAT` (default `json`), `LOKI_URL` and
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (and refuses an `OTEL_EXPORTER_OTLP_PROTOCOL` other than
+    /// `http/protobuf`).
     pub fn from_env(service: &str) -> Result<Self, TelemetryError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        check_otlp_protocol(var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref())?;
         let config = Self {
             service: service.to_owned(),
             level: var("LOG_LEVEL").unwrap_or_else(|| "info".into()),
@@ -104,6 +113,16 @@ impl TelemetryConfig {
                 value: self.level.clone(),
                 reason: e.to_string(),
             })
+    }
+}
+
+/// HyperFleet's services default to OTLP/gRPC; a user who carries `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`
+/// over would otherwise see no spans and no error. (gRPC would add tonic and HTTP/2 to every
+/// service: measured +8% on a clean debug build of this crate; see docs/observability.md.)
+fn check_otlp_protocol(protocol: Option<&str>) -> Result<(), TelemetryError> {
+    match protocol.map(str::trim) {
+        None | Some("http/protobuf") => Ok(()),
+        Some(other) => Err(TelemetryError::UnsupportedOtlpProtocol(other.to_owned())),
     }
 }
 
@@ -205,6 +224,19 @@ mod tests {
             "yaml".parse::<LogFormat>().unwrap_err().to_string(),
             "LOG_FORMAT must be `json` or `text`, not `yaml`"
         );
+    }
+
+    #[test]
+    fn only_otlp_over_http_is_accepted() {
+        assert!(check_otlp_protocol(None).is_ok());
+        assert!(check_otlp_protocol(Some("http/protobuf")).is_ok());
+        let err = check_otlp_protocol(Some("grpc")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL `grpc` is not supported")
+                && err.contains("(4318)"),
+            "{err}"
+        );
+        assert!(check_otlp_protocol(Some("http/json")).is_err());
     }
 
     #[test]

@@ -79,6 +79,6 @@ where
         .with_batch_exporter(exporter)
         .build();
     let tracer = provider.tracer(service.to_owned());
-    let layer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
+    let layer = crate::trace::layer(tracer).boxed();
     Ok((layer, provider))
 }

@@ -9,16 +9,25 @@
 //! [`FaultProxy`] sits between one component and the broker to cut or stall its connection, so
 //! outage behaviour is tested without stopping the shared broker.
 //!
+//! [`monitoring`] checks that every metric the alert rules and dashboards name is exported.
+//!
+//! `otlp` (feature `otlp`) is an in-process OTLP/HTTP collector, for tests of traces.
+//!
 //! The stand-ins for systems outside the project (GitLab, the Kubernetes API, Webex, the
 //! HyperFleet API) are crates of their own under `services/fakes/`.
 
 mod broker;
 mod database;
+mod headers;
+pub mod monitoring;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod proxy;
 mod wait;
 
 pub use broker::{Probe, TestBroker, amqp_url};
 pub use database::{TestDatabase, database_url};
+pub use headers::HeaderLog;
 pub use proxy::FaultProxy;
 pub use wait::{eventually, eventually_async};
 

@@ -81,7 +81,8 @@ impl App {
         else {
             return Err(AppError::MissingBrokerSubscription);
         };
-        let registry = Registry::new();
+        let registry =
+            steadfast_telemetry::metrics::service_registry("adapter", env!("CARGO_PKG_VERSION"));
         let metrics = Metrics::register(&registry, &adapter.adapter.name, &topic)?;
         let messaging_metrics = MessagingMetrics::register(&registry)?;
         let probes = Probes::new();

@@ -192,6 +192,21 @@ impl Metrics {
         ] {
             registry.register(collector)?;
         }
+        // Every series with a known label set starts at zero. Why: a counter that first
+        // appears at 1 has no earlier sample, so a rate or increase over it stays empty until
+        // the second failure, and dashboards show "No data" where 0 is the answer.
+        for status in ["success", "failed", "skipped"] {
+            events.with_label_values(&[status]);
+        }
+        for phase in crate::pipeline::result::Phase::ALL {
+            errors.with_label_values(&[phase.as_str()]);
+        }
+        for outcome in ["ack", "retry", "park", "duplicate"] {
+            outcomes.with_label_values(&[outcome]);
+        }
+        broker_consumed.with_label_values(&[topic]);
+        broker_errors.with_label_values(&[topic, "handler"]);
+        broker_duration.with_label_values(&[topic]);
         Ok(Self {
             up,
             events,

@@ -286,6 +286,19 @@ async fn sentinel_adapter_and_fleet_api_reconcile_update_and_delete_a_cluster() 
     })
     .await;
 
+    // Every metric an alert rule or dashboard in k8s/components/monitoring names is exported
+    // by an adapter (and a sentinel) that went through a whole cluster life.
+    for (metrics, owners) in [
+        (
+            format!("{}/metrics", adapter.metrics),
+            &["adapter", "hyperfleet-broker", "every-service"][..],
+        ),
+        (sentinel.metrics.clone(), &["sentinel", "every-service"][..]),
+    ] {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        steadfast_test_support::monitoring::assert_exports(&text, owners);
+    }
+
     sentinel.stop().await;
     adapter.stop().await;
     api.stop().await;

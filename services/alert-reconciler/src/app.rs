@@ -101,7 +101,10 @@ pub async fn kube_client(target: &KubeTarget) -> Result<kube::Client, AppError> 
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        let registry = Registry::new();
+        let registry = steadfast_telemetry::metrics::service_registry(
+            "alert-reconciler",
+            env!("CARGO_PKG_VERSION"),
+        );
         let messaging_metrics = MessagingMetrics::register(&registry)?;
         let metrics = Metrics::register(&registry)?;
 
@@ -138,6 +141,7 @@ impl App {
             metrics.clone(),
         )
         .await?;
+        metrics.start_at_zero(recipes.current().debugging.keys().map(String::as_str));
         let (debugging, actions) = recipes.current().counts();
         tracing::info!(
             debugging,

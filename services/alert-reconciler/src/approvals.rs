@@ -11,6 +11,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
+use steadfast_events::TraceParent;
+use steadfast_telemetry::trace;
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use crate::context::Context;
@@ -111,6 +114,32 @@ pub async fn approve(
     force: bool,
     via: Via,
 ) -> Result<Vec<Approved>, ApprovalError> {
+    let names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+    let span = approval_span(&names.join(","), actor, via, None);
+    approve_actions(ctx, incident, actions, actor, force, via)
+        .instrument(span)
+        .await
+}
+
+/// The span of an approval, in which the action run is planned (the run records it). A card's
+/// button continues the trace of the report that sent the card (`parent`); an approval through
+/// the API is the child of the request's span.
+fn approval_span(action: &str, actor: &str, via: Via, parent: Option<&str>) -> Span {
+    let span = tracing::info_span!("reconciler.approval", action, actor, via = via.as_str(),);
+    if let Some(parent) = parent.and_then(|t| t.parse::<TraceParent>().ok()) {
+        trace::continue_trace(&span, &parent);
+    }
+    span
+}
+
+async fn approve_actions(
+    ctx: &Context,
+    incident: Uuid,
+    actions: &[ActionRequest],
+    actor: &str,
+    force: bool,
+    via: Via,
+) -> Result<Vec<Approved>, ApprovalError> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let incident = incidents::get_for_update(&mut tx, incident)
         .await?
@@ -148,33 +177,43 @@ pub async fn approve_by_id(
     if approval.message_id.as_deref() != Some(message_id) {
         return Err(ApprovalError::WrongMessage);
     }
-    let incident = incidents::get_for_update(&mut tx, approval.incident_id)
-        .await?
-        .ok_or_else(|| ApprovalError::IncidentNotFound {
-            incident: approval.incident_id.to_string(),
-        })?;
-    let request = ActionRequest {
-        name: approval.action.clone(),
-        data: None,
-    };
-    // The approval's own state decides first: a replay is "already approved" even once the
-    // incident moved on.
-    check_approval(&approval)?;
-    check_open(&incident)?;
-    let approved = approve_one(
-        ctx,
-        &mut tx,
-        &incident,
-        Some(approval),
-        &request,
+    let span = approval_span(
+        &approval.action,
         actor,
-        false,
         via,
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    count_transition(ctx);
-    Ok(approved)
+        approval.traceparent.as_deref(),
+    );
+    async move {
+        let incident = incidents::get_for_update(&mut tx, approval.incident_id)
+            .await?
+            .ok_or_else(|| ApprovalError::IncidentNotFound {
+                incident: approval.incident_id.to_string(),
+            })?;
+        let request = ActionRequest {
+            name: approval.action.clone(),
+            data: None,
+        };
+        // The approval's own state decides first: a replay is "already approved" even once
+        // the incident moved on.
+        check_approval(&approval)?;
+        check_open(&incident)?;
+        let approved = approve_one(
+            ctx,
+            &mut tx,
+            &incident,
+            Some(approval),
+            &request,
+            actor,
+            false,
+            via,
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        count_transition(ctx);
+        Ok(approved)
+    }
+    .instrument(span)
+    .await
 }
 
 fn count_transition(ctx: &Context) {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use steadfast_messaging::{Handler, Incoming, Outcome};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::alert::{AlertError, AlertEvent, AlertStatus};
@@ -47,6 +48,33 @@ pub enum Intake {
     Resolved { incident: Uuid },
     /// A resolved alert for which no incident is open.
     Ignored,
+}
+
+impl Intake {
+    /// One word for what the event did (a span attribute).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Duplicate => "duplicate",
+            Self::Opened { .. } => "opened",
+            Self::AlertAdded { .. } => "alert_added",
+            Self::Repeated { .. } => "repeated",
+            Self::AlertResolved { .. } => "alert_resolved",
+            Self::Resolved { .. } => "resolved",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    /// The incident the event concerned, if any.
+    pub fn incident(&self) -> Option<Uuid> {
+        match self {
+            Self::Opened { incident, .. }
+            | Self::AlertAdded { incident }
+            | Self::Repeated { incident }
+            | Self::AlertResolved { incident, .. }
+            | Self::Resolved { incident } => Some(*incident),
+            Self::Duplicate | Self::Ignored => None,
+        }
+    }
 }
 
 /// Why an alert event was not handled.
@@ -100,7 +128,22 @@ impl AlertHandler {
         } else {
             message.event.id.clone()
         };
-        let result = process(&self.ctx, &id, &event).await?;
+        // The incident's span: a run it plans records it, so the investigation continues the
+        // alert's trace.
+        let span = tracing::info_span!(
+            "reconciler.incident",
+            group_key = %event.group_key,
+            alert_status = event.status.as_str(),
+            outcome = tracing::field::Empty,
+            incident_id = tracing::field::Empty,
+        );
+        let result = process(&self.ctx, &id, &event)
+            .instrument(span.clone())
+            .await?;
+        span.record("outcome", result.label());
+        if let Some(incident) = result.incident() {
+            span.record("incident_id", incident.to_string().as_str());
+        }
         let reason = match &result {
             Intake::Duplicate => Some("duplicate_event"),
             Intake::Repeated { .. } => Some("repeat_notification"),

@@ -1,7 +1,9 @@
 //! The reconciler's Prometheus metrics (`steadfast_reconciler_*`), registered into the App's
 //! own registry beside the messaging metrics.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Recipes take seconds to minutes; the top buckets cover the 300 s default timeout.
 const RECIPE_BUCKETS: &[f64] = &[
@@ -21,6 +23,13 @@ pub struct Metrics {
     pub alerts_deduplicated: IntCounterVec,
     /// Incidents by state (refreshed by the supervisor).
     pub incidents: IntGaugeVec,
+    /// 1 while this replica leads (drives runs, sends reports, expires approvals), else 0.
+    pub leader: IntGauge,
+    /// Incidents still `awaiting_approval` after their approval window closed. Every replica
+    /// counts them, leading or not: the leader expires them within `sweep_interval`, so a
+    /// count that stays above 0 means nobody leads or expiring fails — which the leader
+    /// itself cannot report.
+    pub incidents_past_approval_expiry: IntGauge,
     /// Transitions into each state.
     pub incident_transitions: IntCounterVec,
     /// Finished recipes by `kind`, `recipe` and `outcome`.
@@ -72,6 +81,16 @@ impl Metrics {
             &["state"],
         )?;
         registry.register(Box::new(incidents.clone()))?;
+        let leader = IntGauge::new(
+            "steadfast_reconciler_leader",
+            "1 while this replica leads: drives runs, sends reports, expires approvals.",
+        )?;
+        registry.register(Box::new(leader.clone()))?;
+        let incidents_past_approval_expiry = IntGauge::new(
+            "steadfast_reconciler_incidents_past_approval_expiry",
+            "Incidents still awaiting approval after their approval window closed (counted by every replica).",
+        )?;
+        registry.register(Box::new(incidents_past_approval_expiry.clone()))?;
         Ok(Self {
             alerts_received: counter(
                 "alerts_received_total",
@@ -84,6 +103,8 @@ impl Metrics {
                 &["reason"],
             )?,
             incidents,
+            leader,
+            incidents_past_approval_expiry,
             incident_transitions: counter(
                 "incident_transitions_total",
                 "Incident state transitions, by the state entered.",
@@ -137,6 +158,23 @@ impl Metrics {
                 REPORT_BUCKETS,
             )?,
         })
+    }
+
+    /// Creates the series whose labels are known at start at zero: the registry's outcomes,
+    /// the result-rejection reasons (the run driver's) and a re-run count per debugging recipe.
+    /// Why: a counter that first appears at 1 has no earlier sample, so `increase(...) > 0`
+    /// misses the first rejected reload after a restart, and dashboards show "No data" where 0
+    /// is the answer.
+    pub fn start_at_zero<'a>(&self, debugging_recipes: impl IntoIterator<Item = &'a str>) {
+        for outcome in ["loaded", "rejected"] {
+            self.recipe_reloads.with_label_values(&[outcome]);
+        }
+        for reason in ["malformed", "wrong_run", "unknown_recipe"] {
+            self.results_rejected.with_label_values(&[reason]);
+        }
+        for recipe in debugging_recipes {
+            self.recipe_reruns.with_label_values(&[recipe]);
+        }
     }
 
     /// Metrics registered nowhere (for the `steadfast-recipe` command and unit tests).

@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use steadfast_events::TraceParent;
+use steadfast_telemetry::trace;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use crate::chat::WEBEX;
@@ -91,6 +94,30 @@ async fn send_thread(ctx: &Context, rows: Vec<DeliveryRow>) -> Result<(), StoreE
 
 /// Returns whether the delivery is done (sent or given up), so the next may follow.
 async fn send_one(ctx: &Context, row: &DeliveryRow) -> Result<bool, StoreError> {
+    send_one_traced(ctx, row).instrument(report_span(row)).await
+}
+
+/// The span of sending one report, continuing the trace of the span that queued it (the run's
+/// or the incident's); the Webex card sent in it records it for its approval buttons.
+fn report_span(row: &DeliveryRow) -> Span {
+    let span = tracing::info_span!(
+        "reconciler.chat_report",
+        otel.name = %format_args!("report to {}", row.sink),
+        sink = %row.sink,
+        incident_id = %row.incident_id,
+        report = tracing::field::Empty,
+    );
+    if let Some(parent) = row
+        .traceparent
+        .as_deref()
+        .and_then(|t| t.parse::<TraceParent>().ok())
+    {
+        trace::continue_trace(&span, &parent);
+    }
+    span
+}
+
+async fn send_one_traced(ctx: &Context, row: &DeliveryRow) -> Result<bool, StoreError> {
     let metrics = &ctx.metrics;
     let mut conn = ctx.pool.acquire().await?;
     let report: Report = match serde_json::from_value(row.report.clone()) {
@@ -106,6 +133,7 @@ async fn send_one(ctx: &Context, row: &DeliveryRow) -> Result<bool, StoreError> 
             return Ok(true);
         }
     };
+    Span::current().record("report", report.key().as_str());
     let thread = match &report {
         Report::Analysis { .. } => None,
         _ => deliveries::thread_of(&mut conn, row.incident_id, &row.sink).await?,

@@ -34,19 +34,27 @@ use crate::store::{self, StoreError, WAKE_CHANNEL, Wake, audit, incidents};
 /// Handled events older than this are forgotten.
 const PROCESSED_EVENT_DAYS: i32 = 7;
 
-/// Competes for leadership until `shutdown`, leading while it holds the lock.
+/// Competes for leadership until `shutdown`, leading while it holds the lock; meanwhile
+/// watches for approval windows nobody closes.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    tokio::join!(
+        compete(&ctx, &shutdown),
+        watch_overdue_approvals(&ctx, &shutdown)
+    );
+}
+
+async fn compete(ctx: &Arc<Context>, shutdown: &CancellationToken) {
     let mut announced_standby = false;
     while !shutdown.is_cancelled() {
-        match acquire(&ctx).await {
+        match acquire(ctx).await {
             Ok(Some(lock)) => {
                 announced_standby = false;
                 tracing::info!("leading: this replica drives runs and sends reports");
-                match lead(&ctx, lock, &shutdown).await {
-                    Ok(()) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "supervisor stopped; competing for leadership again")
-                    }
+                ctx.metrics.leader.set(1);
+                let led = lead(ctx, lock, shutdown).await;
+                ctx.metrics.leader.set(0);
+                if let Err(error) = led {
+                    tracing::error!(%error, "supervisor stopped; competing for leadership again")
                 }
             }
             Ok(None) => {
@@ -64,6 +72,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     }
 }
 
+/// Runs on every replica, leading or not, because what it measures is the leader's absence:
+/// the leader's sweep expires a closed approval window within `sweep_interval`, so incidents
+/// left awaiting approval past their window mean no replica leads or expiring fails.
+async fn watch_overdue_approvals(ctx: &Context, shutdown: &CancellationToken) {
+    loop {
+        let counted = match ctx.pool.acquire().await {
+            Ok(mut conn) => incidents::count_past_approval_window(&mut conn).await,
+            Err(error) => Err(error.into()),
+        };
+        match counted {
+            Ok(count) => ctx.metrics.incidents_past_approval_expiry.set(count),
+            // The database watch already reports an unreachable database; the gauge keeps
+            // its last value until the next count.
+            Err(error) => {
+                tracing::debug!(%error, "cannot count incidents past their approval window")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(ctx.settings.sweep_interval) => {}
+        }
+    }
+}
+
 /// A dedicated connection holding the lock, or `None` when another replica holds it.
 async fn acquire(ctx: &Context) -> Result<Option<PgConnection>, StoreError> {
     let mut conn = ctx.database.connect().await?;
@@ -74,7 +106,9 @@ async fn acquire(ctx: &Context) -> Result<Option<PgConnection>, StoreError> {
     Ok(held.then_some(conn))
 }
 
-fn lock_name(namespace: &str) -> String {
+/// The name of the leadership lock of `namespace` (a test holds it to keep every replica
+/// standing by).
+pub fn lock_name(namespace: &str) -> String {
     format!("steadfast.alert-reconciler.supervisor.{namespace}")
 }
 

@@ -133,6 +133,12 @@ async fn alert_to_analysis_to_approved_action_to_outcome() {
     })
     .await;
     assert!(metrics.contains(r#"steadfast_reconciler_recipe_runs_total{kind="debugging",outcome="failed",recipe="broken"} 1"#));
+    // Every metric an alert rule or dashboard in k8s/components/monitoring names is exported
+    // by a reconciler that has been through a whole incident.
+    steadfast_test_support::monitoring::assert_exports(
+        &metrics,
+        &["alert-reconciler", "every-service"],
+    );
     let body = app.incident(&id).await;
     assert_eq!(
         body["runs"].as_array().unwrap().len(),

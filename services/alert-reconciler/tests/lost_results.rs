@@ -93,8 +93,8 @@ fn crash((running, runtime): (Running, tokio::runtime::Runtime)) {
 }
 
 impl Running {
-    /// Waits until `recipe` of the incident's `run`-th run (0-based) is launched; returns the
-    /// run's id.
+    /// Waits until `recipe` of the incident's `run`-th run (0-based) is launched and its
+    /// process recorded; returns the run's id.
     async fn launched(&self, incident: &str, run: usize, recipe: &str) -> String {
         eventually_async(&format!("{recipe} launched"), WAIT, || async {
             let body = self.incident(incident).await;
@@ -104,7 +104,10 @@ impl Running {
                 .iter()
                 .find(|r| r["recipe"] == recipe)?
                 .clone();
-            (row["state"] == "launched").then(|| run["id"].as_str().unwrap().to_owned())
+            // `launched` is set when the recipe is claimed, its process handle once it runs: a
+            // crash in between leaves a recipe nobody can watch, which is another test's case.
+            (row["state"] == "launched" && row["handle"].is_string())
+                .then(|| run["id"].as_str().unwrap().to_owned())
         })
         .await
     }

@@ -69,7 +69,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        let registry = Registry::new();
+        let registry =
+            steadfast_telemetry::metrics::service_registry(SERVICE, env!("CARGO_PKG_VERSION"));
         let messaging_metrics = MessagingMetrics::register(&registry)?;
         let metrics = HerderMetrics::register(&registry)?;
 

@@ -394,6 +394,11 @@ impl GitLab {
     /// `POST /projects/:id/jobs/:job_id/retry`, retried on 408/429/5xx/network errors with
     /// the configured backoff — but only after checking that GitLab did not create the new
     /// job anyway. Returns the new job's id.
+    #[tracing::instrument(
+        name = "gitlab.retry_job",
+        skip_all,
+        fields(instance, job_id, new_job_id = tracing::field::Empty)
+    )]
     pub async fn retry_job(
         &self,
         instance: &str,
@@ -427,6 +432,7 @@ impl GitLab {
                             url: url.to_string(),
                             source: e,
                         })?;
+                    tracing::Span::current().record("new_job_id", created.id);
                     return Ok(created.id);
                 }
                 Err(error) => error,
@@ -492,6 +498,55 @@ mod tests {
             },
         };
         GitLab::new(instances, &settings, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_calls_carry_the_handlers_trace() {
+        use axum::http::HeaderMap;
+        use steadfast_telemetry::trace;
+        use tracing::Instrument;
+
+        // The fake GitLab does not record headers: a route of our own that does.
+        let seen = steadfast_test_support::HeaderLog::traceparent();
+        let record = seen.clone();
+        let base = steadfast_test_support::spawn_http(axum::Router::new().route(
+            "/api/v4/projects/7/jobs/5/retry",
+            axum::routing::post(move |headers: HeaderMap| {
+                record.record(&headers);
+                async {
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(serde_json::json!({"id": 6})),
+                    )
+                }
+            }),
+        ))
+        .await;
+        let mut instances = HashMap::new();
+        instances.insert(
+            "gitlab.test".to_owned(),
+            Instance {
+                api_url: Url::parse(&format!("{base}/api/v4")).unwrap(),
+                token: None,
+            },
+        );
+        let settings = ApiSettings {
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy::none(),
+        };
+        let gitlab = GitLab::new(instances, &settings, None).unwrap();
+
+        let _tracer = trace::testing::local_tracer();
+        let handler = tracing::info_span!("herder.retry_due");
+        let handler_trace = trace::traceparent(&handler).unwrap().trace_id();
+        let new_job = gitlab
+            .retry_job("gitlab.test", &ProjectRef::Id(7), 1, "build", 5)
+            .instrument(handler)
+            .await
+            .unwrap();
+        assert_eq!(new_job, 6);
+        let header = seen.values()[0].clone().expect("a traceparent header");
+        assert_eq!(header.split('-').nth(1), Some(handler_trace.as_str()));
     }
 
     #[tokio::test]

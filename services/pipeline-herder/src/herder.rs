@@ -55,6 +55,14 @@ pub enum ScheduleError {
 impl Herder {
     /// Queues the retry of a `new` retry decision for its delay, then marks it `scheduled`.
     /// Safe to repeat: the retry consumer claims the row once.
+    ///
+    /// A span of its own: the retry-due message is published inside it (the publisher stamps
+    /// the span's trace on it), so the retry carried out later continues the decision's trace.
+    #[tracing::instrument(
+        name = "herder.schedule_retry",
+        skip_all,
+        fields(job_id = row.job_id, instance = %row.instance, decision_id = row.id)
+    )]
     pub async fn schedule(&self, row: &DecisionRow) -> Result<(), ScheduleError> {
         let order = RetryOrder {
             decision_id: row.id,

@@ -16,8 +16,10 @@ use steadfast_events::Envelope;
 use steadfast_events::catalogue::{HERDER_DECISION, MESSAGE_TYPE_STEADFAST};
 use steadfast_messaging::{PublishError, Publisher};
 use steadfast_service_kit::http_client::{HttpClient, RetryPolicy};
+use steadfast_telemetry::trace;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 use url::Url;
 
 use crate::decide::Decision;
@@ -112,9 +114,14 @@ impl DecisionEvent {
     pub fn into_notification(self, stage: &str) -> Notification {
         let event_id = format!("pipeline-herder/{}/{}/{stage}", self.instance, self.job_id);
         let chat_text = chat_text(&self);
-        let envelope = Envelope::new(EVENT_SOURCE, HERDER_DECISION, &self)
+        let mut envelope = Envelope::new(EVENT_SOURCE, HERDER_DECISION, &self)
             .with_id(event_id.clone())
             .with_subject(self.job_url.clone());
+        // Written now (inside the decision's handler), published later by the notifier: the
+        // event keeps the decision's trace, so its consumers and the chat post join it.
+        if let Some(traceparent) = trace::current_traceparent() {
+            envelope = envelope.with_traceparent(&traceparent);
+        }
         Notification {
             event_id,
             event: serde_json::to_value(&envelope).expect("a decision event serialises"),
@@ -307,7 +314,7 @@ impl Notifier {
             }
             Ledger::outbox_done(&mut tx, item.id).await?;
             if let (Some(chat), Some(text)) = (&self.chat, &item.chat_text) {
-                match chat.post(text).await {
+                match chat.post(text).instrument(notify_span(&event)).await {
                     Ok(()) => self.count("chat", "sent"),
                     Err(error) => {
                         tracing::warn!(event_id = %item.event_id, %error, "posting the decision to chat failed");
@@ -328,6 +335,19 @@ impl Notifier {
             .with_label_values(&[sink, result])
             .inc();
     }
+}
+
+/// The span of telling chat about a decision, in the decision's trace (the notification
+/// carries it); none when tracing is off.
+fn notify_span(event: &Envelope<serde_json::Value>) -> Span {
+    if !trace::enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!("herder.notify_chat", event_id = %event.id);
+    if let Some(parent) = event.traceparent() {
+        trace::continue_trace(&span, &parent);
+    }
+    span
 }
 
 #[cfg(test)]

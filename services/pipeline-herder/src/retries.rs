@@ -8,6 +8,7 @@
 //! tiers; a 4xx is final and reported.
 
 use steadfast_messaging::{Handler, Incoming, Outcome};
+use tracing::Instrument;
 
 use crate::decide::superseded_by;
 use crate::gitlab::GitLabError;
@@ -54,7 +55,15 @@ impl Handler for RetriesDue {
     type Data = RetryOrder;
 
     async fn handle(&self, message: Incoming<RetryOrder>) -> Outcome {
-        match self.run(&message.event.data).await {
+        let order = &message.event.data;
+        let span = tracing::info_span!(
+            "herder.retry_due",
+            job_id = order.job_id,
+            instance = %order.instance,
+            decision_id = order.decision_id,
+            attempt = order.attempt,
+        );
+        match self.run(order).instrument(span).await {
             Ok(()) => Outcome::Done,
             Err(error) => error.outcome(),
         }

@@ -481,3 +481,33 @@ async fn shutting_down_finishes_in_time_and_keeps_scheduled_retries() {
     assert_eq!(waiting, 1);
     assert!(h.retry_calls(522).is_empty());
 }
+
+/// Every metric an alert rule or dashboard in k8s/components/monitoring names is exported by a
+/// herder that has handled a retried job (with one GitLab error) and a job it did not
+/// recognise; the herder also stands for the messaging library's consumer and publisher.
+#[tokio::test]
+async fn every_metric_the_alert_rules_and_dashboards_name_is_exported() {
+    let h = Harness::start().await;
+    let known = h.add_failed_job(560, "build x86_64", IMAGE_PULL_LOG);
+    h.gitlab.fail_next(
+        "POST",
+        &format!("/projects/{PROJECT_ID}/jobs/560/retry"),
+        &[500],
+    );
+    h.publish_hook(&job_hook(&known, 0), "hook-560").await;
+    let unknown = h.add_failed_job(561, "test x86_64", TEST_FAILURE_LOG);
+    h.publish_hook(&job_hook(&unknown, 0), "hook-561").await;
+    assert_eq!(h.finished(560).await.outcome.as_deref(), Some("retried"));
+    h.finished(561).await;
+
+    let text = reqwest::get(format!("{}/metrics", h.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    steadfast_test_support::monitoring::assert_exports(
+        &text,
+        &["pipeline-herder", "messaging", "every-service"],
+    );
+}

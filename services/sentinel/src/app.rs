@@ -96,8 +96,16 @@ impl App {
     /// Builds with another API retry policy (tests shorten HyperFleet's 30 s budget).
     pub async fn build_with_retry(config: Config, policy: RetryPolicy) -> Result<Self, AppError> {
         config.validate_for_serve()?;
-        let registry = steadfast_telemetry::metrics::registry();
+        let registry = steadfast_telemetry::metrics::service_registry(
+            <Config as steadfast_service_kit::host::Service>::NAME,
+            env!("CARGO_PKG_VERSION"),
+        );
         let metrics = SentinelMetrics::register(&registry)?;
+        metrics.start_at_zero(
+            &config.resource_type,
+            &config.selector_label(),
+            &config.broker.exchange,
+        );
         let messaging = MessagingMetrics::register(&registry)?;
 
         let client = ApiClient::new(

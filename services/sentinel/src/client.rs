@@ -182,3 +182,49 @@ impl ApiClient {
         self.get(&query).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use steadfast_telemetry::trace;
+    use tracing::Instrument;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_request_carries_the_polls_trace() {
+        let seen = steadfast_test_support::HeaderLog::traceparent();
+        let record = seen.clone();
+        let base = steadfast_test_support::spawn_http(Router::new().route(
+            "/api/hyperfleet/v1/clusters",
+            get(move |headers: HeaderMap| {
+                record.record(&headers);
+                async { axum::Json(serde_json::json!({"total": 0, "items": []})) }
+            }),
+        ))
+        .await;
+        let settings = ApiSettings {
+            base_url: base.parse().unwrap(),
+            version: "v1".into(),
+            timeout: Duration::from_secs(5),
+            page_size: 10,
+            token_path: None,
+            token_cache_ttl: Duration::ZERO,
+        };
+        let client = ApiClient::new(&settings, "test", "clusters", None, RetryPolicy::none())
+            .expect("client");
+
+        let _tracer = trace::testing::local_tracer();
+        let poll = tracing::info_span!("sentinel.poll");
+        let poll_trace = trace::traceparent(&poll).unwrap();
+        client.page(1).instrument(poll).await.unwrap();
+        let header = seen.values()[0].clone().expect("a traceparent header");
+        assert_eq!(
+            header.split('-').nth(1),
+            Some(poll_trace.trace_id().as_str()),
+            "the HyperFleet API sees the poll's trace: {header}"
+        );
+    }
+}

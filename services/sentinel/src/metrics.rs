@@ -2,6 +2,7 @@
 //! alerts work unchanged: `hyperfleet_sentinel_*` with constant labels `component="sentinel"`
 //! and `version`, and the broker library's `hyperfleet_broker_*`.
 
+use crate::decision::REASON_FAILED;
 use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]
@@ -100,5 +101,23 @@ impl SentinelMetrics {
         registry.register(Box::new(metrics.broker_published.clone()))?;
         registry.register(Box::new(metrics.broker_failures.clone()))?;
         Ok(metrics)
+    }
+
+    /// Creates the error and skip series of this sentinel's resource type at zero. Why: a
+    /// counter that first appears at 1 has no earlier sample, so a rate or increase over it
+    /// stays empty until the second error, and dashboards show "No data" where 0 is the answer.
+    pub fn start_at_zero(&self, resource_type: &str, selector: &str, topic: &str) {
+        for error_type in ["publish_error", "unroutable"] {
+            self.broker_errors
+                .with_label_values(&[resource_type, selector, error_type]);
+        }
+        self.broker_failures.with_label_values(&[topic, "publish"]);
+        for error_type in ["fetch_error", "auth_error"] {
+            self.api_errors
+                .with_label_values(&[resource_type, selector, error_type]);
+        }
+        self.resources_skipped
+            .with_label_values(&[resource_type, selector, REASON_FAILED]);
+        self.broker_published.with_label_values(&[topic]);
     }
 }

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures_util::future::join_all;
 use serde_json::Value as Json;
-use steadfast_events::TraceParent;
 use steadfast_messaging::{PublishError, Publisher};
 use steadfast_rules::Evaluator;
+use steadfast_telemetry::trace;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -316,13 +316,14 @@ impl Poller {
         let span = tracing::info_span!(
             "publish",
             otel.name = %format!("{} publish", self.exchange),
+            otel.kind = "producer",
             messaging.system = "rabbitmq",
             messaging.destination.name = %self.exchange,
             messaging.message.id = tracing::field::Empty,
             hyperfleet.resource_id = %item.id,
         );
         let traceparent = if self.tracing {
-            current_traceparent(&span)
+            trace::traceparent(&span)
         } else {
             None
         };
@@ -332,23 +333,4 @@ impl Poller {
             .instrument(span)
             .await
     }
-}
-
-/// The W3C `traceparent` of `span`, when a tracer is installed and the span is recorded.
-fn current_traceparent(span: &tracing::Span) -> Option<TraceParent> {
-    use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    if !span_context.is_valid() {
-        return None;
-    }
-    format!(
-        "00-{}-{}-{:02x}",
-        span_context.trace_id(),
-        span_context.span_id(),
-        span_context.trace_flags().to_u8()
-    )
-    .parse()
-    .ok()
 }

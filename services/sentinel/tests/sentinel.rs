@@ -420,6 +420,8 @@ async fn probes_and_metrics_speak_hyperfleet() {
     ] {
         assert!(text.contains(name), "missing {name} in\n{text}");
     }
+    // Every metric an alert rule or dashboard in k8s/components/monitoring names.
+    steadfast_test_support::monitoring::assert_exports(&text, &["sentinel", "every-service"]);
     sentinel.shutdown.cancel();
     let not_ready = client.get(format!("{}/readyz", sentinel.http)).send().await;
     if let Ok(r) = not_ready {

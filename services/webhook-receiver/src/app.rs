@@ -75,7 +75,10 @@ impl App {
     /// Binds the listeners, starts the broker connection (waiting briefly for it), opens the
     /// spool and applies its migrations (retried by the drainer if PostgreSQL is down).
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        let registry = Registry::new();
+        let registry = steadfast_telemetry::metrics::service_registry(
+            crate::SERVICE,
+            env!("CARGO_PKG_VERSION"),
+        );
         let metrics = ReceiverMetrics::register(&registry)?;
         let messaging_metrics = MessagingMetrics::register(&registry)?;
         let endpoints = Endpoints::bind(config.http_listen, config.metrics_listen).await?;

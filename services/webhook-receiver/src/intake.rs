@@ -15,6 +15,10 @@
 //!
 //! Delivery runs in its own task: a sender that hangs up mid-request cannot cancel a
 //! half-done publish or spool write.
+//!
+//! With spans exported, each request is a server span that continues the sender's
+//! `traceparent`, and its events carry that span's context (see [`request::trace_context`]);
+//! without, no span is created at all, so the request path costs what it did.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,8 +33,10 @@ use serde_json::json;
 use steadfast_events::TraceParent;
 use steadfast_events::catalogue::{MESSAGE_TYPE_ALERTMANAGER, MESSAGE_TYPE_GITLAB};
 use steadfast_service_kit::problem::Problem;
+use steadfast_telemetry::trace;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
 
 use crate::alertmanager;
 use crate::auth::{AlertmanagerAuth, GitlabSecrets};
@@ -107,12 +113,20 @@ struct Accepted {
 
 impl Intake {
     /// Publishes or spools `events` in a task of their own and waits for the result.
-    async fn deliver(self: &Arc<Self>, events: Vec<OutgoingEvent>) -> Result<Accepted, Problem> {
+    async fn deliver(
+        self: &Arc<Self>,
+        events: Vec<OutgoingEvent>,
+        span: &Span,
+    ) -> Result<Accepted, Problem> {
         let intake = self.clone();
-        let task = self.tasks.spawn(async move {
-            let result = intake.delivery.deliver(&events).await;
-            (events, result)
-        });
+        // In the request's span (when tracing), or the publish would start a trace of its own.
+        let task = self.tasks.spawn(
+            async move {
+                let result = intake.delivery.deliver(&events).await;
+                (events, result)
+            }
+            .instrument(span.clone()),
+        );
         match task.await {
             Ok((events, Ok(outcomes))) => Ok(Accepted { events, outcomes }),
             Ok((events, Err(undeliverable))) => {
@@ -236,20 +250,33 @@ async fn gitlab_hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let _in_flight = intake.metrics.track_request();
-    let started = Instant::now();
-    let result = gitlab_events(&intake, &headers, body).await;
-    let result = match result {
-        Ok(event) => intake.deliver(vec![event]).await,
-        Err(problem) => Err(problem),
-    };
-    intake.respond("gitlab", result, started)
+    let span = trace::http_server_span("POST", "/gitlab", &headers);
+    traced(&span, async {
+        let _in_flight = intake.metrics.track_request();
+        let started = Instant::now();
+        let result = gitlab_events(&intake, &headers, body, &span).await;
+        let result = match result {
+            Ok(event) => intake.deliver(vec![event], &span).await,
+            Err(problem) => Err(problem),
+        };
+        intake.respond("gitlab", result, started)
+    })
+    .await
+}
+
+/// Runs a request's handling in its span (a no-op span when tracing is off) and records the
+/// answer's status on it.
+async fn traced(span: &Span, handling: impl Future<Output = Response>) -> Response {
+    let response = handling.instrument(span.clone()).await;
+    trace::record_status(span, response.status().as_u16());
+    response
 }
 
 async fn gitlab_events(
     intake: &Intake,
     headers: &HeaderMap,
     body: Body,
+    span: &Span,
 ) -> Result<OutgoingEvent, Problem> {
     if !intake.gitlab.is_configured() {
         return Err(not_configured("GitLab", "GITLAB_WEBHOOK_SECRET"));
@@ -267,7 +294,7 @@ async fn gitlab_events(
     }
     let id = event_id(headers, &gitlab::ID_HEADERS)?;
     let routing_key = hook.routing_key();
-    let envelope = hook.into_envelope(id, &trace_context(headers));
+    let envelope = hook.into_envelope(id, &trace_context(headers, span));
     intake.encode("gitlab", routing_key, &envelope, MESSAGE_TYPE_GITLAB)
 }
 
@@ -278,23 +305,28 @@ async fn alertmanager_notification(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let _in_flight = intake.metrics.track_request();
-    let started = Instant::now();
-    let result = match alertmanager_events(&intake, &headers, body).await {
-        Ok(events) if events.is_empty() => Ok(Accepted {
-            events,
-            outcomes: Vec::new(),
-        }),
-        Ok(events) => intake.deliver(events).await,
-        Err(problem) => Err(problem),
-    };
-    intake.respond("alertmanager", result, started)
+    let span = trace::http_server_span("POST", "/alertmanager", &headers);
+    traced(&span, async {
+        let _in_flight = intake.metrics.track_request();
+        let started = Instant::now();
+        let result = match alertmanager_events(&intake, &headers, body, &span).await {
+            Ok(events) if events.is_empty() => Ok(Accepted {
+                events,
+                outcomes: Vec::new(),
+            }),
+            Ok(events) => intake.deliver(events, &span).await,
+            Err(problem) => Err(problem),
+        };
+        intake.respond("alertmanager", result, started)
+    })
+    .await
 }
 
 async fn alertmanager_events(
     intake: &Intake,
     headers: &HeaderMap,
     body: Body,
+    span: &Span,
 ) -> Result<Vec<OutgoingEvent>, Problem> {
     if !intake.alertmanager.is_configured() {
         return Err(not_configured(
@@ -308,7 +340,7 @@ async fn alertmanager_events(
     require_json(headers)?;
     let body = read_body(body, headers, intake.max_body_bytes).await?;
     let notification = request::parse_object(&body)?;
-    let trace: TraceParent = trace_context(headers);
+    let trace: TraceParent = trace_context(headers, span);
     alertmanager::split(&notification, &trace)
         .map_err(bad_request)?
         .into_iter()
@@ -331,21 +363,26 @@ async fn generic_hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let _in_flight = intake.metrics.track_request();
-    let started = Instant::now();
-    let Some(source) = intake.hooks.get(&name) else {
-        let problem = Problem::new(
-            StatusCode::NOT_FOUND,
-            format!("no webhook source named `{name}` is configured"),
-        );
-        // One label for every unknown name, so a scanner cannot grow the metric without bound.
-        return intake.respond("unknown", Err(problem), started);
-    };
-    let result = match hook_event(&intake, source, &headers, body).await {
-        Ok(event) => intake.deliver(vec![event]).await,
-        Err(problem) => Err(problem),
-    };
-    intake.respond(&source.name, result, started)
+    let span = trace::http_server_span("POST", "/hooks/{name}", &headers);
+    traced(&span, async {
+        let _in_flight = intake.metrics.track_request();
+        let started = Instant::now();
+        let Some(source) = intake.hooks.get(&name) else {
+            let problem = Problem::new(
+                StatusCode::NOT_FOUND,
+                format!("no webhook source named `{name}` is configured"),
+            );
+            // One label for every unknown name, so a scanner cannot grow the metric without
+            // bound.
+            return intake.respond("unknown", Err(problem), started);
+        };
+        let result = match hook_event(&intake, source, &headers, body, &span).await {
+            Ok(event) => intake.deliver(vec![event], &span).await,
+            Err(problem) => Err(problem),
+        };
+        intake.respond(&source.name, result, started)
+    })
+    .await
 }
 
 async fn hook_event(
@@ -353,6 +390,7 @@ async fn hook_event(
     source: &HookSource,
     headers: &HeaderMap,
     body: Body,
+    span: &Span,
 ) -> Result<OutgoingEvent, Problem> {
     // The signature covers the body, so the body is read (bounded) before anything else.
     let body = read_body(body, headers, intake.max_body_bytes).await?;
@@ -364,7 +402,7 @@ async fn hook_event(
     let event = source.event_name(headers, &payload).map_err(bad_request)?;
     let id = event_id(headers, &source.id_headers())?;
     let envelope = source
-        .envelope(&event, id, payload, &trace_context(headers))
+        .envelope(&event, id, payload, &trace_context(headers, span))
         .map_err(bad_request)?;
     intake.encode(
         &source.name,

@@ -17,6 +17,11 @@ use prometheus::{
     Registry,
 };
 
+use crate::spool::SpoolReason;
+
+/// The `source` label of the two built-in endpoints (generic hooks are named by their config).
+const BUILT_IN_SOURCES: [&str; 2] = ["gitlab", "alertmanager"];
+
 /// From sub-millisecond confirms to the publish deadline plus a spool write.
 const DELIVERY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0,
@@ -100,7 +105,26 @@ impl ReceiverMetrics {
         registry.register(Box::new(metrics.spool_oldest_age.clone()))?;
         registry.register(Box::new(metrics.drain_failures.clone()))?;
         registry.register(Box::new(metrics.delivery_duration.clone()))?;
+        metrics.start_at_zero();
         Ok(metrics)
+    }
+
+    /// Creates the series of the built-in sources at zero. Why: a counter that first appears
+    /// at 1 has no earlier sample, so `increase(...) > 0` misses the first spooled or unrouted
+    /// event after a restart, and dashboards show "No data" where 0 is the answer.
+    fn start_at_zero(&self) {
+        for source in BUILT_IN_SOURCES {
+            for path in ["direct", "spool"] {
+                self.published.with_label_values(&[source, path]);
+            }
+            self.unrouted.with_label_values(&[source]);
+            for reason in SpoolReason::ALL {
+                self.spooled.with_label_values(&[source, reason.as_str()]);
+            }
+        }
+        for path in ["broker", "spool"] {
+            self.delivery_duration.with_label_values(&[path]);
+        }
     }
 
     pub fn delivery_histogram(&self, path: &str) -> Histogram {

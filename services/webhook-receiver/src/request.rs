@@ -137,9 +137,16 @@ fn display_header(name: &str) -> String {
         .join("-")
 }
 
-/// The caller's W3C trace context if it sent a valid one, else a new trace, so every event
-/// can be followed through the consumers' logs by its `trace_id`.
-pub fn trace_context(headers: &HeaderMap) -> TraceParent {
+/// The trace context the request's events carry.
+///
+/// With spans exported, it is that of the request's own span (`span`, which continues the
+/// caller's `traceparent`), so each consumer's span is the child of one the receiver exported.
+/// Without, it is the caller's trace with a new parent id if it sent a valid one, else a new
+/// trace, so every event can still be followed through the consumers' logs by its `trace_id`.
+pub fn trace_context(headers: &HeaderMap, span: &tracing::Span) -> TraceParent {
+    if let Some(exported) = steadfast_telemetry::trace::traceparent(span) {
+        return exported;
+    }
     headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
@@ -249,10 +256,32 @@ mod tests {
     fn trace_context_continues_the_callers_trace() {
         let parent = TraceParent::new_random();
         let h = headers(&[("traceparent", &parent.to_string())]);
-        assert_eq!(trace_context(&h).trace_id(), parent.trace_id());
+        let untraced = tracing::Span::none();
+        assert_eq!(trace_context(&h, &untraced).trace_id(), parent.trace_id());
         assert_ne!(
-            trace_context(&HeaderMap::new()).trace_id(),
+            trace_context(&HeaderMap::new(), &untraced).trace_id(),
             parent.trace_id()
         );
+    }
+
+    #[test]
+    fn with_spans_exported_events_carry_the_request_spans_context() {
+        use steadfast_telemetry::trace;
+        let _tracer = trace::testing::local_tracer();
+        let parent = TraceParent::new_random();
+        let h = headers(&[("traceparent", &parent.to_string())]);
+        let span = trace::http_server_span("POST", "/gitlab", &h);
+        let stamped = trace_context(&h, &span);
+        assert_eq!(
+            stamped,
+            trace::traceparent(&span).unwrap(),
+            "the exported span"
+        );
+        assert_eq!(
+            stamped.trace_id(),
+            parent.trace_id(),
+            "in the caller's trace"
+        );
+        assert_ne!(stamped.parent_id(), parent.parent_id());
     }
 }

@@ -43,6 +43,8 @@ pub enum SpoolReason {
 }
 
 impl SpoolReason {
+    pub const ALL: [Self; 3] = [Self::BrokerDown, Self::BrokerError, Self::BehindSpool];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BrokerDown => "broker_down",

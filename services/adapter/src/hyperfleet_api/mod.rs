@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use steadfast_service_kit::http_client::{BackoffKind, is_retryable_status};
+use steadfast_telemetry::trace;
+use tracing::Instrument;
 
 use crate::config::adapter::HyperfleetApi;
 use crate::transport::ErrorClass;
@@ -381,6 +383,9 @@ impl ApiClient {
                         method: method.to_owned(),
                     }
                 })?;
+                // A client span per attempt, whose traceparent the request carries, so the
+                // API's spans join the event's trace.
+                let span = trace::http_client_span(method.as_str(), url);
                 let mut builder = client.request(method, url).timeout(timeout);
                 let mut has_content_type = false;
                 for (name, value) in headers {
@@ -393,8 +398,14 @@ impl ApiClient {
                     }
                     builder = builder.body(body.to_owned());
                 }
+                let builder = trace::with_traceparent(builder, &span);
                 let http = |e: reqwest::Error| SendError::Http(Arc::new(e));
-                let mut response = builder.send().await.map_err(http)?;
+                let sent = builder.send().instrument(span.clone()).await;
+                match &sent {
+                    Ok(response) => trace::record_status(&span, response.status().as_u16()),
+                    Err(_) => trace::record_transport_error(&span),
+                }
+                let mut response = sent.map_err(http)?;
                 let status = response.status().as_u16();
                 let mut bytes = Vec::new();
                 while let Some(chunk) = response.chunk().await.map_err(http)? {
@@ -436,6 +447,60 @@ mod tests {
             ..HyperfleetApi::default()
         };
         ApiClient::mock(&config, Arc::new(MockApi::default()))
+    }
+
+    #[tokio::test]
+    async fn every_api_request_carries_the_callers_trace() {
+        use axum::http::{HeaderMap, StatusCode};
+        use tracing::Instrument;
+
+        let seen = steadfast_test_support::HeaderLog::traceparent();
+        let record = seen.clone();
+        let base = steadfast_test_support::spawn_http(axum::Router::new().route(
+            "/api/hyperfleet/v1/clusters/a",
+            axum::routing::get(move |headers: HeaderMap| {
+                // A 503 first: the retried attempt is traced too.
+                let status = if record.record(&headers) == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                async move { (status, "{}") }
+            }),
+        ))
+        .await;
+        let config = HyperfleetApi {
+            base_url: Some(base),
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            retry_attempts: 2,
+            ..HyperfleetApi::default()
+        };
+        let client = ApiClient::http(&config).unwrap();
+        let request = ApiRequest {
+            method: "GET".into(),
+            url: "/clusters/a".into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+            retry_attempts: None,
+            retry_backoff: None,
+        };
+
+        let _tracer = steadfast_telemetry::trace::testing::local_tracer();
+        let handler = tracing::info_span!("message");
+        let handler_trace = steadfast_telemetry::trace::traceparent(&handler)
+            .unwrap()
+            .trace_id();
+        let response = client.send(&request).instrument(handler).await.unwrap();
+        assert_eq!(response.attempts, 2);
+        let seen = seen.values();
+        assert_eq!(seen.len(), 2);
+        for header in seen.iter() {
+            let header = header.as_deref().expect("a traceparent header");
+            assert_eq!(header.split('-').nth(1), Some(handler_trace.as_str()));
+        }
+        assert_ne!(seen[0], seen[1], "one client span per attempt");
     }
 
     #[test]

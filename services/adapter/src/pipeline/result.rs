@@ -19,6 +19,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Self; 4] = [
+        Self::ParamExtraction,
+        Self::Preconditions,
+        Self::Resources,
+        Self::PostActions,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ParamExtraction => "param_extraction",

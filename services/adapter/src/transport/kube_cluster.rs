@@ -11,6 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use serde_json::Value;
+use steadfast_telemetry::trace;
 use tokio::time::Instant;
 
 use super::{ErrorClass, KubeError, ObjectRef, classify};
@@ -86,7 +87,11 @@ impl KubeCluster {
             config.write_timeout = Some(timeout);
             config.connect_timeout = Some(timeout.min(Duration::from_secs(10)));
         }
-        let client = kube::Client::try_from(config).map_err(ClientError::Client)?;
+        // Every API request is a client span and carries its traceparent.
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(ClientError::Client)?
+            .with_layer(&trace::HttpClientLayer)
+            .build();
         let limiter = settings.qps.filter(|q| *q > 0.0).map(|qps| {
             let burst = f64::from(settings.burst.unwrap_or(qps.ceil() as u32).max(1));
             RateLimiter {
@@ -354,4 +359,103 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use serde_json::json;
+    use tracing::Instrument;
+
+    use super::*;
+
+    /// Each request's path and `traceparent` header.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+    /// An API server that serves core/v1 discovery, answers 404 to everything else and
+    /// records each request.
+    async fn recording_api_server() -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let router = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            record.lock().unwrap().push((
+                uri.path().to_owned(),
+                headers
+                    .get("traceparent")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            ));
+            let answer = if uri.path() == "/api/v1" {
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({
+                        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                        "resources": [{"name": "configmaps", "singularName": "configmap",
+                            "namespaced": true, "kind": "ConfigMap",
+                            "verbs": ["get", "list", "create", "update", "delete"]}]
+                    })),
+                )
+            } else {
+                (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "not found"}),
+                    ),
+                )
+            };
+            async move { answer }
+        });
+        (steadfast_test_support::spawn_http(router).await, seen)
+    }
+
+    #[tokio::test]
+    async fn every_kubernetes_request_carries_the_callers_trace() {
+        let (server, seen) = recording_api_server().await;
+        let path =
+            std::env::temp_dir().join(format!("adapter-trace-{}.kubeconfig", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {server}\n\
+users:\n- name: t\n  user:\n    token: t\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: t\n    namespace: default\ncurrent-context: t\n"
+            ),
+        )
+        .unwrap();
+        let cluster = KubeCluster::connect(&KubeSettings {
+            kubeconfig: Some(path.clone()),
+            ..KubeSettings::default()
+        })
+        .await;
+        std::fs::remove_file(&path).unwrap();
+        let cluster = cluster.expect("a client");
+
+        let _tracer = trace::testing::local_tracer();
+        let handler = tracing::info_span!("message");
+        let handler_trace = trace::traceparent(&handler).unwrap().trace_id();
+        let target = ObjectRef::of(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "default"}}));
+        let found = cluster.get(&target).instrument(handler).await.unwrap();
+        assert_eq!(found, None);
+
+        let seen = seen.lock().unwrap();
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/api/v1", "/api/v1/namespaces/default/configmaps/x"],
+            "discovery, then the object"
+        );
+        for (path, header) in seen.iter() {
+            let header = header
+                .as_deref()
+                .unwrap_or_else(|| panic!("{path}: no traceparent"));
+            assert_eq!(
+                header.split('-').nth(1),
+                Some(handler_trace.as_str()),
+                "{path}"
+            );
+        }
+    }
 }

@@ -21,12 +21,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use steadfast_messaging::Publisher;
 use steadfast_service_kit::auth;
 use steadfast_service_kit::problem::Problem;
+use steadfast_telemetry::trace;
+use tracing::Instrument;
 
 use crate::chat::WebexClient;
 use crate::context::Context;
@@ -65,7 +69,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/incidents", get(incidents::list))
         .route("/api/incidents/{id}", get(incidents::show))
         .route("/api/recipes", get(incidents::recipes))
+        .route_layer(axum::middleware::from_fn(traced))
         .with_state(state)
+}
+
+/// With spans exported, each request is a server span continuing the caller's `traceparent`
+/// (Euphrosyne's, say); without, nothing is added.
+async fn traced(request: Request, next: Next) -> Response {
+    if !trace::enabled() {
+        return next.run(request).await;
+    }
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let span = trace::http_server_span(request.method().as_str(), &route, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    trace::record_status(&span, response.status().as_u16());
+    response
 }
 
 /// Reads at most `limit` bytes of body, or a 413 that says so.

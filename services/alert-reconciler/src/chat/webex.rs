@@ -266,3 +266,49 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use steadfast_telemetry::trace;
+    use tracing::Instrument;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_message_to_webex_carries_the_reports_trace() {
+        let seen = steadfast_test_support::HeaderLog::traceparent();
+        let record = seen.clone();
+        let api = steadfast_test_support::spawn_http(Router::new().route(
+            "/v1/messages",
+            post(move |headers: HeaderMap| {
+                record.record(&headers);
+                async { axum::Json(json!({"id": "message-1"})) }
+            }),
+        ))
+        .await;
+        let config = WebexConfig {
+            api_url: format!("{api}/v1").parse().unwrap(),
+            bot_token: "bot".into(),
+            room_id: "room".into(),
+            webhook_secret: "secret".into(),
+            approvers: Vec::new(),
+            webhook_url: None,
+        };
+        let client = WebexClient::new(crate::chat::http_client(), &config);
+
+        let _tracer = trace::testing::local_tracer();
+        let report = tracing::info_span!("reconciler.chat_report");
+        let report_trace = trace::traceparent(&report).unwrap().trace_id();
+        let id = client
+            .post_message("room", "hello", None, None)
+            .instrument(report)
+            .await
+            .unwrap();
+        assert_eq!(id, "message-1");
+        let header = seen.values()[0].clone().expect("a traceparent header");
+        assert_eq!(header.split('-').nth(1), Some(report_trace.as_str()));
+    }
+}

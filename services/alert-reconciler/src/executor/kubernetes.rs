@@ -31,6 +31,7 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ExecError, Exit, ExitEvent, ExitSender, JOB_DATA_FILE, Launch, human};
@@ -101,7 +102,12 @@ pub async fn client(target: &KubeTarget) -> Result<kube::Client, KubeClientError
             kube::Config::new(uri)
         }
     };
-    kube::Client::try_from(config).map_err(|e| KubeClientError::Client(Box::new(e)))
+    // Every API request (the Job, its ConfigMap, the watch) is a client span in the recipe's
+    // trace and carries its traceparent.
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| KubeClientError::Client(Box::new(e)))?
+        .with_layer(&steadfast_telemetry::trace::HttpClientLayer)
+        .build())
 }
 
 #[derive(Clone)]
@@ -314,9 +320,14 @@ impl KubeExecutor {
             token
         };
         let executor = self.clone();
-        tokio::spawn(async move {
-            executor.watch(run, exits, token).await;
-        });
+        // In the trace of the launch that started it (its list and watch requests are spans).
+        let span = tracing::info_span!("reconciler.watch_jobs", run_id = %run);
+        tokio::spawn(
+            async move {
+                executor.watch(run, exits, token).await;
+            }
+            .instrument(span),
+        );
     }
 
     async fn watch(&self, run: Uuid, exits: ExitSender, stop: CancellationToken) {

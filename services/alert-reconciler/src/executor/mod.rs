@@ -14,6 +14,7 @@
 //! | `STEADFAST_RECIPE_KIND` | `debugging` or `action` |
 //! | `STEADFAST_DATA_FILE` | the data file path |
 //! | `STEADFAST_REDIS_ADDRESS` | the Redis address recipes publish to |
+//! | `TRACEPARENT` | when spans are exported: the recipe's span, for a recipe that traces too (the OpenTelemetry SDKs' environment carrier) |
 //!
 //! so `steadfast-recipe report` needs no arguments but the result itself. An executor tells the
 //! run at once when a recipe ends without answering for itself (a non-zero exit, a failed pod,
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use steadfast_events::TraceParent;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -46,6 +48,8 @@ pub struct Launch<'a> {
     pub aggregator_address: &'a str,
     /// 1 for the first launch, 2 for the first re-run (a debugging recipe whose answer was lost).
     pub attempt: u32,
+    /// The trace context of the recipe's span, when spans are exported (`TRACEPARENT`).
+    pub traceparent: Option<TraceParent>,
 }
 
 impl Launch<'_> {
@@ -94,6 +98,9 @@ impl Launch<'_> {
                 self.redis_address.to_owned(),
             ),
         ]);
+        if let Some(traceparent) = &self.traceparent {
+            env.push(("TRACEPARENT".to_owned(), traceparent.to_string()));
+        }
         env
     }
 }

@@ -28,9 +28,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use steadfast_events::TraceParent;
+use steadfast_telemetry::trace;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use super::finish;
@@ -75,6 +78,9 @@ struct Drive<'a> {
     failed_over: HashMap<String, String>,
     /// The result bus's outage count when each recipe's current launch began.
     outages_at_launch: HashMap<String, u64>,
+    /// The span of each recipe launched by this drive, from its launch to its end (dropping
+    /// it ends it).
+    recipe_spans: HashMap<String, Span>,
 }
 
 /// Drives run `id` until it ends, `stop` (leave it for the next supervisor) or `cancel` (kill
@@ -94,15 +100,51 @@ pub async fn drive(
     }
     let rows = runs::recipes_of(&mut conn, id).await?;
     drop(conn);
+    let span = run_span(&run);
+    drive_loaded(&ctx, run, rows, stop, cancel)
+        .instrument(span)
+        .await
+}
+
+/// The span of driving a run (`debugging run` / `action run`), continuing the trace of the
+/// span that planned it (the incident's or the approval's, recorded with the run) — the
+/// supervisor drives it later, maybe on another replica.
+fn run_span(run: &RunRow) -> Span {
+    let span = tracing::info_span!(
+        "reconciler.run",
+        otel.name = %format_args!("{} run", run.kind),
+        run_id = %run.id,
+        incident_id = %run.incident_id,
+        kind = %run.kind,
+    );
+    if let Some(parent) = run
+        .traceparent
+        .as_deref()
+        .and_then(|t| t.parse::<TraceParent>().ok())
+    {
+        trace::continue_trace(&span, &parent);
+    }
+    span
+}
+
+async fn drive_loaded(
+    ctx: &Arc<Context>,
+    run: RunRow,
+    rows: Vec<RecipeRunRow>,
+    stop: CancellationToken,
+    cancel: CancellationToken,
+) -> Result<Ended, DriveError> {
+    let id = run.id;
     let (exits, mut exit_events) = mpsc::unbounded_channel();
     let mut drive = Drive {
-        ctx: &ctx,
+        ctx,
         run,
         recipes: rows.into_iter().map(|r| (r.recipe.clone(), r)).collect(),
         grace: HashMap::new(),
         exits,
         failed_over: HashMap::new(),
         outages_at_launch: HashMap::new(),
+        recipe_spans: HashMap::new(),
     };
 
     let Some(mut subscription) = drive.subscribe(&stop).await else {
@@ -140,7 +182,7 @@ pub async fn drive(
         }
     }
     drop(subscription);
-    let finished = finish::complete(&ctx, &drive.run).await?;
+    let finished = finish::complete(ctx, &drive.run).await?;
     ctx.executor.cleanup(id).await;
     if let Err(error) = ctx.bus.forget(&id.to_string()).await {
         tracing::debug!(run_id = %id, %error, "could not drop the durable results");
@@ -203,6 +245,9 @@ impl Drive<'_> {
         }
         self.grace.remove(recipe);
         self.failed_over.remove(recipe);
+        if let Some(span) = self.recipe_spans.remove(recipe) {
+            span.record("outcome", "lost");
+        }
         if let Some(row) = self.recipes.get_mut(recipe) {
             row.state = RecipeState::Pending.as_str().into();
             row.handle = None;
@@ -376,6 +421,15 @@ impl Drive<'_> {
         for recipe in &claimed {
             self.set_state(recipe, RecipeState::Launched, None);
             self.outages_at_launch.insert(recipe.clone(), outages);
+            let attempt = self.recipes.get(recipe).map_or(1, RecipeRunRow::attempt);
+            let span = tracing::info_span!(
+                "reconciler.recipe",
+                otel.name = %format_args!("recipe {recipe}"),
+                recipe = %recipe,
+                attempt,
+                outcome = tracing::field::Empty,
+            );
+            self.recipe_spans.insert(recipe.clone(), span);
         }
         let launches = claimed.iter().map(|recipe| {
             let row = &self.recipes[recipe];
@@ -412,6 +466,11 @@ impl Drive<'_> {
         exits: ExitSender,
     ) -> (String, Result<String, ExecError>) {
         let settings = &self.ctx.settings;
+        let span = self
+            .recipe_spans
+            .get(&row.recipe)
+            .cloned()
+            .unwrap_or_else(Span::none);
         let launch = Launch {
             run_id: self.id(),
             incident_id: self.run.incident_id,
@@ -421,10 +480,17 @@ impl Drive<'_> {
             redis_address: &settings.redis_address,
             aggregator_address: &settings.aggregator_address,
             attempt: row.attempt(),
+            traceparent: trace::traceparent(&span),
         };
         let mut attempt = 1;
         loop {
-            match self.ctx.executor.launch(&launch, exits.clone()).await {
+            let launched = self
+                .ctx
+                .executor
+                .launch(&launch, exits.clone())
+                .instrument(span.clone())
+                .await;
+            match launched {
                 Err(error) if error.is_transient() && attempt < LAUNCH_ATTEMPTS => {
                     tracing::warn!(run_id = %self.id(), recipe = %row.recipe, %error, attempt, "launch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
@@ -469,6 +535,9 @@ impl Drive<'_> {
             return Ok(false);
         }
         self.grace.remove(recipe);
+        if let Some(span) = self.recipe_spans.remove(recipe) {
+            span.record("outcome", state.as_str());
+        }
         let launched_at = self.recipes.get(recipe).and_then(|r| r.launched_at);
         self.set_state(recipe, state, detail.clone());
         let metrics = &self.ctx.metrics;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
+use steadfast_telemetry::trace;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -24,10 +25,13 @@ pub struct ApprovalRow {
     pub decided_by: Option<String>,
     pub message_id: Option<String>,
     pub run_id: Option<Uuid>,
+    /// The trace context of the span that sent the card (see [`set_message`]).
+    #[serde(skip_serializing)]
+    pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, incident_id, action, data, suggested_by, state, forced, created_at, \
-                       expires_at, decided_at, decided_by, message_id, run_id";
+                       expires_at, decided_at, decided_by, message_id, run_id, traceparent";
 
 /// A suggested action, pending approval until `expires_at`.
 pub struct Suggestion<'a> {
@@ -172,11 +176,16 @@ pub async fn set_message(
     incident: Uuid,
     message_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE approvals SET message_id = $2 WHERE incident_id = $1 AND NOT forced")
-        .bind(incident)
-        .bind(message_id)
-        .execute(conn)
-        .await?;
+    // With spans exported, the current span is the report's: pressing a button of the card
+    // continues its trace.
+    sqlx::query(
+        "UPDATE approvals SET message_id = $2, traceparent = $3 WHERE incident_id = $1 AND NOT forced",
+    )
+    .bind(incident)
+    .bind(message_id)
+    .bind(trace::current_traceparent().map(|t| t.to_string()))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
+use steadfast_telemetry::trace;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -24,12 +25,17 @@ pub struct DeliveryRow {
     pub remote_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The trace context of the span that queued the report (see [`enqueue`]).
+    #[serde(skip_serializing)]
+    pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, incident_id, sink, dedupe_key, report, state, attempts, next_attempt_at, \
-                       last_error, remote_id, created_at, sent_at";
+                       last_error, remote_id, created_at, sent_at, traceparent";
 
-/// Queues `report` for `sink` unless a delivery with the same key exists.
+/// Queues `report` for `sink` unless a delivery with the same key exists. With spans
+/// exported, the delivery records the current span's trace context (the run's, the
+/// incident's), and sending it continues that trace.
 pub async fn enqueue(
     conn: &mut PgConnection,
     incident: Uuid,
@@ -38,13 +44,14 @@ pub async fn enqueue(
     report: &Value,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO deliveries (incident_id, sink, dedupe_key, report, state) \
-         VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (dedupe_key) DO NOTHING",
+        "INSERT INTO deliveries (incident_id, sink, dedupe_key, report, state, traceparent) \
+         VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(incident)
     .bind(sink)
     .bind(dedupe_key)
     .bind(report)
+    .bind(trace::current_traceparent().map(|t| t.to_string()))
     .execute(conn)
     .await?;
     Ok(())

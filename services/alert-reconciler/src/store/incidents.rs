@@ -188,6 +188,16 @@ pub async fn past_approval_window(conn: &mut PgConnection) -> Result<Vec<Uuid>, 
     .await?)
 }
 
+/// How many incidents still await approval although their window closed (the leader's sweep
+/// expires them; see [`crate::metrics::Metrics::incidents_past_approval_expiry`]).
+pub async fn count_past_approval_window(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM incidents WHERE state = 'awaiting_approval' AND approval_expires_at < now()",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
 /// `(state, count)` over every incident.
 pub async fn count_by_state(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(

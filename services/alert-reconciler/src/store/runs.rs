@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
 use sqlx::types::Json;
+use steadfast_telemetry::trace;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -72,6 +73,9 @@ pub struct RunRow {
     pub created_at: DateTime<Utc>,
     pub deadline: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The trace context of the span that planned the run (see [`create`]).
+    #[serde(skip_serializing)]
+    pub traceparent: Option<String>,
 }
 
 impl RunRow {
@@ -112,11 +116,14 @@ impl RecipeRunRow {
     }
 }
 
-const RUN_COLUMNS: &str = "id, incident_id, kind, state, data, created_at, deadline, completed_at";
+const RUN_COLUMNS: &str =
+    "id, incident_id, kind, state, data, created_at, deadline, completed_at, traceparent";
 const RECIPE_COLUMNS: &str = "run_id, recipe, spec, state, handle, launched_at, finished_at, detail, results, \
      attempt, reruns";
 
-/// Plans a run of `recipes` with `data` (its `uuid` must be `id`).
+/// Plans a run of `recipes` with `data` (its `uuid` must be `id`). With spans exported, the
+/// run records the current span's trace context — the incident's or the approval's — and the
+/// supervisor that drives it continues that trace.
 pub async fn create(
     conn: &mut PgConnection,
     id: Uuid,
@@ -126,12 +133,14 @@ pub async fn create(
     recipes: &[Recipe],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO runs (id, incident_id, kind, state, data) VALUES ($1, $2, $3, 'running', $4)",
+        "INSERT INTO runs (id, incident_id, kind, state, data, traceparent) \
+         VALUES ($1, $2, $3, 'running', $4, $5)",
     )
     .bind(id)
     .bind(incident)
     .bind(kind.as_str())
     .bind(data)
+    .bind(trace::current_traceparent().map(|t| t.to_string()))
     .execute(&mut *conn)
     .await?;
     for recipe in recipes {

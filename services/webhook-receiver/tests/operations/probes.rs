@@ -54,6 +54,16 @@ async fn probes_name_each_check_and_metrics_count_requests_and_events() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let text = receiver.metrics_text().await;
+    // Every metric an alert rule or dashboard in k8s/components/monitoring names: a renamed
+    // metric fails here, not on a dashboard.
+    steadfast_test_support::monitoring::assert_exports(
+        &text,
+        &["webhook-receiver", "every-service"],
+    );
+    assert!(
+        text.contains(r#"steadfast_build_info{service="webhook-receiver",version=""#),
+        "{text}"
+    );
     assert_eq!(
         metric(
             &text,

@@ -1,0 +1,202 @@
+//! An in-process OTLP/HTTP collector (feature `otlp`): it receives `POST /v1/traces`
+//! (protobuf, as the services export) on loopback and keeps every span, so a test can check
+//! the shape of a trace — which spans exist, and whose parent each is — not just a trace id.
+//!
+//! Point the services at it with `TelemetryConfig { otlp_endpoint: Some(collector.endpoint()),
+//! .. }` (the global subscriber is per process: one such test per test binary). Spans are
+//! exported in batches, so wait for them with [`Collector::wait_for`], never a sleep.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message as _;
+
+use crate::spawn_http;
+
+/// One span as the collector received it. Ids are lower-case hex, as in a `traceparent`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectedSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    /// `None` for the root of a trace (or a span whose parent is in another process that
+    /// exported nothing).
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    /// `internal`, `server`, `client`, `producer` or `consumer`.
+    pub kind: &'static str,
+    /// The `service.name` of the exporting resource.
+    pub service: String,
+    /// Every attribute, its value as text.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl CollectedSpan {
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+
+    /// Whether `parent` is this span's parent (same trace, and its span id is our parent id).
+    pub fn is_child_of(&self, parent: &CollectedSpan) -> bool {
+        self.trace_id == parent.trace_id
+            && self.parent_span_id.as_deref() == Some(parent.span_id.as_str())
+    }
+}
+
+type Received = Arc<Mutex<Vec<CollectedSpan>>>;
+
+/// A running collector.
+pub struct Collector {
+    endpoint: String,
+    received: Received,
+}
+
+impl Collector {
+    /// Listens on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        let received: Received = Arc::default();
+        let router = Router::new()
+            .route("/v1/traces", post(export))
+            .with_state(received.clone());
+        Self {
+            endpoint: spawn_http(router).await,
+            received,
+        }
+    }
+
+    /// The base URL for `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends `/v1/traces`).
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// Every span received so far, in arrival order.
+    pub fn spans(&self) -> Vec<CollectedSpan> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until `find` finds what it looks for among the spans received so far (batches
+    /// arrive every few seconds), and returns it; panics after `timeout` with `what` and the
+    /// names of the spans that did arrive.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut find: impl FnMut(&[CollectedSpan]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let found = {
+                let spans = self
+                    .received
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                find(&spans)
+            };
+            if let Some(found) = found {
+                return found;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let names: Vec<String> = self
+                    .spans()
+                    .iter()
+                    .map(|s| format!("{} ({}, parent {:?})", s.name, s.kind, s.parent_span_id))
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; spans received: {names:#?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn export(State(received): State<Received>, body: Bytes) -> impl IntoResponse {
+    let request = match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    };
+    let mut spans = Vec::new();
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+            .and_then(|kv| kv.value.as_ref())
+            .map(text)
+            .unwrap_or_default();
+        for scope_spans in resource_spans.scope_spans {
+            for span in scope_spans.spans {
+                spans.push(CollectedSpan {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: (!span.parent_span_id.is_empty())
+                        .then(|| hex(&span.parent_span_id)),
+                    name: span.name,
+                    kind: kind(span.kind),
+                    service: service.clone(),
+                    attributes: attributes(&span.attributes),
+                });
+            }
+        }
+    }
+    received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(spans);
+    // An empty ExportTraceServiceResponse: full success.
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        Vec::new(),
+    )
+        .into_response()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn kind(kind: i32) -> &'static str {
+    // opentelemetry.proto.trace.v1.Span.SpanKind
+    match kind {
+        2 => "server",
+        3 => "client",
+        4 => "producer",
+        5 => "consumer",
+        _ => "internal",
+    }
+}
+
+fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(text).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn text(value: &AnyValue) -> String {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
