@@ -83,7 +83,7 @@ impl Publisher {
     ) -> Result<(Vec<u8>, AmqpMetadata), PublishError> {
         let app_id = &self.broker.config().app_id;
         if let Some(traceparent) = trace::traceparent(span) {
-            let stamped = borrowed(event).with_traceparent(&traceparent);
+            let stamped = event.by_ref().with_traceparent(&traceparent);
             return Ok((
                 stamped.to_json()?,
                 stamped.amqp_metadata(app_id, message_type),
@@ -370,21 +370,6 @@ fn producer_span<T>(
         messaging.message.id = %event.id,
         messaging.rabbitmq.delay_ms = tracing::field::Empty,
     )
-}
-
-/// `event` with its data borrowed, to add an attribute without cloning the data.
-fn borrowed<T>(event: &Envelope<T>) -> Envelope<&T> {
-    Envelope {
-        id: event.id.clone(),
-        source: event.source.clone(),
-        event_type: event.event_type.clone(),
-        subject: event.subject.clone(),
-        time: event.time,
-        datacontenttype: event.datacontenttype.clone(),
-        dataschema: event.dataschema.clone(),
-        extensions: event.extensions.clone(),
-        data: &event.data,
-    }
 }
 
 async fn open_confirm_channel(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {

@@ -107,6 +107,15 @@ pub fn current_traceparent() -> Option<TraceParent> {
     traceparent(&Span::current())
 }
 
+/// Continues a trace context that was kept as text (a database column, so that work done
+/// later, maybe on another replica, joins the trace of what caused it); a missing or
+/// unreadable one leaves `span` where it is.
+pub fn continue_stored(span: &Span, stored: Option<&str>) {
+    if let Some(parent) = stored.and_then(|text| text.parse::<TraceParent>().ok()) {
+        continue_trace(span, &parent);
+    }
+}
+
 fn span_context(parent: &TraceParent) -> Option<SpanContext> {
     let trace_id = TraceId::from_hex(&parent.trace_id()).ok()?;
     let span_id = SpanId::from_hex(&parent.parent_id()).ok()?;
@@ -154,14 +163,15 @@ pub fn http_server_span(method: &str, route: &str, headers: &http::HeaderMap) ->
         http.route = route,
         http.response.status_code = Empty,
     );
-    if let Some(parent) = headers
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<TraceParent>().ok())
-    {
+    if let Some(parent) = traceparent_header(headers) {
         continue_trace(&span, &parent);
     }
     span
+}
+
+/// The caller's `traceparent` header, when it sent a valid one.
+pub fn traceparent_header(headers: &http::HeaderMap) -> Option<TraceParent> {
+    headers.get(TRACEPARENT)?.to_str().ok()?.parse().ok()
 }
 
 /// Records the answer's status on an HTTP span (a client span also fails on 4xx, a server
@@ -324,6 +334,20 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         inject(&mut headers, &span);
         assert_eq!(headers[TRACEPARENT], own.to_string().as_str());
+    }
+
+    #[test]
+    fn a_stored_context_is_continued_and_an_unreadable_one_ignored() {
+        let _tracer = testing::local_tracer();
+        let stored = TraceParent::new_random();
+        let span = tracing::info_span!("later");
+        continue_stored(&span, Some(&stored.to_string()));
+        assert_eq!(traceparent(&span).unwrap().trace_id(), stored.trace_id());
+        for unreadable in [None, Some("00-nonsense")] {
+            let span = tracing::info_span!("later");
+            continue_stored(&span, unreadable);
+            assert_ne!(traceparent(&span).unwrap().trace_id(), stored.trace_id());
+        }
     }
 
     #[test]

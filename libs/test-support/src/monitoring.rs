@@ -64,12 +64,17 @@ pub fn monitoring_dir() -> PathBuf {
 pub fn references() -> Vec<Reference> {
     let dir = monitoring_dir();
     let mut out = Vec::new();
+    // Recording rules define names the rules and dashboards may use in turn.
+    let mut recorded = BTreeSet::new();
     for path in files(&dir.join("rules"), "yml") {
         let text = read(&path);
         let rules: serde_norway::Value = serde_norway::from_str(&text)
             .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
         for group in seq(&rules["groups"]) {
             for rule in seq(&group["rules"]) {
+                if let Some(record) = rule["record"].as_str() {
+                    recorded.insert(record.to_owned());
+                }
                 let name = rule["alert"]
                     .as_str()
                     .or_else(|| rule["record"].as_str())
@@ -102,8 +107,6 @@ pub fn references() -> Vec<Reference> {
             }
         }
     }
-    // Recording rules define names the rules and dashboards may use in turn.
-    let recorded: BTreeSet<String> = recorded_names(&dir);
     out.retain(|r| !recorded.contains(&r.metric));
     let orphans: Vec<_> = out
         .iter()
@@ -309,16 +312,11 @@ pub fn promql_metric_names(expr: &str) -> BTreeSet<String> {
 fn prometheus_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::Object(map) => {
+            // scripts/monitoring/dashboards.py makes every datasource name its type.
             let is_loki = map
                 .get("datasource")
-                .and_then(|d| d.get("type").or(Some(d)))
-                .and_then(|t| t.as_str())
-                .is_some_and(|t| t.contains("loki"))
-                || map
-                    .get("datasource")
-                    .and_then(|d| d.get("uid"))
-                    .and_then(|u| u.as_str())
-                    .is_some_and(|u| u.contains("loki"));
+                .and_then(|d| d.get("type"))
+                .is_some_and(|t| t == "loki");
             if let Some(expr) = map.get("expr").and_then(|e| e.as_str())
                 && !is_loki
             {
@@ -349,8 +347,7 @@ fn prometheus_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
 /// `label_values(metric, label)` and `query_result(expr)` of Prometheus template variables.
 fn variable_queries(templating: &serde_json::Value, out: &mut Vec<String>) {
     for variable in seq_json(&templating["list"]) {
-        let datasource = variable["datasource"].to_string();
-        if datasource.contains("loki") {
+        if variable["datasource"]["type"] == "loki" {
             continue;
         }
         let query = variable["query"]
@@ -373,21 +370,6 @@ fn variable_queries(templating: &serde_json::Value, out: &mut Vec<String>) {
             out.push(inner.to_owned());
         }
     }
-}
-
-fn recorded_names(dir: &Path) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for path in files(&dir.join("rules"), "yml") {
-        let rules: serde_norway::Value = serde_norway::from_str(&read(&path)).unwrap_or_default();
-        for group in seq(&rules["groups"]) {
-            for rule in seq(&group["rules"]) {
-                if let Some(record) = rule["record"].as_str() {
-                    names.insert(record.to_owned());
-                }
-            }
-        }
-    }
-    names
 }
 
 fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {

@@ -11,7 +11,6 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
-use steadfast_events::TraceParent;
 use steadfast_telemetry::trace;
 use tracing::{Instrument, Span};
 use uuid::Uuid;
@@ -126,9 +125,7 @@ pub async fn approve(
 /// the API is the child of the request's span.
 fn approval_span(action: &str, actor: &str, via: Via, parent: Option<&str>) -> Span {
     let span = tracing::info_span!("reconciler.approval", action, actor, via = via.as_str(),);
-    if let Some(parent) = parent.and_then(|t| t.parse::<TraceParent>().ok()) {
-        trace::continue_trace(&span, &parent);
-    }
+    trace::continue_stored(&span, parent);
     span
 }
 

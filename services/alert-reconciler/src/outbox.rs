@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::join_all;
-use steadfast_events::TraceParent;
 use steadfast_telemetry::trace;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -107,13 +106,7 @@ fn report_span(row: &DeliveryRow) -> Span {
         incident_id = %row.incident_id,
         report = tracing::field::Empty,
     );
-    if let Some(parent) = row
-        .traceparent
-        .as_deref()
-        .and_then(|t| t.parse::<TraceParent>().ok())
-    {
-        trace::continue_trace(&span, &parent);
-    }
+    trace::continue_stored(&span, row.traceparent.as_deref());
     span
 }
 

@@ -27,12 +27,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 use steadfast_telemetry::{LogFormat, TelemetryConfig};
+use steadfast_test_support::eventually_async;
 use steadfast_test_support::otlp::{CollectedSpan, Collector};
-use steadfast_test_support::{TestBroker, eventually_async};
-use tokio_util::sync::CancellationToken;
-use webhook_receiver::auth::Secret;
 
-const ALERTMANAGER_TOKEN: &str = "alertmanager-token";
 /// Spans are exported in batches (every 5 s by default).
 const SPANS: Duration = Duration::from_secs(30);
 
@@ -118,16 +115,8 @@ echo "$pod" >> "$MARKER"
     );
     let app = h.start().await;
 
-    let mut receiver_config = webhook_receiver::Config::new(
-        h.broker.namespace.clone(),
-        TestBroker::config_for(webhook_receiver::SERVICE),
-    );
-    receiver_config.alertmanager.bearer = Secret::new(ALERTMANAGER_TOKEN);
-    receiver_config.shutdown_timeout = Duration::from_secs(5);
-    let receiver = webhook_receiver::App::build(receiver_config).await.unwrap();
-    let receiver_url = format!("http://{}/alertmanager", receiver.http_addr());
-    let stop_receiver = CancellationToken::new();
-    let receiver_task = tokio::spawn(receiver.run(stop_receiver.clone()));
+    let receiver = Receiver::start(&h).await;
+    let receiver_url = receiver.alertmanager_url.clone();
 
     let client = reqwest::Client::new();
     eventually_async("the receiver to accept the notification", WAIT, || async {
@@ -244,8 +233,7 @@ echo "$pod" >> "$MARKER"
         "{asked:?}"
     );
 
-    stop_receiver.cancel();
-    receiver_task.await.unwrap().unwrap();
+    receiver.stop().await;
     app.stop().await;
     telemetry.shutdown().await;
 }

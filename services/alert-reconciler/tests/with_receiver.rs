@@ -5,16 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{Value, json};
-use steadfast_messaging::BrokerConfig;
 use steadfast_test_support::eventually_async;
-use tokio_util::sync::CancellationToken;
-use webhook_receiver::auth::Secret;
-
-const ALERTMANAGER_TOKEN: &str = "alertmanager-token";
 
 fn notification(status: &str) -> Value {
     json!({
@@ -44,19 +37,8 @@ async fn an_alertmanager_notification_through_the_receiver_ends_in_an_approved_a
     let h = Harness::standard().await;
     let app = h.start().await;
 
-    let mut broker = BrokerConfig::new(
-        &steadfast_test_support::amqp_url(),
-        webhook_receiver::SERVICE,
-    )
-    .unwrap();
-    broker.reconnect_min = Duration::from_millis(50);
-    let mut receiver_config = webhook_receiver::Config::new(h.broker.namespace.clone(), broker);
-    receiver_config.alertmanager.bearer = Secret::new(ALERTMANAGER_TOKEN);
-    receiver_config.shutdown_timeout = Duration::from_secs(5);
-    let receiver = webhook_receiver::App::build(receiver_config).await.unwrap();
-    let receiver_url = format!("http://{}/alertmanager", receiver.http_addr());
-    let stop_receiver = CancellationToken::new();
-    let receiver_task = tokio::spawn(receiver.run(stop_receiver.clone()));
+    let receiver = Receiver::start(&h).await;
+    let receiver_url = receiver.alertmanager_url.clone();
 
     let client = reqwest::Client::new();
     let post = |body: Value| {
@@ -126,8 +108,7 @@ async fn an_alertmanager_notification_through_the_receiver_ends_in_an_approved_a
     assert_eq!(body["incident"]["receiver"], "reconciler");
     h.message(3).await;
 
-    stop_receiver.cancel();
-    receiver_task.await.unwrap().unwrap();
+    receiver.stop().await;
     app.stop().await;
 }
 

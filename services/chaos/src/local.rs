@@ -269,6 +269,29 @@ impl Plan<'_> {
         ]
     }
 
+    /// A Steadfast service listening on `ports` (HTTP, metrics), with the common
+    /// environment plus `extra`, ready once its `/readyz` answers 200.
+    fn service(
+        &self,
+        name: &str,
+        binary: &str,
+        args: Vec<String>,
+        ports: (u16, u16),
+        extra: Vec<(&str, String)>,
+    ) -> ProcSpec {
+        let mut env = self.service_env(ports);
+        env.extend(extra);
+        self.spec(
+            name,
+            binary,
+            Role::Service,
+            args,
+            env,
+            Readiness::Ok200(format!("{}/readyz", url(ports.0))),
+            url(ports.0),
+        )
+    }
+
     fn database(&self, service: &str) -> String {
         self.databases.url(&self.db[service])
     }
@@ -345,74 +368,61 @@ fn specs(plan: &Plan<'_>, ports: &Ports, files: &Files) -> Vec<Vec<ProcSpec>> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut env = plan.service_env(*p);
-            env.extend([
-                ("DATABASE_URL", plan.database("receiver")),
-                ("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET.into()),
-                ("ALERTMANAGER_TOKEN", ALERTMANAGER_TOKEN.into()),
-            ]);
-            plan.spec(
+            plan.service(
                 &format!("webhook-receiver-{}", i + 1),
                 "webhook-receiver",
-                Role::Service,
                 vec![],
-                env,
-                readyz(p.0),
-                url(p.0),
+                *p,
+                vec![
+                    ("DATABASE_URL", plan.database("receiver")),
+                    ("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET.into()),
+                    ("ALERTMANAGER_TOKEN", ALERTMANAGER_TOKEN.into()),
+                ],
             )
         })
         .collect();
 
-    let mut rest = Vec::new();
-    let mut env = plan.service_env(ports.herder);
-    env.extend([
-        ("DATABASE_URL", plan.database("herder")),
-        ("HERDER_ADMIN_TOKEN", HERDER_ADMIN_TOKEN.into()),
-    ]);
-    rest.push(plan.spec(
-        "pipeline-herder",
-        "pipeline-herder",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.herder.display().to_string(),
-        ],
-        env,
-        readyz(ports.herder.0),
-        url(ports.herder.0),
-    ));
-    rest.push(plan.spec(
-        "sentinel",
-        "sentinel",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.sentinel.display().to_string(),
-        ],
-        plan.service_env(ports.sentinel),
-        readyz(ports.sentinel.0),
-        url(ports.sentinel.0),
-    ));
-    rest.push(plan.spec(
-        "adapter",
-        "adapter",
-        Role::Service,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            files.adapter.display().to_string(),
-            "--task-config".into(),
-            "k8s/base/adapter/task-config.yaml".into(),
-        ],
-        plan.service_env(ports.adapter),
-        readyz(ports.adapter.0),
-        url(ports.adapter.0),
-    ));
+    // `<binary> serve --config FILE …`
+    let serve = |config: &Path, more: &[&str]| {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ];
+        args.extend(more.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let mut rest = vec![
+        plan.service(
+            "pipeline-herder",
+            "pipeline-herder",
+            serve(&files.herder, &[]),
+            ports.herder,
+            vec![
+                ("DATABASE_URL", plan.database("herder")),
+                ("HERDER_ADMIN_TOKEN", HERDER_ADMIN_TOKEN.into()),
+            ],
+        ),
+        plan.service(
+            "sentinel",
+            "sentinel",
+            serve(&files.sentinel, &[]),
+            ports.sentinel,
+            vec![],
+        ),
+        plan.service(
+            "adapter",
+            "adapter",
+            serve(
+                &files.adapter,
+                &["--task-config", "k8s/base/adapter/task-config.yaml"],
+            ),
+            ports.adapter,
+            vec![],
+        ),
+    ];
     for (i, p) in ports.reconcilers.iter().enumerate() {
-        let mut env = plan.service_env(*p);
-        env.extend([
+        let env = vec![
             ("DATABASE_URL", plan.database("reconciler")),
             ("REDIS_URL", plan.infra.redis_url.clone()),
             ("EXECUTOR", "local".into()),
@@ -434,15 +444,13 @@ fn specs(plan: &Plan<'_>, ports: &Ports, files: &Files) -> Vec<Vec<ProcSpec>> {
                 "WEBEX_WEBHOOK_URL",
                 format!("{}/webex/attachment-actions", url(p.0)),
             ),
-        ]);
-        rest.push(plan.spec(
+        ];
+        rest.push(plan.service(
             &format!("alert-reconciler-{}", i + 1),
             "alert-reconciler",
-            Role::Service,
             vec![],
+            *p,
             env,
-            readyz(p.0),
-            url(p.0),
         ));
     }
     vec![fakes, receivers, rest]

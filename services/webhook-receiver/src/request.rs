@@ -147,10 +147,7 @@ pub fn trace_context(headers: &HeaderMap, span: &tracing::Span) -> TraceParent {
     if let Some(exported) = steadfast_telemetry::trace::traceparent(span) {
         return exported;
     }
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<TraceParent>().ok())
+    steadfast_telemetry::trace::traceparent_header(headers)
         .map(|parent| parent.child())
         .unwrap_or_else(TraceParent::new_random)
 }

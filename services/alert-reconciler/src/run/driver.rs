@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::join_all;
-use steadfast_events::TraceParent;
 use steadfast_telemetry::trace;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -117,13 +116,7 @@ fn run_span(run: &RunRow) -> Span {
         incident_id = %run.incident_id,
         kind = %run.kind,
     );
-    if let Some(parent) = run
-        .traceparent
-        .as_deref()
-        .and_then(|t| t.parse::<TraceParent>().ok())
-    {
-        trace::continue_trace(&span, &parent);
-    }
+    trace::continue_stored(&span, run.traceparent.as_deref());
     span
 }
 

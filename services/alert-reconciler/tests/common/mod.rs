@@ -379,3 +379,45 @@ actions:
         marker = marker.display()
     )
 }
+
+/// The bearer token the in-process webhook-receiver takes from Alertmanager.
+pub const ALERTMANAGER_TOKEN: &str = "alertmanager-token";
+
+/// The real webhook-receiver, in-process on the harness's broker namespace, accepting
+/// Alertmanager notifications with [`ALERTMANAGER_TOKEN`].
+pub struct Receiver {
+    /// `http://…/alertmanager`
+    pub alertmanager_url: String,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), webhook_receiver::AppError>>,
+}
+
+impl Receiver {
+    pub async fn start(h: &Harness) -> Self {
+        let mut config = webhook_receiver::Config::new(
+            h.broker.namespace.clone(),
+            TestBroker::config_for(webhook_receiver::SERVICE),
+        );
+        config.alertmanager.bearer = webhook_receiver::auth::Secret::new(ALERTMANAGER_TOKEN);
+        config.shutdown_timeout = Duration::from_secs(5);
+        let app = webhook_receiver::App::build(config)
+            .await
+            .expect("build the receiver");
+        let alertmanager_url = format!("http://{}/alertmanager", app.http_addr());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(app.run(stop.clone()));
+        Self {
+            alertmanager_url,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("the receiver task")
+            .expect("the receiver stops cleanly");
+    }
+}
