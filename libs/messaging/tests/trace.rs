@@ -40,6 +40,7 @@ async fn a_trace_follows_an_event_through_two_queues_and_a_delay() {
         format: LogFormat::Json,
         loki_url: None,
         otlp_endpoint: Some(collector.endpoint()),
+        otlp_protocol: None,
     })
     .expect("telemetry");
 

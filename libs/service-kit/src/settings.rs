@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use steadfast_telemetry::{LogFormat, TelemetryConfig, TelemetryError};
+use steadfast_telemetry::{LogFormat, OtlpProtocol, TelemetryConfig, TelemetryError};
 
 /// The default broker URL: the local broker's guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -50,9 +50,14 @@ pub struct CommonArgs {
     #[arg(long, env = "LOKI_URL")]
     pub loki_url: Option<String>,
 
-    /// Also export traces to this OTLP/HTTP collector (e.g. `http://otel-collector:4318`).
+    /// Also export traces to this OTLP collector (e.g. `http://otel-collector:4318`).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+
+    /// `grpc` or `http/protobuf` [default: `grpc` for an endpoint on port 4317, else
+    /// `http/protobuf`].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL")]
+    pub otlp_protocol: Option<String>,
 
     /// How long in-flight work may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = crate::config::parse_duration_arg)]
@@ -81,6 +86,12 @@ impl CommonArgs {
             format: self.log_format.parse::<LogFormat>()?,
             loki_url: self.loki_url.clone().filter(|u| !u.is_empty()),
             otlp_endpoint: self.otlp_endpoint.clone().filter(|u| !u.is_empty()),
+            otlp_protocol: self
+                .otlp_protocol
+                .as_deref()
+                .filter(|p| !p.trim().is_empty())
+                .map(str::parse::<OtlpProtocol>)
+                .transpose()?,
         };
         config.validate()?;
         Ok(config)
@@ -133,6 +144,40 @@ mod tests {
         assert_eq!(
             cli.common.telemetry("svc").unwrap_err().to_string(),
             "LOG_FORMAT must be `json` or `text`, not `xml`"
+        );
+        let cli = Cli::try_parse_from(["svc", "--otlp-protocol", "http/json"]).unwrap();
+        assert!(
+            cli.common
+                .telemetry("svc")
+                .unwrap_err()
+                .to_string()
+                .starts_with("OTEL_EXPORTER_OTLP_PROTOCOL `http/json` is not supported"),
+        );
+    }
+
+    #[test]
+    fn a_hyperfleet_endpoint_on_the_grpc_port_is_exported_to_over_grpc() {
+        let cli =
+            Cli::try_parse_from(["svc", "--otlp-endpoint", "http://otel-collector:4317"]).unwrap();
+        let telemetry = cli.common.telemetry("svc").unwrap();
+        assert_eq!(
+            telemetry.effective_otlp_protocol(),
+            Some(OtlpProtocol::Grpc)
+        );
+        let cli = Cli::try_parse_from([
+            "svc",
+            "--otlp-endpoint",
+            "http://otel-collector:4317",
+            "--otlp-protocol",
+            "http/protobuf",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.common
+                .telemetry("svc")
+                .unwrap()
+                .effective_otlp_protocol(),
+            Some(OtlpProtocol::HttpProtobuf)
         );
     }
 }

@@ -5,8 +5,8 @@
 //!   the spans it happened in (so `event_id` and `trace_id` set on a message span appear on
 //!   every line logged while handling it). `LOG_FORMAT=text` is for humans at a terminal.
 //! * `LOKI_URL` additionally pushes logs to Loki (labels `service` and `level`).
-//! * `OTEL_EXPORTER_OTLP_ENDPOINT` additionally exports spans over OTLP/HTTP
-//!   (`OTEL_TRACES_SAMPLER` / `_ARG` are honoured by the SDK).
+//! * `OTEL_EXPORTER_OTLP_ENDPOINT` additionally exports spans over OTLP, over HTTP or gRPC
+//!   ([`OtlpProtocol`]; `OTEL_TRACES_SAMPLER` / `_ARG` are honoured by the SDK).
 //! * [`metrics`] creates the Prometheus registry and renders it.
 //! * [`trace`] continues the trace of a message or request and hands it on (events published,
 //!   outbound HTTP calls), so one trace follows a webhook across every queue.
@@ -37,9 +37,13 @@ pub enum TelemetryError {
     #[error("LOKI_URL `{value}` is not usable: {reason}")]
     InvalidLoki { value: String, reason: String },
     #[error(
-        "OTEL_EXPORTER_OTLP_PROTOCOL `{0}` is not supported: Steadfast exports spans as OTLP over HTTP (`http/protobuf`), so point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318), not its gRPC port (4317)"
+        "OTEL_EXPORTER_OTLP_PROTOCOL `{0}` is not supported: use `grpc` (the collector's port 4317) or `http/protobuf` (its port 4318)"
     )]
     UnsupportedOtlpProtocol(String),
+    #[error(
+        "OTEL_EXPORTER_OTLP_ENDPOINT `{0}` is not usable for OTLP/gRPC: it must be an http:// URL (OTLP/gRPC over TLS is not built in; use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an https:// collector)"
+    )]
+    UnsupportedGrpcEndpoint(String),
     #[error("OTLP exporter: {0}")]
     Otlp(String),
     #[error("a global logger is already installed")]
@@ -74,21 +78,67 @@ pub struct TelemetryConfig {
     pub format: LogFormat,
     pub loki_url: Option<String>,
     pub otlp_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`; `None` picks one from the endpoint
+    /// ([`OtlpProtocol::for_endpoint`]).
+    pub otlp_protocol: Option<OtlpProtocol>,
+}
+
+/// How spans travel to the collector (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`: `POST <endpoint>/v1/traces`, the collector's port 4318.
+    HttpProtobuf,
+    /// `grpc`: the collector's port 4317, HyperFleet's default.
+    Grpc,
+}
+
+impl FromStr for OtlpProtocol {
+    type Err = TelemetryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            "grpc" => Ok(Self::Grpc),
+            other => Err(TelemetryError::UnsupportedOtlpProtocol(other.to_owned())),
+        }
+    }
+}
+
+impl OtlpProtocol {
+    /// The protocol to use when none was given. The OpenTelemetry default is `http/protobuf`,
+    /// but HyperFleet's services default to gRPC, so a HyperFleet configuration carried over
+    /// names only `OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4317`: an endpoint on
+    /// 4317, the well-known OTLP/gRPC port, is spoken to in gRPC (sending HTTP/1 there would
+    /// export nothing, silently).
+    pub fn for_endpoint(endpoint: &str) -> Self {
+        match url::Url::parse(endpoint).ok().and_then(|u| u.port()) {
+            Some(4317) => Self::Grpc,
+            _ => Self::HttpProtobuf,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "http/protobuf",
+            Self::Grpc => "grpc",
+        }
+    }
 }
 
 impl TelemetryConfig {
-    /// Reads `LOG_LEVEL` (default `info`), `LOG_FORMAT` (default `json`), `LOKI_URL` and
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (and refuses an `OTEL_EXPORTER_OTLP_PROTOCOL` other than
-    /// `http/protobuf`).
+    /// Reads `LOG_LEVEL` (default `info`), `LOG_FORMAT` (default `json`), `LOKI_URL`,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub fn from_env(service: &str) -> Result<Self, TelemetryError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        check_otlp_protocol(var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref())?;
         let config = Self {
             service: service.to_owned(),
             level: var("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             format: var("LOG_FORMAT").as_deref().unwrap_or("json").parse()?,
             loki_url: var("LOKI_URL"),
             otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otlp_protocol: var("OTEL_EXPORTER_OTLP_PROTOCOL")
+                .map(|p| p.parse())
+                .transpose()?,
         };
         config.validate()?;
         Ok(config)
@@ -103,7 +153,22 @@ impl TelemetryConfig {
                 reason: e.to_string(),
             })?;
         }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && self.effective_otlp_protocol() == Some(OtlpProtocol::Grpc)
+            && !endpoint.trim_start().starts_with("http://")
+        {
+            return Err(TelemetryError::UnsupportedGrpcEndpoint(endpoint.clone()));
+        }
         Ok(())
+    }
+
+    /// The protocol spans are exported with, `None` when they are not exported.
+    pub fn effective_otlp_protocol(&self) -> Option<OtlpProtocol> {
+        let endpoint = self.otlp_endpoint.as_deref()?;
+        Some(
+            self.otlp_protocol
+                .unwrap_or_else(|| OtlpProtocol::for_endpoint(endpoint)),
+        )
     }
 
     fn filter(&self) -> Result<EnvFilter, TelemetryError> {
@@ -113,16 +178,6 @@ impl TelemetryConfig {
                 value: self.level.clone(),
                 reason: e.to_string(),
             })
-    }
-}
-
-/// HyperFleet's services default to OTLP/gRPC; a user who carries `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`
-/// over would otherwise see no spans and no error. (gRPC would add tonic and HTTP/2 to every
-/// service: measured +8% on a clean debug build of this crate; see docs/observability.md.)
-fn check_otlp_protocol(protocol: Option<&str>) -> Result<(), TelemetryError> {
-    match protocol.map(str::trim) {
-        None | Some("http/protobuf") => Ok(()),
-        Some(other) => Err(TelemetryError::UnsupportedOtlpProtocol(other.to_owned())),
     }
 }
 
@@ -186,7 +241,10 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
     let (otel_layer, tracer) = match &config.otlp_endpoint {
         Some(endpoint) => {
-            let (layer, provider) = otlp::layer(&config.service, endpoint)?;
+            let protocol = config
+                .otlp_protocol
+                .unwrap_or_else(|| OtlpProtocol::for_endpoint(endpoint));
+            let (layer, provider) = otlp::layer(&config.service, endpoint, protocol)?;
             (Some(layer), Some(provider))
         }
         None => (None, None),
@@ -213,6 +271,7 @@ mod tests {
             format: LogFormat::Json,
             loki_url: None,
             otlp_endpoint: None,
+            otlp_protocol: None,
         }
     }
 
@@ -227,16 +286,59 @@ mod tests {
     }
 
     #[test]
-    fn only_otlp_over_http_is_accepted() {
-        assert!(check_otlp_protocol(None).is_ok());
-        assert!(check_otlp_protocol(Some("http/protobuf")).is_ok());
-        let err = check_otlp_protocol(Some("grpc")).unwrap_err().to_string();
+    fn otlp_protocols_parse_and_unknown_ones_are_named() {
+        assert_eq!("grpc".parse::<OtlpProtocol>().unwrap(), OtlpProtocol::Grpc);
+        assert_eq!(
+            " http/protobuf ".parse::<OtlpProtocol>().unwrap(),
+            OtlpProtocol::HttpProtobuf
+        );
+        assert_eq!(
+            "http/json".parse::<OtlpProtocol>().unwrap_err().to_string(),
+            "OTEL_EXPORTER_OTLP_PROTOCOL `http/json` is not supported: use `grpc` (the collector's port 4317) or `http/protobuf` (its port 4318)"
+        );
+    }
+
+    #[test]
+    fn without_a_protocol_the_grpc_port_means_grpc() {
+        let with = |endpoint: &str, protocol: Option<OtlpProtocol>| {
+            let mut c = config("info");
+            c.otlp_endpoint = Some(endpoint.into());
+            c.otlp_protocol = protocol;
+            c
+        };
+        // HyperFleet's runbook: OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4317 alone.
+        let hyperfleet = with("http://otel-collector:4317", None);
+        assert_eq!(
+            hyperfleet.effective_otlp_protocol(),
+            Some(OtlpProtocol::Grpc)
+        );
+        assert!(hyperfleet.validate().is_ok());
+        assert_eq!(
+            with("http://otel-collector:4318", None).effective_otlp_protocol(),
+            Some(OtlpProtocol::HttpProtobuf)
+        );
+        assert_eq!(
+            with("https://traces.example.com", None).effective_otlp_protocol(),
+            Some(OtlpProtocol::HttpProtobuf)
+        );
+        // An explicit protocol wins over the port.
+        assert_eq!(
+            with("http://collector:4317", Some(OtlpProtocol::HttpProtobuf))
+                .effective_otlp_protocol(),
+            Some(OtlpProtocol::HttpProtobuf)
+        );
+        assert_eq!(config("info").effective_otlp_protocol(), None);
+        // gRPC over TLS is not built in: said at start-up, not discovered as missing spans.
+        let err = with("https://collector:4317", Some(OtlpProtocol::Grpc))
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL `grpc` is not supported")
-                && err.contains("(4318)"),
+            err.starts_with(
+                "OTEL_EXPORTER_OTLP_ENDPOINT `https://collector:4317` is not usable for OTLP/gRPC"
+            ),
             "{err}"
         );
-        assert!(check_otlp_protocol(Some("http/json")).is_err());
     }
 
     #[test]

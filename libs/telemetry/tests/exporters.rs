@@ -46,6 +46,7 @@ async fn logs_reach_loki_and_spans_reach_the_otlp_collector() {
         format: LogFormat::Json,
         loki_url: Some(format!("{base}/")),
         otlp_endpoint: Some(base.clone()),
+        otlp_protocol: None,
     })
     .expect("telemetry init");
 

@@ -1,6 +1,8 @@
-//! An in-process OTLP/HTTP collector (feature `otlp`): it receives `POST /v1/traces`
-//! (protobuf, as the services export) on loopback and keeps every span, so a test can check
-//! the shape of a trace — which spans exist, and whose parent each is — not just a trace id.
+//! An in-process OTLP collector (feature `otlp`): on one loopback port it receives OTLP over
+//! HTTP (`POST /v1/traces`, protobuf, HTTP/1.1) and OTLP over gRPC (the `TraceService/Export`
+//! call, HTTP/2 without TLS, as a collector's port 4317 speaks it) and keeps every span, so a
+//! test can check the shape of a trace — which spans exist, and whose parent each is — not just
+//! a trace id, and which protocol carried it.
 //!
 //! Point the services at it with `TelemetryConfig { otlp_endpoint: Some(collector.endpoint()),
 //! .. }` (the global subscriber is per process: one such test per test binary). Spans are
@@ -11,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::{BodyExt as _, Full};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
@@ -35,6 +38,8 @@ pub struct CollectedSpan {
     pub kind: &'static str,
     /// The `service.name` of the exporting resource.
     pub service: String,
+    /// `http/protobuf` or `grpc`: how the span reached the collector.
+    pub transport: &'static str,
     /// Every attribute, its value as text.
     pub attributes: BTreeMap<String, String>,
 }
@@ -64,7 +69,8 @@ impl Collector {
     pub async fn start() -> Self {
         let received: Received = Arc::default();
         let router = Router::new()
-            .route("/v1/traces", post(export))
+            .route("/v1/traces", post(export_http))
+            .route(GRPC_EXPORT_PATH, post(export_grpc))
             .with_state(received.clone());
         Self {
             endpoint: spawn_http(router).await,
@@ -72,7 +78,8 @@ impl Collector {
         }
     }
 
-    /// The base URL for `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends `/v1/traces`).
+    /// The base URL for `OTEL_EXPORTER_OTLP_ENDPOINT`, with either protocol (the HTTP exporter
+    /// appends `/v1/traces`; the gRPC one calls `TraceService/Export` over HTTP/2).
     pub fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
@@ -121,11 +128,66 @@ impl Collector {
     }
 }
 
-async fn export(State(received): State<Received>, body: Bytes) -> impl IntoResponse {
-    let request = match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => request,
-        Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+/// The gRPC method an OTLP exporter calls (`opentelemetry.proto.collector.trace.v1`).
+const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+async fn export_http(State(received): State<Received>, body: Bytes) -> Response {
+    match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => {
+            keep(&received, request, "http/protobuf");
+            // An empty ExportTraceServiceResponse: full success.
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                Vec::new(),
+            )
+                .into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+/// A unary gRPC call: the request body is one length-prefixed message (a compressed flag byte,
+/// a 4-byte big-endian length, the protobuf); the answer is one such message followed by the
+/// `grpc-status` trailer, which is what tells the client whether the call succeeded.
+async fn export_grpc(State(received): State<Received>, body: Bytes) -> Response {
+    let outcome = match body.as_ref() {
+        [0, a, b, c, d, message @ ..]
+            if u32::from_be_bytes([*a, *b, *c, *d]) as usize == message.len() =>
+        {
+            ExportTraceServiceRequest::decode(message)
+                .map_err(|error| format!("undecodable ExportTraceServiceRequest: {error}"))
+        }
+        [1, ..] => Err("compressed messages are not accepted".to_owned()),
+        _ => Err("the body is not one length-prefixed gRPC message".to_owned()),
     };
+    let mut trailers = HeaderMap::new();
+    let reply = match outcome {
+        Ok(request) => {
+            keep(&received, request, "grpc");
+            trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            // An empty ExportTraceServiceResponse, framed.
+            Bytes::from_static(&[0, 0, 0, 0, 0])
+        }
+        Err(reason) => {
+            // 3 = INVALID_ARGUMENT.
+            trailers.insert("grpc-status", HeaderValue::from_static("3"));
+            if let Ok(message) = HeaderValue::from_str(&reason) {
+                trailers.insert("grpc-message", message);
+            }
+            Bytes::new()
+        }
+    };
+    let body = Full::new(reply).with_trailers(async move { Some(Ok(trailers)) });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/grpc")],
+        Body::new(body),
+    )
+        .into_response()
+}
+
+fn keep(received: &Received, request: ExportTraceServiceRequest, transport: &'static str) {
     let mut spans = Vec::new();
     for resource_spans in request.resource_spans {
         let service = resource_spans
@@ -145,6 +207,7 @@ async fn export(State(received): State<Received>, body: Bytes) -> impl IntoRespo
                     name: span.name,
                     kind: kind(span.kind),
                     service: service.clone(),
+                    transport,
                     attributes: attributes(&span.attributes),
                 });
             }
@@ -154,13 +217,6 @@ async fn export(State(received): State<Received>, body: Bytes) -> impl IntoRespo
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .extend(spans);
-    // An empty ExportTraceServiceResponse: full success.
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-protobuf")],
-        Vec::new(),
-    )
-        .into_response()
 }
 
 fn hex(bytes: &[u8]) -> String {

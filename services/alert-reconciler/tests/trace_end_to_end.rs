@@ -96,6 +96,7 @@ async fn an_alert_to_its_approved_action_is_one_trace() {
         format: LogFormat::Json,
         loki_url: None,
         otlp_endpoint: Some(collector.endpoint()),
+        otlp_protocol: None,
     })
     .expect("telemetry");
 

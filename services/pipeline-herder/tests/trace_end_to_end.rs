@@ -44,6 +44,7 @@ async fn a_job_hook_and_the_retry_it_causes_are_one_trace() {
         format: LogFormat::Json,
         loki_url: None,
         otlp_endpoint: Some(collector.endpoint()),
+        otlp_protocol: None,
     })
     .expect("telemetry");
 
