@@ -39,6 +39,23 @@ for db in $(psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database 
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 done
 
+# The console's UI tests drive a real browser: Debian's chromium and chromium-driver,
+# installed here when root can. With them, a missing browser fails those tests instead of
+# letting them skip (STEADFAST_REQUIRE_BROWSER).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing Debian's chromium and chromium-driver (the console's browser tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium chromium-driver >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+  fi
+fi
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  export STEADFAST_REQUIRE_BROWSER=1
+else
+  step "SKIPPING the console's browser tests: no chromium/chromedriver, and they cannot be installed here (not root)"
+fi
+
 # The tests find the local services at their default addresses (libs/test-support); set
 # AMQP_URL, DATABASE_URL or REDIS_URL only to point them elsewhere.
 

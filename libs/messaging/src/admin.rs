@@ -1,16 +1,26 @@
-//! Operator operations over AMQP: queue depth, reading the parking lot, replaying it.
+//! Operator operations over AMQP: queue depth, reading the parking lot, replaying it,
+//! discarding from it; and, in [`management`], listing queues through the management API.
 //!
 //! Reading the parking lot uses `basic.get` without acknowledging: every message read is held
 //! by our channel until it closes, which returns it to the queue. So `parked` changes nothing,
 //! and `replay` acknowledges a parked message only after its copy back on the work queue was
-//! confirmed — a crash halfway leaves a duplicate, never a loss.
+//! confirmed — a crash halfway leaves a duplicate, never a loss. `replay` and `discard` leave
+//! the messages they skip in the parking lot, in their order.
+//!
+//! While one caller reads the parking lot, the messages it holds are invisible to another: a
+//! `replay` that runs during someone else's `parked` does not see them (its report says how many
+//! it moved; run it again).
 
+pub mod management;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ErrorKind};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -29,37 +39,101 @@ pub struct QueueState {
 }
 
 /// A parked message as an operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParkedMessage {
+    /// The AMQP `message_id` property: the CloudEvent id, what [`ReplayFilter::ids`] selects.
     pub id: Option<String>,
+    /// The AMQP `type` property: the CloudEvent type.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
     pub error: Option<String>,
+    /// `permanent`, `exhausted` (retries used up) or `undecodable`.
     pub reason: Option<String>,
+    /// The `steadfast-failed-at` header as written (RFC 3339, UTC, milliseconds).
     pub failed_at: Option<String>,
+    /// `failed_at` parsed: when the message was parked. What [`ReplayFilter::older_than`]
+    /// compares with; `None` if the header is missing or unreadable.
+    pub parked_at: Option<DateTime<Utc>>,
     pub retry_count: u32,
     pub original_exchange: Option<String>,
     pub original_routing_key: Option<String>,
+    /// The routing key of the delivery from the parking lot: the `.parked` queue's name, as
+    /// messages are parked through the default exchange. The key the event was first
+    /// published with is `original_routing_key`.
+    pub routing_key: String,
+    /// The AMQP `timestamp` property (whole seconds): the CloudEvent `time` of an event
+    /// Steadfast published.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The AMQP `app_id` property: the service that first published the event.
+    pub app_id: Option<String>,
+    pub content_type: Option<String>,
+    /// Every AMQP header as text: strings as they are, numbers and booleans printed,
+    /// timestamps in RFC 3339, arrays and tables as JSON. Includes the broker's own, e.g.
+    /// `x-death` (a message that went through a retry tier) and `x-delivery-count`.
+    pub headers: BTreeMap<String, String>,
     pub bytes: usize,
     /// The body, as text (CloudEvents JSON, or whatever undecodable bytes were parked).
     pub body: String,
 }
 
-/// Which parked messages to replay.
+/// Which parked messages to replay or discard. Every condition set must hold; the default
+/// selects every message.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayFilter {
     /// Only messages whose CloudEvent type (AMQP `type` property) equals this.
     pub event_type: Option<String>,
     /// Only messages parked at least this long ago.
     pub older_than: Option<Duration>,
+    /// Only messages whose id (AMQP `message_id` property, the CloudEvent id) is one of these;
+    /// messages without an id never match. An empty set selects nothing.
+    pub ids: Option<BTreeSet<String>>,
     /// At most this many.
     pub limit: Option<usize>,
+}
+
+impl ReplayFilter {
+    /// Whether `message` passes the conditions other than `limit`: what a preview shows
+    /// before calling [`replay`] or [`discard`].
+    pub fn matches(&self, message: &ParkedMessage) -> bool {
+        if let Some(wanted) = &self.event_type
+            && message.event_type.as_ref() != Some(wanted)
+        {
+            return false;
+        }
+        if let Some(ids) = &self.ids
+            && !message.id.as_ref().is_some_and(|id| ids.contains(id))
+        {
+            return false;
+        }
+        if let Some(age) = self.older_than {
+            let old_enough = message.parked_at.is_some_and(|t| {
+                Utc::now()
+                    .signed_duration_since(t)
+                    .to_std()
+                    .unwrap_or_default()
+                    >= age
+            });
+            if !old_enough {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// What `replay` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReplayReport {
     pub moved: usize,
+    /// Messages that did not match, or matched beyond the limit: still parked.
+    pub skipped: usize,
+}
+
+/// What `discard` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DiscardReport {
+    pub removed: usize,
+    /// Messages that did not match, or matched beyond the limit: still parked.
     pub skipped: usize,
 }
 
@@ -106,7 +180,12 @@ pub async fn queue_state(
     }
 }
 
-/// Reads up to `limit` parked messages of work queue `queue` without removing them.
+/// Reads up to `limit` parked messages of work queue `queue` (or `queue` = its `.parked`),
+/// in queue order, without removing them.
+///
+/// It reads the whole parking lot even for a small `limit`: the broker queues the messages a
+/// channel returns behind the others it had returned before, so reading only the first few
+/// would move them behind the rest.
 pub async fn parked(
     broker: &Broker,
     queue: &str,
@@ -119,46 +198,87 @@ pub async fn parked(
         .messages as usize;
     let channel = channel(broker).await?;
     let mut out = Vec::new();
-    for _ in 0..depth.min(limit) {
+    for _ in 0..depth {
         let Some(message) = channel
             .basic_get(short(&parked)?, BasicGetOptions { no_ack: false })
             .await?
         else {
             break;
         };
-        out.push(describe(
-            &message.delivery.properties,
-            &message.delivery.data,
-        ));
+        if out.len() < limit {
+            out.push(describe(&message.delivery));
+        }
     }
     // Closing the channel returns every message we read to the parking lot.
     let _ = channel.close(200, "read only".into()).await;
+    await_returned(broker, &parked, depth).await;
     Ok(out)
 }
 
-/// Moves parked messages of work queue `queue` that match `filter` back to it, with the retry
-/// counter and error headers reset. Each copy is confirmed before its original is removed.
+/// How long `parked`, `replay` and `discard` wait for the messages they held to be back.
+const RETURN_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (briefly) until `queue` has `ready` messages ready again: what it had before we read
+/// it, less what we removed. The broker returns the messages a closed channel held
+/// asynchronously, after `close-ok`: without this, the next call (a listing after a replay, a
+/// replay right after a listing) would miss them. Gives up quietly after [`RETURN_WAIT`], e.g.
+/// when another reader holds some of them meanwhile.
+async fn await_returned(broker: &Broker, queue: &str, ready: usize) {
+    let deadline = Instant::now() + RETURN_WAIT;
+    while ready > 0 && Instant::now() < deadline {
+        match queue_state(broker, queue).await {
+            Ok(Some(state)) if state.messages as usize >= ready => return,
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            _ => return,
+        }
+    }
+}
+
+/// Moves parked messages of work queue `queue` (or `queue` = its `.parked`) that match
+/// `filter` back to it, with the retry counter and error headers reset. Each copy is
+/// confirmed before its original is removed.
 pub async fn replay(
     broker: &Broker,
     queue: &str,
     filter: &ReplayFilter,
 ) -> Result<ReplayReport, MessagingError> {
-    let work = work_queue_of(queue).to_owned();
-    let parked = parked_queue_name(&work);
+    let work = work_queue_of(queue);
+    if queue_state(broker, work).await?.is_none() {
+        return Err(MessagingError::QueueNotFound(work.to_owned()));
+    }
+    let (moved, skipped) = sweep(broker, work, filter, Some(work)).await?;
+    Ok(ReplayReport { moved, skipped })
+}
+
+/// Removes the parked messages of work queue `queue` (or `queue` = its `.parked`) that match
+/// `filter`, for good. Each removal is logged at WARN with the message's id and type.
+pub async fn discard(
+    broker: &Broker,
+    queue: &str,
+    filter: &ReplayFilter,
+) -> Result<DiscardReport, MessagingError> {
+    let (removed, skipped) = sweep(broker, work_queue_of(queue), filter, None).await?;
+    Ok(DiscardReport { removed, skipped })
+}
+
+/// Takes every message of `work`'s parking lot once; those matching `filter` (up to its
+/// limit) are republished to `replay_to` and acknowledged, or with `None` just acknowledged.
+/// The others are returned, in their order, when the channel closes. Returns (taken, skipped).
+async fn sweep(
+    broker: &Broker,
+    work: &str,
+    filter: &ReplayFilter,
+    replay_to: Option<&str>,
+) -> Result<(usize, usize), MessagingError> {
+    let parked = parked_queue_name(work);
     let depth = queue_state(broker, &parked)
         .await?
         .ok_or_else(|| MessagingError::QueueNotFound(parked.clone()))?
         .messages as usize;
-    if queue_state(broker, &work).await?.is_none() {
-        return Err(MessagingError::QueueNotFound(work));
-    }
     let channel = channel(broker).await?;
-    let publisher = Publisher::new(broker.clone());
-    let mut report = ReplayReport::default();
+    let replay_to = replay_to.map(|work| (work, Publisher::new(broker.clone())));
+    let (mut taken, mut skipped) = (0, 0);
     for _ in 0..depth {
-        if filter.limit.is_some_and(|limit| report.moved >= limit) {
-            break;
-        }
         let Some(message) = channel
             .basic_get(short(&parked)?, BasicGetOptions { no_ack: false })
             .await?
@@ -166,20 +286,35 @@ pub async fn replay(
             break;
         };
         let delivery = &message.delivery;
-        if !matches(filter, &delivery.properties) {
+        let described = describe(delivery);
+        // Past the limit the loop goes on reading, so that every message kept is returned by
+        // the same close, in order (see `parked`).
+        if filter.limit.is_some_and(|limit| taken >= limit) || !filter.matches(&described) {
             // Held unacked until the channel closes, so the loop does not see it again.
-            report.skipped += 1;
+            skipped += 1;
             continue;
         }
-        let props = headers::with_headers(&delivery.properties, headers::reset_for_replay);
-        publisher
-            .publish_raw("", &work, &delivery.data, props)
-            .await?;
+        match &replay_to {
+            Some((work, publisher)) => {
+                let props = headers::with_headers(&delivery.properties, headers::reset_for_replay);
+                publisher
+                    .publish_raw("", work, &delivery.data, props)
+                    .await?;
+            }
+            None => tracing::warn!(
+                queue = %parked,
+                id = %described.id.as_deref().unwrap_or("-"),
+                event_type = %described.event_type.as_deref().unwrap_or("-"),
+                reason = %described.reason.as_deref().unwrap_or("-"),
+                "discarded a parked message"
+            ),
+        }
         delivery.ack(BasicAckOptions::default()).await?;
-        report.moved += 1;
+        taken += 1;
     }
-    let _ = channel.close(200, "replay done".into()).await;
-    Ok(report)
+    let _ = channel.close(200, "done".into()).await;
+    await_returned(broker, &parked, depth - taken).await;
+    Ok((taken, skipped))
 }
 
 /// A message taken off a queue with `basic.get`, with its AMQP metadata readable without lapin.
@@ -312,42 +447,86 @@ pub async fn delete_exchanges(broker: &Broker, names: &[String]) -> Result<(), M
     Ok(())
 }
 
-fn matches(filter: &ReplayFilter, props: &BasicProperties) -> bool {
-    if let Some(wanted) = &filter.event_type
-        && props.kind().as_ref().map(|k| k.as_str()) != Some(wanted.as_str())
-    {
-        return false;
-    }
-    if let Some(age) = filter.older_than {
-        let failed_at = headers::header_str(props, headers::FAILED_AT)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let old_enough = failed_at.is_some_and(|t| {
-            Utc::now()
-                .signed_duration_since(t)
-                .to_std()
-                .unwrap_or_default()
-                >= age
-        });
-        if !old_enough {
-            return false;
-        }
-    }
-    true
-}
-
-fn describe(props: &BasicProperties, body: &[u8]) -> ParkedMessage {
+fn describe(delivery: &Delivery) -> ParkedMessage {
+    let props = &delivery.properties;
+    let text = |v: &Option<lapin::types::ShortString>| v.as_ref().map(|v| v.to_string());
+    let failed_at = headers::header_str(props, headers::FAILED_AT);
     ParkedMessage {
-        id: props.message_id().as_ref().map(|m| m.to_string()),
-        event_type: props.kind().as_ref().map(|k| k.to_string()),
+        id: text(props.message_id()),
+        event_type: text(props.kind()),
         error: headers::header_str(props, headers::ERROR),
         reason: headers::header_str(props, headers::PARKED_REASON),
-        failed_at: headers::header_str(props, headers::FAILED_AT),
+        parked_at: failed_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        failed_at,
         retry_count: headers::retry_count(props),
         original_exchange: headers::header_str(props, headers::ORIGINAL_EXCHANGE),
         original_routing_key: headers::header_str(props, headers::ORIGINAL_ROUTING_KEY),
-        bytes: body.len(),
-        body: String::from_utf8_lossy(body).into_owned(),
+        routing_key: delivery.routing_key.to_string(),
+        timestamp: props.timestamp().and_then(from_epoch_seconds),
+        app_id: text(props.app_id()),
+        content_type: text(props.content_type()),
+        headers: props
+            .headers()
+            .as_ref()
+            .map(|h| {
+                h.inner()
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), header_text(value)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        bytes: delivery.data.len(),
+        body: String::from_utf8_lossy(&delivery.data).into_owned(),
+    }
+}
+
+fn from_epoch_seconds(seconds: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0)
+}
+
+/// A header value as an operator reads it: strings bare, everything else as JSON.
+fn header_text(value: &AMQPValue) -> String {
+    match header_json(value) {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn header_json(value: &AMQPValue) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        AMQPValue::Boolean(b) => Value::from(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Float(n) => Value::from(*n),
+        AMQPValue::Double(n) => Value::from(*n),
+        AMQPValue::DecimalValue(d) => {
+            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ShortString(s) => Value::from(s.as_str()),
+        AMQPValue::LongString(s) => Value::from(String::from_utf8_lossy(s.as_bytes())),
+        AMQPValue::ByteArray(b) => Value::from(String::from_utf8_lossy(b.as_slice())),
+        AMQPValue::Timestamp(t) => match from_epoch_seconds(*t) {
+            Some(t) => Value::from(t.to_rfc3339()),
+            None => Value::from(*t),
+        },
+        AMQPValue::FieldArray(items) => items.as_slice().iter().map(header_json).collect(),
+        AMQPValue::FieldTable(table) => Value::Object(
+            table
+                .inner()
+                .iter()
+                .map(|(k, v)| (k.to_string(), header_json(v)))
+                .collect(),
+        ),
+        AMQPValue::Void => Value::Null,
     }
 }
 

@@ -70,3 +70,34 @@ impl PublishError {
         matches!(self, Self::Timeout(_) | Self::Nacked { .. } | Self::Closed)
     }
 }
+
+/// Why a call to the RabbitMQ management HTTP API failed ([`crate::admin::management`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    #[error("management API URL `{url}` is not valid: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "cannot reach the RabbitMQ management API at {url}: {reason} (is the rabbitmq_management plugin enabled and the URL right?)"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the RabbitMQ management API at {url} refused user `{user}` (401 Unauthorized): {reason}"
+    )]
+    Unauthorized {
+        url: String,
+        user: String,
+        reason: String,
+    },
+    #[error("virtual host `{vhost}` does not exist on the RabbitMQ management API at {url}")]
+    VhostNotFound { url: String, vhost: String },
+    #[error("the RabbitMQ management API answered HTTP {status} for {path}: {body}")]
+    UnexpectedStatus {
+        status: u16,
+        path: String,
+        body: String,
+    },
+    #[error(
+        "the RabbitMQ management API sent an answer for {path} that is not a queue list: {reason}"
+    )]
+    InvalidAnswer { path: String, reason: String },
+}

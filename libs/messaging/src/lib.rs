@@ -9,7 +9,8 @@
 //!   retry tiers with our own `steadfast-retry-count` header, a parking lot, panics and
 //!   timeouts as transient failures, cancel-then-drain on shutdown.
 //! * [`topology`] — every name and argument, derived from a [`Namespace`].
-//! * [`admin`] — queue depth, reading and replaying the parking lot (used by `steadfastctl`).
+//! * [`admin`] — queue depth, reading, replaying and discarding the parking lot, and listing
+//!   queues through the management API (used by `steadfastctl` and the console).
 //! * [`MessagingMetrics`] — published, confirm latency, consumed by outcome, retried by tier,
 //!   parked, handler duration, reconnects.
 //!
@@ -28,7 +29,7 @@ pub mod topology;
 pub use broker::Broker;
 pub use config::{BrokerConfig, DEFAULT_AMQP_URL, redact_url};
 pub use consumer::{Consumer, ConsumerSettings, Handler, Incoming, Outcome};
-pub use error::{MessagingError, PublishError};
+pub use error::{ManagementError, MessagingError, PublishError};
 pub use metrics::MessagingMetrics;
 pub use publisher::Publisher;
 pub use topology::{ExchangeSpec, Namespace, QueueSpec, RetryPolicy};

@@ -24,6 +24,8 @@ pub mod monitoring;
 pub mod otlp;
 mod proxy;
 mod wait;
+#[cfg(feature = "browser")]
+pub mod webdriver;
 
 pub use broker::{Probe, TestBroker, amqp_url};
 pub use database::{TestDatabase, database_url};

@@ -1,5 +1,5 @@
 //! The ledger in PostgreSQL: one row per decision (unique per instance + job id), the outbox
-//! of notifications not yet published, and the pause switch.
+//! of notifications not yet published, and the pause switch (with who set it, and when).
 //!
 //! The row's `state` makes every step idempotent under at-least-once delivery:
 //! * `new` — decided; for a retry, the delayed retry message may not be queued yet (a
@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{Connection, FromRow, Postgres, Transaction};
+use sqlx::{Connection, FromRow, Postgres, QueryBuilder, Transaction};
 
 use crate::decide::Decision;
 use crate::hook::Job;
@@ -134,7 +134,25 @@ impl std::fmt::Debug for ClaimLock {
 pub struct PauseState {
     pub paused: bool,
     pub reason: Option<String>,
-    pub changed_at: DateTime<Utc>,
+    /// Who set this state (`api` when the caller named nobody); `None` for a state set before
+    /// the herder recorded it.
+    #[sqlx(rename = "changed_by")]
+    pub by: Option<String>,
+    /// When this state was set.
+    #[sqlx(rename = "changed_at")]
+    pub since: DateTime<Utc>,
+}
+
+/// Which decisions to list: each given field must match exactly; `before` is a decision id
+/// (paging: only older decisions).
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub instance: Option<String>,
+    pub project_path: Option<String>,
+    pub matcher: Option<String>,
+    pub action: Option<String>,
+    pub state: Option<String>,
+    pub before: Option<i64>,
 }
 
 /// How a claimed retry ended.
@@ -372,12 +390,62 @@ impl Ledger {
         Ok(true)
     }
 
-    /// The most recent decisions, newest first.
-    pub async fn recent(&self, limit: i64) -> Result<Vec<DecisionRow>, LedgerError> {
+    /// Up to `limit` decisions matching `filter`, newest first. Ordered by id (not
+    /// `decided_at`) so that paging with `before` neither skips nor repeats a decision.
+    pub async fn list(
+        &self,
+        filter: &DecisionFilter,
+        limit: i64,
+    ) -> Result<Vec<DecisionRow>, LedgerError> {
+        let mut query = QueryBuilder::<Postgres>::new("SELECT * FROM decisions WHERE true");
+        let exact = [
+            ("instance", &filter.instance),
+            ("project_path", &filter.project_path),
+            ("matcher", &filter.matcher),
+            ("action", &filter.action),
+            ("state", &filter.state),
+        ];
+        // Only the filters given become conditions, so PostgreSQL can plan each combination.
+        for (column, value) in exact {
+            if let Some(value) = value {
+                query
+                    .push(format_args!(" AND {column} = "))
+                    .push_bind(value);
+            }
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        Ok(query
+            .build_query_as::<DecisionRow>()
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The decisions about one job's lineage, oldest first, `decision` included: a retried
+    /// decision's `new_job_id` is the job of the next decision on the same instance.
+    ///
+    /// Id order is lineage order: a retry's decision is recorded before the retry happens, so
+    /// before the new job can fail and be decided about. `UNION` (not `UNION ALL`) ends the
+    /// walk should the links ever form a cycle.
+    pub async fn lineage(&self, decision: &DecisionRow) -> Result<Vec<DecisionRow>, LedgerError> {
         Ok(sqlx::query_as::<_, DecisionRow>(
-            "SELECT * FROM decisions ORDER BY decided_at DESC, id DESC LIMIT $1",
+            "WITH RECURSIVE \
+               earlier (id, instance, job_id) AS ( \
+                 SELECT id, instance, job_id FROM decisions WHERE id = $1 \
+                 UNION \
+                 SELECT d.id, d.instance, d.job_id FROM decisions d \
+                   JOIN earlier e ON d.instance = e.instance AND d.new_job_id = e.job_id), \
+               later (id, instance, new_job_id) AS ( \
+                 SELECT id, instance, new_job_id FROM decisions WHERE id = $1 \
+                 UNION \
+                 SELECT d.id, d.instance, d.new_job_id FROM decisions d \
+                   JOIN later l ON d.instance = l.instance AND d.job_id = l.new_job_id) \
+             SELECT * FROM decisions \
+             WHERE id IN (SELECT id FROM earlier UNION SELECT id FROM later) ORDER BY id",
         )
-        .bind(limit)
+        .bind(decision.id)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -429,23 +497,27 @@ impl Ledger {
     }
 
     pub async fn pause_state(&self) -> Result<PauseState, LedgerError> {
-        Ok(
-            sqlx::query_as::<_, PauseState>("SELECT paused, reason, changed_at FROM pause")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_as::<_, PauseState>(
+            "SELECT paused, reason, changed_by, changed_at FROM pause",
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
+    /// Sets the switch; `by` names who did (see [`PauseState::by`]).
     pub async fn set_pause(
         &self,
         paused: bool,
         reason: Option<&str>,
+        by: &str,
     ) -> Result<PauseState, LedgerError> {
         Ok(sqlx::query_as::<_, PauseState>(
-            "UPDATE pause SET paused = $1, reason = $2, changed_at = now() RETURNING paused, reason, changed_at",
+            "UPDATE pause SET paused = $1, reason = $2, changed_by = $3, changed_at = now() \
+             RETURNING paused, reason, changed_by, changed_at",
         )
         .bind(paused)
         .bind(reason)
+        .bind(by)
         .fetch_one(&self.pool)
         .await?)
     }

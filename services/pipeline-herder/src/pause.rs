@@ -50,16 +50,20 @@ impl PauseSwitch {
         Ok(self.state().await?.paused)
     }
 
-    pub async fn set(&self, paused: bool, reason: Option<&str>) -> Result<PauseState, LedgerError> {
-        let state = self.ledger.set_pause(paused, reason).await?;
+    /// Flips the switch on behalf of `by` (a person's name, or `api`), who gave `reason`.
+    pub async fn set(
+        &self,
+        paused: bool,
+        reason: Option<&str>,
+        by: &str,
+    ) -> Result<PauseState, LedgerError> {
+        let state = self.ledger.set_pause(paused, reason, by).await?;
         self.remember(&state);
+        let reason = reason.unwrap_or("");
         if paused {
-            tracing::warn!(
-                reason = reason.unwrap_or(""),
-                "paused: retries become reports until resumed"
-            );
+            tracing::info!(by, reason, "paused: retries become reports until resumed");
         } else {
-            tracing::info!("resumed: retries are performed again");
+            tracing::info!(by, reason, "resumed: retries are performed again");
         }
         Ok(state)
     }
@@ -74,10 +78,11 @@ impl PauseSwitch {
         match cached {
             None => "unknown yet".into(),
             Some(state) if state.paused => format!(
-                "paused since {}{}: retries become reports",
+                "paused since {}{}{}: retries become reports",
                 state
-                    .changed_at
+                    .since
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                state.by.map(|by| format!(" by {by}")).unwrap_or_default(),
                 state.reason.map(|r| format!(" ({r})")).unwrap_or_default()
             ),
             Some(_) => "not paused".into(),

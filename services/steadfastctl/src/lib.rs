@@ -1,22 +1,26 @@
 //! The commands of `steadfastctl`. Each returns the text to print, so tests can run them too;
 //! the binary's tests run the real executable.
 //!
-//! Listing queues needs the RabbitMQ management API (AMQP cannot enumerate queues); reading
-//! and replaying the parking lot use AMQP only (see `steadfast_messaging::admin`).
+//! Listing queues needs the RabbitMQ management API (AMQP cannot enumerate queues); reading,
+//! replaying and discarding the parking lot use AMQP only. Both live in
+//! `steadfast_messaging::admin`, which the console uses too: this crate only parses arguments
+//! and prints.
 
-mod management;
 mod probe;
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use steadfast_messaging::admin::management::{ManagementApi, QueueInfo};
 use steadfast_messaging::admin::{self, ReplayFilter};
 use steadfast_messaging::topology::{self, PARKED_SUFFIX};
 use steadfast_messaging::{Broker, BrokerConfig, MessagingMetrics, Namespace};
 
-pub use management::ManagementApi;
+/// At most this many messages are named when `discard` asks for `--yes`.
+const PREVIEW_NAMES: usize = 10;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,15 +80,18 @@ pub enum Command {
     /// QUEUE before it leaves the parking lot.
     Replay {
         queue: String,
-        /// Only messages of this CloudEvent type.
-        #[arg(long = "type")]
-        event_type: Option<String>,
-        /// Move at most this many.
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Removes parked messages of QUEUE for good (each is logged with its id and type). Without
+    /// --yes it only says what it would remove.
+    Discard {
+        queue: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Really remove them.
         #[arg(long)]
-        limit: Option<usize>,
-        /// Only messages parked at least this long ago (e.g. 30m, 2h).
-        #[arg(long, value_parser = steadfast_service_kit::config::parse_duration_arg)]
-        older_than: Option<Duration>,
+        yes: bool,
     },
     /// GETs URL and succeeds on a 2xx answer: the containers' healthcheck (the images carry
     /// no curl), e.g. `steadfastctl probe http://127.0.0.1:8080/readyz`.
@@ -96,6 +103,34 @@ pub enum Command {
     },
 }
 
+/// Which parked messages `replay` and `discard` act on.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only messages of this CloudEvent type.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Only the message with this id (the CloudEvent id); repeat for several.
+    #[arg(long = "id", value_name = "ID")]
+    ids: Vec<String>,
+    /// Act on at most this many.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Only messages parked at least this long ago (e.g. 30m, 2h).
+    #[arg(long, value_parser = steadfast_service_kit::config::parse_duration_arg)]
+    older_than: Option<Duration>,
+}
+
+impl From<FilterArgs> for ReplayFilter {
+    fn from(args: FilterArgs) -> Self {
+        Self {
+            event_type: args.event_type,
+            older_than: args.older_than,
+            ids: (!args.ids.is_empty()).then(|| args.ids.into_iter().collect::<BTreeSet<_>>()),
+            limit: args.limit,
+        }
+    }
+}
+
 /// Runs one command and returns what to print.
 pub async fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
@@ -105,12 +140,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
                 Some(url) => ManagementApi::new(url)?,
                 None => ManagementApi::from_amqp_url(&cli.amqp_url)?,
             };
-            let mut queues = api.queues().await?;
-            if !all {
-                let prefix = format!("{namespace}.");
-                queues.retain(|q| q.name.starts_with(&prefix));
-            }
-            queues.sort_by(|a, b| a.name.cmp(&b.name));
+            let queues = if all {
+                api.queues().await?
+            } else {
+                api.namespace_queues(&namespace).await?
+            };
             if json {
                 return Ok(serde_json::to_string_pretty(&queues)? + "\n");
             }
@@ -127,26 +161,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             }
             Ok(parked_table(&queue, &parked))
         }
-        Command::Replay {
-            queue,
-            event_type,
-            limit,
-            older_than,
-        } => {
+        Command::Replay { queue, filter } => {
             check_queue_name(&queue)?;
             let broker = connect(&cli.amqp_url).await?;
-            let filter = ReplayFilter {
-                event_type,
-                older_than,
-                limit,
-            };
-            let report = admin::replay(&broker, &queue, &filter).await;
+            let report = admin::replay(&broker, &queue, &filter.into()).await;
             broker.close().await;
             let report = report?;
             let work = admin::work_queue_of(&queue);
             Ok(format!(
                 "moved {} message(s) from {work}{PARKED_SUFFIX} back to {work}; {} left parked\n",
                 report.moved, report.skipped
+            ))
+        }
+        Command::Discard { queue, filter, yes } => {
+            check_queue_name(&queue)?;
+            let filter = ReplayFilter::from(filter);
+            let broker = connect(&cli.amqp_url).await?;
+            if !yes {
+                let parked = admin::parked(&broker, &queue, usize::MAX).await;
+                broker.close().await;
+                return discard_preview(&queue, &filter, &parked?);
+            }
+            let report = admin::discard(&broker, &queue, &filter).await;
+            broker.close().await;
+            let report = report?;
+            let work = admin::work_queue_of(&queue);
+            Ok(format!(
+                "removed {} message(s) from {work}{PARKED_SUFFIX}; {} left parked\n",
+                report.removed, report.skipped
             ))
         }
         // Needs no broker and no namespace: it runs every few seconds in every container.
@@ -162,7 +204,48 @@ async fn connect(url: &str) -> anyhow::Result<Broker> {
         .context("cannot reach the broker (is AMQP_URL right?)")
 }
 
-fn queue_table(queues: &[management::QueueInfo], namespace: &Namespace) -> String {
+/// What `discard` without `--yes` says: an error naming what would go, or that nothing
+/// matches (then there is nothing to confirm).
+fn discard_preview(
+    queue: &str,
+    filter: &ReplayFilter,
+    parked: &[admin::ParkedMessage],
+) -> anyhow::Result<String> {
+    let work = admin::work_queue_of(queue);
+    let chosen: Vec<_> = parked
+        .iter()
+        .filter(|m| filter.matches(m))
+        .take(filter.limit.unwrap_or(usize::MAX))
+        .collect();
+    if chosen.is_empty() {
+        return Ok(format!(
+            "none of the {} parked message(s) of {work} matches; nothing to remove\n",
+            parked.len()
+        ));
+    }
+    let mut names = chosen
+        .iter()
+        .take(PREVIEW_NAMES)
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m.id.as_deref().unwrap_or("no id"),
+                m.event_type.as_deref().unwrap_or("no type")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if chosen.len() > PREVIEW_NAMES {
+        let _ = write!(names, " and {} more", chosen.len() - PREVIEW_NAMES);
+    }
+    bail!(
+        "would remove {} of the {} parked message(s) of {work}: {names}; nothing was removed: add --yes to remove them",
+        chosen.len(),
+        parked.len()
+    )
+}
+
+fn queue_table(queues: &[QueueInfo], namespace: &Namespace) -> String {
     if queues.is_empty() {
         return format!("no queues in namespace `{namespace}` (use --all to see every queue)\n");
     }

@@ -227,11 +227,173 @@ async fn mistakes_get_clear_errors() {
         stderr(&out)
     );
 
+    let out = ctl(&tb, &["discard", &tb.name("svc.jobs.retry.5s"), "--yes"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is a retry or delay queue; name the work queue"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ctl(&tb, &["discard", &tb.name("nothing"), "--yes"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "queue `{}.parked` does not exist",
+            tb.name("nothing")
+        )),
+        "{}",
+        stderr(&out)
+    );
+
     let out = ctl(&tb, &["queues", "--management-url", "http://127.0.0.1:1/"]).await;
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("cannot reach the RabbitMQ management API"),
+        stderr(&out).contains("cannot reach the RabbitMQ management API at http://127.0.0.1:1/: "),
         "{}",
         stderr(&out)
+    );
+
+    let out = ctl(
+        &tb,
+        &[
+            "queues",
+            "--management-url",
+            "http://guest:wrong@127.0.0.1:15672/",
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "error: the RabbitMQ management API at http://127.0.0.1:15672/ refused user `guest` \
+         (401 Unauthorized): wrong user name or password\n"
+    );
+
+    let out = ctl(&tb, &["queues", "--management-url", "rabbit:15672"]).await;
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "error: management API URL `rabbit:15672` is not valid: the scheme is `rabbit`, not \
+         http or https\n"
+    );
+}
+
+#[tokio::test]
+async fn replay_and_discard_pick_messages_by_id_and_discard_asks_for_yes() {
+    let tb = TestBroker::new().await;
+    let exchange = tb.name("webhooks");
+    let spec = QueueSpec::new(tb.name("svc.jobs")).bind(&exchange, "#");
+    // One at a time, so they are parked in the order published.
+    let settings = ConsumerSettings {
+        prefetch: 1,
+        concurrency: 1,
+        ..ConsumerSettings::default()
+    };
+    let consumer = Consumer::new(
+        tb.start_broker("ctl-test-consumer"),
+        spec.clone(),
+        settings,
+        FnHandler(|_: Incoming<Value>| async { Outcome::park("422 Unprocessable Entity") }),
+    );
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(consumer.run(shutdown.clone()));
+    tb.broker.declare_queue(spec.clone()).await.unwrap();
+    let publisher = Publisher::new(tb.broker.clone());
+    for (id, kind) in [
+        ("job-1", "com.gitlab.build"),
+        ("mr-2", "com.gitlab.merge_request"),
+        ("job-3", "com.gitlab.build"),
+        ("job-4", "com.gitlab.build"),
+    ] {
+        let event = Envelope::new("https://gitlab.com/g/p", kind, json!({"id": id})).with_id(id);
+        publisher
+            .publish(&exchange, "k", &event, None)
+            .await
+            .unwrap();
+    }
+    let parked = tb.queue(&spec.parked_queue());
+    eventually_async("four parked messages", WAIT, || async {
+        (parked.depth().await == 4).then_some(())
+    })
+    .await;
+    // Stopped, so a replayed message stays on the work queue for the test to see.
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+
+    let out = ctl(&tb, &["replay", &spec.name, "--id", "job-3"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "moved 1 message(s) from {0}.parked back to {0}; 3 left parked\n",
+            spec.name
+        )
+    );
+    let replayed = tb.queue(&spec.name).next(WAIT).await;
+    assert_eq!(replayed.message_id().as_deref(), Some("job-3"));
+
+    let out = ctl(&tb, &["discard", &spec.name, "--type", "com.gitlab.build"]).await;
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: would remove 2 of the 3 parked message(s) of {}: job-1 (com.gitlab.build), \
+             job-4 (com.gitlab.build); nothing was removed: add --yes to remove them\n",
+            spec.name
+        )
+    );
+    assert_eq!(parked.depth().await, 3, "nothing removed without --yes");
+
+    let out = ctl(
+        &tb,
+        &[
+            "discard",
+            &spec.parked_queue(),
+            "--id",
+            "job-1",
+            "--id",
+            "mr-2",
+            "--yes",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "removed 2 message(s) from {}.parked; 1 left parked\n",
+            spec.name
+        )
+    );
+    // Each removal leaves a trace on stderr.
+    let log = stderr(&out);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("discarded a parked message"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("id=job-1 event_type=com.gitlab.build"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("id=mr-2 event_type=com.gitlab.merge_request"),
+        "{log}"
+    );
+
+    let out = ctl(&tb, &["parked", &spec.name, "--json"]).await;
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed.iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["job-4"]);
+
+    let out = ctl(&tb, &["discard", &spec.name, "--id", "job-1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "none of the 1 parked message(s) of {} matches; nothing to remove\n",
+            spec.name
+        )
     );
 }

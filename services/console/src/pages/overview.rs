@@ -1,0 +1,220 @@
+//! The overview: is every service ready, and where are messages piling up? Refreshed live
+//! over server-sent events; without JavaScript, reloading the page does the same.
+
+use std::convert::Infallible;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use maud::{Markup, html};
+use steadfast_messaging::admin::management::QueueInfo;
+use steadfast_messaging::topology::{PARKED_SUFFIX, is_waiting_queue};
+
+use super::{Flash, Section, page};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::upstream::herder::PauseState;
+use crate::upstream::probes::{Readiness, ServiceState, probe_all};
+
+/// What a queue is for, as the overview groups them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Work,
+    /// A retry tier or a delay queue: messages waiting to be tried again.
+    Waiting,
+    Parked,
+}
+
+pub fn kind_of(name: &str) -> QueueKind {
+    if name.ends_with(PARKED_SUFFIX) {
+        QueueKind::Parked
+    } else if is_waiting_queue(name) {
+        QueueKind::Waiting
+    } else {
+        QueueKind::Work
+    }
+}
+
+/// Everything the overview shows, read at once.
+pub struct Snapshot {
+    pub services: Vec<ServiceState>,
+    pub queues: Result<Vec<QueueInfo>, String>,
+    pub pause: Option<Result<PauseState, String>>,
+}
+
+impl Snapshot {
+    pub async fn read(state: &AppState) -> Self {
+        let herder = async {
+            match &state.herder {
+                Some(api) => Some(api.pause_state().await.map_err(|e| e.to_string())),
+                None => None,
+            }
+        };
+        let (services, queues, pause) = tokio::join!(
+            probe_all(&state.http, &state.config.probes),
+            state.management.namespace_queues(&state.config.namespace),
+            herder,
+        );
+        Self {
+            services,
+            queues: queues.map_err(|e| e.to_string()),
+            pause,
+        }
+    }
+
+    fn total(&self, kind: QueueKind) -> Option<u64> {
+        self.queues.as_ref().ok().map(|queues| {
+            queues
+                .iter()
+                .filter(|q| kind_of(&q.name) == kind)
+                .map(|q| q.messages)
+                .sum()
+        })
+    }
+}
+
+/// The part of the page that live refresh replaces.
+pub fn fragment(snapshot: &Snapshot) -> Markup {
+    let ready = snapshot
+        .services
+        .iter()
+        .filter(|s| matches!(s.readiness, Readiness::Ready(_)))
+        .count();
+    let number = |n: Option<u64>| n.map_or("?".to_owned(), |n| n.to_string());
+    let parked = snapshot.total(QueueKind::Parked);
+    html! {
+        div.cards {
+            div.card {
+                span.number.good[ready == snapshot.services.len()].bad[ready < snapshot.services.len()] {
+                    (ready) "/" (snapshot.services.len())
+                }
+                span.label { "services ready" }
+            }
+            div.card {
+                span.number.bad[parked.unwrap_or(0) > 0] { (number(parked)) }
+                span.label { a href="/parked" { "events parked" } }
+            }
+            div.card {
+                span.number { (number(snapshot.total(QueueKind::Waiting))) }
+                span.label { "waiting to be retried" }
+            }
+            div.card {
+                span.number { (number(snapshot.total(QueueKind::Work))) }
+                span.label { "in work queues" }
+            }
+            @if let Some(pause) = &snapshot.pause {
+                div.card {
+                    @match pause {
+                        Ok(p) if p.paused => { span.number.bad { "paused" } }
+                        Ok(_) => { span.number.good { "retrying" } }
+                        Err(_) => { span.number.warn { "?" } }
+                    }
+                    span.label { a href="/herder" { "pipeline herder" } }
+                }
+            }
+        }
+        h2 { "Services" }
+        @if snapshot.services.is_empty() {
+            p { "No services configured: set RECEIVER_URL, HERDER_URL, RECONCILER_URL, SENTINEL_URL or ADAPTER_URL." }
+        } @else {
+            div.scroll { table {
+                caption { "Readiness (each service's /readyz)" }
+                thead { tr { th scope="col" { "Service" } th scope="col" { "State" } th scope="col" { "Checks" } } }
+                tbody {
+                    @for service in &snapshot.services {
+                        tr {
+                            td { (service.name) }
+                            @match &service.readiness {
+                                Readiness::Ready(checks) => { td.good { "ready" } td { (checks_list(checks)) } }
+                                Readiness::NotReady(checks) => { td.bad { "not ready" } td { (checks_list(checks)) } }
+                                Readiness::Unreachable(error) => { td.bad { "unreachable" } td { (error) } }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { "Queues" }
+        @match &snapshot.queues {
+            Err(error) => p.failure role="alert" { "Queue depths unavailable: " (error) },
+            Ok(queues) if queues.is_empty() => p { "No queues in this namespace yet." },
+            Ok(queues) => {
+                div.scroll { table {
+                    caption { "Depths from the RabbitMQ management API (up to 5 s behind)" }
+                    thead { tr {
+                        th scope="col" { "Queue" } th scope="col" { "Kind" }
+                        th.num scope="col" { "Ready" } th.num scope="col" { "Unacked" } th.num scope="col" { "Consumers" }
+                    } }
+                    tbody {
+                        @for q in queues {
+                            @let kind = kind_of(&q.name);
+                            tr {
+                                td {
+                                    @if kind == QueueKind::Parked {
+                                        a href=(format!("/parked/{}", q.name)) { (q.name) }
+                                    } @else { (q.name) }
+                                }
+                                td { @match kind { QueueKind::Work => "work", QueueKind::Waiting => "retry tier", QueueKind::Parked => "parked" } }
+                                td.num.bad[kind == QueueKind::Parked && q.messages > 0] { (q.messages_ready) }
+                                td.num { (q.messages_unacknowledged) }
+                                td.num.bad[kind == QueueKind::Work && q.consumers == 0] { (q.consumers) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn checks_list(checks: &[crate::upstream::probes::CheckLine]) -> Markup {
+    html! {
+        ul.checks {
+            @for check in checks {
+                li.good[check.ok].bad[!check.ok] { (check.name) ": " (check.detail) }
+            }
+        }
+    }
+}
+
+/// `GET /`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let snapshot = Snapshot::read(&state).await;
+    page(
+        &principal,
+        Section::Overview,
+        "Overview",
+        &flash,
+        html! {
+            div #live data-live="/live/overview" aria-live="polite" {
+                (fragment(&snapshot))
+            }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /live/overview`: the fragment again every `CONSOLE_REFRESH`, until the browser goes
+/// away or the console shuts down.
+pub async fn live(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let every = state.config.refresh;
+    let stream = futures_util::stream::unfold(state, move |state| async move {
+        tokio::select! {
+            () = state.shutdown.cancelled() => None,
+            () = tokio::time::sleep(every) => {
+                let snapshot = Snapshot::read(&state).await;
+                let event = Event::default().event("refresh").data(fragment(&snapshot).into_string());
+                Some((Ok(event), state))
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
