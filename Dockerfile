@@ -12,7 +12,7 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-ARG PRODUCT_BINARIES="webhook-receiver pipeline-herder sentinel adapter alert-reconciler steadfast-recipe steadfastctl"
+ARG PRODUCT_BINARIES="webhook-receiver pipeline-herder sentinel adapter alert-reconciler console steadfast-recipe steadfastctl"
 ARG FAKE_BINARIES="fleet-api fake-gitlab fake-kube fake-webex"
 ARG CARGO_PROFILE=release
 # scripts/container-build.sh: one cargo build of both lists, rebuilding exactly what changed

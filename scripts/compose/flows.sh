@@ -2,10 +2,12 @@
 # user would drive them (sourced by scripts/compose-test.sh, which defines step, done_step,
 # fail, wait_for and focus). Each flow asserts on what the user would look at: the retry
 # in GitLab, the analysis and the action in the chat, the cluster's Reconciled condition.
+# Then the operator's console: signing in with the dev admin and seeing the overview.
 
 receiver=http://127.0.0.1:8081
 herder=http://127.0.0.1:8082
 reconciler=http://127.0.0.1:8085
+console=http://127.0.0.1:8086
 fleet_api=http://127.0.0.1:8000/api/hyperfleet/v1
 fake_gitlab=http://127.0.0.1:8090
 fake_kube=http://127.0.0.1:8091
@@ -98,10 +100,37 @@ flow_fleet() {
   done_step
 }
 
+# The console as an operator meets it: the sign-in form, the dev admin of
+# scripts/dev/console-users.yaml signing in, the overview behind the session cookie.
+flow_console() {
+  step "console: sign in as the dev admin, the overview"
+  focus=(console)
+  local jar=$flow_dir/console.cookies status token
+  status=$(curl -sS -c "$jar" -o "$flow_dir/login.html" -w '%{http_code}' "$console/login")
+  printf '    GET %s/login → %s\n' "$console" "$status"
+  [ "$status" = 200 ] || fail "GET $console/login answered $status"
+  grep -q $'\tconsole_login\t' "$jar" || fail "GET /login set no console_login cookie"
+  token=$(sed -n 's/.*name="login_token" value="\([^"]*\)".*/\1/p' "$flow_dir/login.html" | head -1)
+  [ -n "$token" ] || fail "the sign-in form has no hidden login_token"
+  status=$(curl -sS -b "$jar" -c "$jar" -D "$flow_dir/login.headers" -o "$flow_dir/answer" -w '%{http_code}' \
+    -X POST "$console/login" --data-urlencode "login_token=$token" --data-urlencode user=admin \
+    --data-urlencode password=dev-admin-password --data-urlencode next=/)
+  printf '    POST %s/login as admin → %s\n' "$console" "$status"
+  [ "$status" = 303 ] || { cat "$flow_dir/answer" >&2; fail "signing in as admin answered $status, not 303"; }
+  grep -qi '^set-cookie: console_session=[^;]' "$flow_dir/login.headers" \
+    || fail "signing in as admin set no console_session cookie"
+  status=$(curl -sS -b "$jar" -o "$flow_dir/overview.html" -w '%{http_code}' "$console/")
+  printf '    GET %s/ with the session → %s\n' "$console" "$status"
+  [ "$status" = 200 ] || fail "GET $console/ with the session answered $status"
+  grep -q 'Overview' "$flow_dir/overview.html" || fail "GET $console/ with the session shows no Overview"
+  done_step
+}
+
 run_flows() {
   flow_dir=$(mktemp -d)
   flow_gitlab
   flow_alert
   flow_fleet
+  flow_console
   rm -rf "$flow_dir"
 }

@@ -55,6 +55,28 @@ impl Problem {
     }
 }
 
+/// The refusal of a route guarded by an optional bearer token, or `None` to let the request
+/// through: 403 with `disabled` (which says how to turn the route on) when no token is
+/// configured, 401 with `WWW-Authenticate: Bearer` when the request's token is missing or wrong.
+pub fn bearer_refusal(
+    headers: &HeaderMap,
+    token: Option<&str>,
+    disabled: &str,
+) -> Option<Response> {
+    match token {
+        None => Some(Problem::new(StatusCode::FORBIDDEN, disabled).into_response()),
+        Some(token) if crate::auth::bearer_matches(headers, token) => None,
+        Some(_) => {
+            let mut response = Problem::unauthorized().into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            Some(response)
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();

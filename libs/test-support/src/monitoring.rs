@@ -26,6 +26,7 @@ pub const OWNERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("adapter", &["hyperfleet_adapter_"]),
+    ("console", &["steadfast_console_"]),
     // libs/messaging, on every service; checked on the herder, which both consumes and
     // publishes.
     (

@@ -7,8 +7,12 @@
 //! deadline, or once the incident closed, it is [`ApprovalError::Expired`]. Everything
 //! happens in one transaction with the action run it starts, so an approval never exists
 //! without its run, nor a run without its approval.
+//!
+//! A suggested action can instead be rejected ([`reject`]): `pending → rejected`, under the
+//! same rules, and final — approving it afterwards, even forced, is
+//! [`ApprovalError::Rejected`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use steadfast_telemetry::trace;
@@ -77,6 +81,20 @@ pub enum ApprovalError {
         by: String,
         at: String,
     },
+    #[error(
+        "action `{action}` was rejected by {by} at {at}{}; the decision is final",
+        reason_suffix(.reason.as_deref())
+    )]
+    Rejected {
+        action: String,
+        by: String,
+        at: String,
+        reason: Option<String>,
+    },
+    #[error(
+        "action `{action}` was not suggested for this incident: there is no approval to reject"
+    )]
+    NothingToReject { action: String },
     #[error("the approval of `{action}` expired at {at}")]
     Expired { action: String, at: DateTime<Utc> },
     #[error("the approval of `{action}` was cancelled: its incident was resolved")]
@@ -96,12 +114,21 @@ impl ApprovalError {
                 "expired"
             }
             Self::StillInvestigating(_) => "too_early",
-            Self::NotSuggested { .. } | Self::UnknownAction { .. } => "not_suggested",
+            Self::NotSuggested { .. }
+            | Self::UnknownAction { .. }
+            | Self::NothingToReject { .. } => "not_suggested",
             Self::AlreadyApproved { .. } => "replayed",
+            Self::Rejected { .. } => "already_rejected",
             Self::WrongMessage => "forbidden",
             Self::Store(_) => "error",
         }
     }
+}
+
+fn reason_suffix(reason: Option<&str>) -> String {
+    reason
+        .map(|r| format!(" (reason: {r})"))
+        .unwrap_or_default()
 }
 
 /// Approves `actions` of `incident` for `actor` (all or none).
@@ -213,6 +240,62 @@ pub async fn approve_by_id(
     .await
 }
 
+/// Rejects the suggested `action` of `incident` for `actor`: its pending approval is closed as
+/// `rejected` with `reason`, audited, and returned. The incident itself does not move: other
+/// actions may still be approved, and the approval window or the alert resolving closes it.
+pub async fn reject(
+    ctx: &Context,
+    incident: Uuid,
+    action: &str,
+    actor: &str,
+    reason: Option<&str>,
+    via: Via,
+) -> Result<ApprovalRow, ApprovalError> {
+    let span = tracing::info_span!("reconciler.rejection", action, actor, via = via.as_str());
+    async move {
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        // Incident, then approval: the lock order of `approve`.
+        let incident = incidents::get_for_update(&mut tx, incident)
+            .await?
+            .ok_or_else(|| ApprovalError::IncidentNotFound {
+                incident: incident.to_string(),
+            })?;
+        let approval = approvals::by_action_for_update(&mut tx, incident.id, action)
+            .await?
+            .ok_or_else(|| ApprovalError::NothingToReject {
+                action: action.to_owned(),
+            })?;
+        // The approval's own state decides first, as for a card's button: rejecting twice is
+        // "already rejected" even once the incident moved on.
+        check_approval(&approval)?;
+        check_open(&incident)?;
+        let rejected = approvals::reject(&mut tx, approval.id, actor, reason)
+            .await?
+            // Expired between the check and the update.
+            .ok_or_else(|| ApprovalError::Expired {
+                action: approval.action.clone(),
+                at: approval.expires_at,
+            })?;
+        audit::record(
+            &mut tx,
+            incident.id,
+            actor,
+            "action rejected",
+            json!({"action": action, "approval": approval.id, "via": via.as_str(), "reason": reason}),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        ctx.metrics
+            .approvals
+            .with_label_values(&[via.as_str(), "rejected"])
+            .inc();
+        tracing::info!(incident_id = %incident.id, %action, %actor, reason = reason.unwrap_or(""), "action rejected");
+        Ok(rejected)
+    }
+    .instrument(span)
+    .await
+}
+
 fn count_transition(ctx: &Context) {
     ctx.metrics
         .incident_transitions
@@ -235,15 +318,26 @@ fn check_open(incident: &IncidentRow) -> Result<(), ApprovalError> {
     }
 }
 
+/// When the approval was decided, written as `GET /api/incidents/{id}` shows it.
+fn decided_at(approval: &ApprovalRow) -> String {
+    approval
+        .decided_at
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
 fn check_approval(approval: &ApprovalRow) -> Result<(), ApprovalError> {
     match approval.state.as_str() {
         "approved" => Err(ApprovalError::AlreadyApproved {
             action: approval.action.clone(),
             by: approval.decided_by.clone().unwrap_or_default(),
-            at: approval
-                .decided_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default(),
+            at: decided_at(approval),
+        }),
+        "rejected" => Err(ApprovalError::Rejected {
+            action: approval.action.clone(),
+            by: approval.decided_by.clone().unwrap_or_default(),
+            at: decided_at(approval),
+            reason: approval.reason.clone(),
         }),
         "cancelled" => Err(ApprovalError::Cancelled {
             action: approval.action.clone(),

@@ -27,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, Sessions};
 use crate::config::Config;
 use crate::metrics::ConsoleMetrics;
-use crate::pages::{self, herder, login, overview, parked};
+use crate::pages::{self, fleet, herder, incidents, login, overview, parked};
+use crate::upstream::fleet::{FleetApi, SentinelApi};
 use crate::upstream::herder::HerderApi;
+use crate::upstream::reconciler::ReconcilerApi;
 use crate::upstream::{self, Api};
 use crate::{SERVICE, assets};
 
@@ -69,6 +71,9 @@ pub struct AppState {
     pub management: ManagementApi,
     pub http: HttpClient,
     pub herder: Option<HerderApi>,
+    pub reconciler: Option<ReconcilerApi>,
+    pub fleet: Option<FleetApi>,
+    pub sentinel: Option<SentinelApi>,
     pub metrics: ConsoleMetrics,
     /// Ends the live-refresh streams, which would otherwise hold graceful shutdown open.
     pub shutdown: CancellationToken,
@@ -104,6 +109,18 @@ impl App {
             .herder
             .clone()
             .map(|u| HerderApi(Api::new(http.clone(), u)));
+        let reconciler = config
+            .reconciler
+            .clone()
+            .map(|u| ReconcilerApi(Api::new(http.clone(), u)));
+        let fleet = config
+            .fleet
+            .clone()
+            .map(|u| FleetApi(Api::new(http.clone(), u)));
+        let sentinel = config
+            .sentinel
+            .clone()
+            .map(|u| SentinelApi(Api::new(http.clone(), u)));
 
         let probes = Probes::new();
         let health = broker.clone();
@@ -127,6 +144,9 @@ impl App {
                 management,
                 http,
                 herder,
+                reconciler,
+                fleet,
+                sentinel,
                 metrics,
                 shutdown: CancellationToken::new(),
             },
@@ -210,6 +230,18 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// `Server-Timing: app;dur=<ms>`: how long the console took to answer, upstream calls included
+/// (browsers show it in their network panel; the benchmark reads it).
+async fn server_timing(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let millis = started.elapsed().as_secs_f64() * 1e3;
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={millis:.3}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route(
@@ -229,10 +261,17 @@ pub fn router(state: AppState) -> Router {
         .route("/parked/{queue}/discard", post(parked::discard))
         .route("/herder/pause", post(herder::pause))
         .route("/herder/resume", post(herder::resume))
+        .route("/incidents/{id}/approve", post(incidents::approve))
+        .route("/incidents/{id}/reject", post(incidents::reject))
+        .route("/incidents/{id}/force", post(incidents::force))
         .route_layer(middleware::from_fn(auth::require_operator));
     let signed_in = Router::new()
         .route("/", get(overview::show))
         .route("/live/overview", get(overview::live))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/fleet", get(fleet::list))
+        .route("/fleet/clusters/{id}", get(fleet::cluster))
         .route("/parked", get(parked::index))
         .route("/parked/{queue}", get(parked::queue))
         .route("/parked/{queue}/message/{id}", get(parked::message))
@@ -249,5 +288,6 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(signed_in)
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(server_timing))
         .with_state(state)
 }

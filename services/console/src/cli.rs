@@ -1,7 +1,6 @@
 //! The command line: serve (the default), and `hash-password` for the users file.
 
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,8 +39,9 @@ pub struct ServeArgs {
 
     /// Built-in users: a YAML file of `users: [{name, role, password_hash}]` (roles `viewer`
     /// and `operator`; hashes from `console hash-password`).
+    // Text, not a PathBuf: an empty value (a ConfigMap key left blank) means none.
     #[arg(long, env = "CONSOLE_USERS_FILE")]
-    pub users_file: Option<PathBuf>,
+    pub users_file: Option<String>,
 
     /// Addresses (IPs or CIDR ranges, comma-separated) of an authenticating proxy such as
     /// oauth2-proxy, whose `X-Forwarded-User` / `X-Forwarded-Email` headers are trusted.
@@ -85,9 +85,22 @@ pub struct ServeArgs {
     #[arg(long, env = "RECEIVER_URL")]
     pub receiver_url: Option<String>,
 
-    /// The sentinel's probe listener (its `/readyz` is shown on the overview).
+    /// The sentinel's HTTP listener (its `/readyz` on the overview; with SENTINEL_API_TOKEN,
+    /// when it last published for each cluster on the fleet page).
     #[arg(long, env = "SENTINEL_URL")]
     pub sentinel_url: Option<String>,
+
+    /// The sentinel's `SENTINEL_API_TOKEN`, for its read API.
+    #[arg(long, env = "SENTINEL_API_TOKEN", hide_env_values = true)]
+    pub sentinel_token: Option<String>,
+
+    /// The HyperFleet API (e.g. `http://hyperfleet-api:8000`), for the fleet page.
+    #[arg(long, env = "FLEET_API_URL")]
+    pub fleet_api_url: Option<String>,
+
+    /// Bearer token for the HyperFleet API, when it asks for one.
+    #[arg(long, env = "FLEET_API_TOKEN", hide_env_values = true)]
+    pub fleet_api_token: Option<String>,
 
     /// The adapter's probe listener (its `/readyz` is shown on the overview).
     #[arg(long, env = "ADAPTER_URL")]

@@ -36,6 +36,11 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{token} is set but {url} is not: say where that API is")]
+    TokenWithoutUrl {
+        url: &'static str,
+        token: &'static str,
+    },
     #[error("{url} is set but {token} is not: the console calls that API with it")]
     MissingToken {
         url: &'static str,
@@ -91,6 +96,10 @@ pub struct Config {
     pub auth: AuthConfig,
     pub herder: Option<Upstream>,
     pub reconciler: Option<Upstream>,
+    /// The HyperFleet API (its token may be empty: not every installation asks for one).
+    pub fleet: Option<Upstream>,
+    /// The sentinel's read API.
+    pub sentinel: Option<Upstream>,
     /// Every service the overview probes, in display order.
     pub probes: Vec<ProbeTarget>,
     pub management_url: Option<String>,
@@ -108,9 +117,9 @@ impl Config {
         redis::Client::open(redis_url.as_str())
             .map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
 
-        let users = match &args.users_file {
-            Some(path) if !path.as_os_str().is_empty() => Users::load(path)?,
-            _ => Users::default(),
+        let users = match present(&args.users_file) {
+            Some(path) => Users::load(std::path::Path::new(&path))?,
+            None => Users::default(),
         };
         let trusted = args
             .trusted_proxies
@@ -155,6 +164,34 @@ impl Config {
             ("RECONCILER_URL", &args.reconciler_url),
             ("RECONCILER_API_TOKEN", &args.reconciler_token),
         )?;
+        let fleet = present(&args.fleet_api_url)
+            .map(|url| {
+                Ok::<_, ConfigError>(Upstream {
+                    url: http_url("FLEET_API_URL", &url)?,
+                    token: present(&args.fleet_api_token).unwrap_or_default(),
+                })
+            })
+            .transpose()?;
+        if fleet.is_none() && present(&args.fleet_api_token).is_some() {
+            return Err(ConfigError::TokenWithoutUrl {
+                url: "FLEET_API_URL",
+                token: "FLEET_API_TOKEN",
+            });
+        }
+        // The sentinel's URL alone is for its /readyz; with the token, its read API too.
+        let sentinel = match (present(&args.sentinel_url), present(&args.sentinel_token)) {
+            (Some(url), Some(token)) => Some(Upstream {
+                url: http_url("SENTINEL_URL", &url)?,
+                token,
+            }),
+            (None, Some(_)) => {
+                return Err(ConfigError::TokenWithoutUrl {
+                    url: "SENTINEL_URL",
+                    token: "SENTINEL_API_TOKEN",
+                });
+            }
+            _ => None,
+        };
         let mut probes = Vec::new();
         let targets: [(&'static str, &'static str, Option<String>); 5] = [
             (
@@ -196,6 +233,8 @@ impl Config {
             },
             herder,
             reconciler,
+            fleet,
+            sentinel,
             probes,
             management_url: present(&args.management_url),
             refresh: args.refresh,
@@ -215,6 +254,8 @@ impl Config {
         let apis: Vec<&str> = [
             self.herder.as_ref().map(|_| "pipeline-herder"),
             self.reconciler.as_ref().map(|_| "alert-reconciler"),
+            self.fleet.as_ref().map(|_| "HyperFleet API"),
+            self.sentinel.as_ref().map(|_| "sentinel"),
         ]
         .into_iter()
         .flatten()
@@ -420,11 +461,24 @@ mod config_tests {
             load(&["--users-file", path, "--session-ttl", "30s"]).unwrap_err(),
             "CONSOLE_SESSION_TTL must be between 1 minute and 7 days, not 30s"
         );
+        assert_eq!(
+            load(&["--users-file", path, "--sentinel-token", "t"]).unwrap_err(),
+            "SENTINEL_API_TOKEN is set but SENTINEL_URL is not: say where that API is"
+        );
+        let open_fleet =
+            load(&["--users-file", path, "--fleet-api-url", "http://fleet:8000"]).unwrap();
+        assert_eq!(
+            open_fleet.fleet.unwrap().token,
+            "",
+            "a HyperFleet API without a token"
+        );
         assert!(
             load(&["--users-file", "/nonexistent/users.yaml"])
                 .unwrap_err()
                 .starts_with("CONSOLE_USERS_FILE `/nonexistent/users.yaml`: ")
         );
+        // A blank users file (a ConfigMap key left empty) is no users file.
+        assert!(load(&["--users-file", "", "--trusted-proxies", "10.0.0.1"]).is_ok());
         let mut argv = vec!["console", "--users-file", path];
         argv.extend(["--redis-url", ""]);
         let cli = Cli::try_parse_from(argv).unwrap();

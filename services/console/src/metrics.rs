@@ -9,7 +9,15 @@ pub struct ConsoleMetrics {
 }
 
 /// Every action the console can take, so each series exists from the start.
-pub const ACTIONS: [&str; 4] = ["replay", "discard", "herder_pause", "herder_resume"];
+pub const ACTIONS: [&str; 7] = [
+    "replay",
+    "discard",
+    "herder_pause",
+    "herder_resume",
+    "approve",
+    "reject",
+    "force",
+];
 
 impl ConsoleMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {

@@ -36,6 +36,13 @@ async fn chromium(test: &str) -> Option<Chromium> {
     }
 }
 
+/// A browser and the console (with `options`) it will look at, or `None` when there is no
+/// browser here and none is required.
+async fn open(test: &str, options: Options) -> Option<(Chromium, Harness)> {
+    let browser = chromium(test).await?;
+    Some((browser, Harness::start_with(options).await))
+}
+
 /// Signs in through the login form, as a person would.
 async fn sign_in(browser: &Chromium, h: &Harness, user: &str, password: &str) {
     browser.goto(&format!("{}/login", h.url)).await;
@@ -68,15 +75,17 @@ async fn post_from_page(browser: &Chromium, action: &str, fields: Value) -> (u16
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_and_sees_every_service_and_queue() {
-    let Some(browser) = chromium("an_operator_signs_in_and_sees_every_service_and_queue").await
+    let Some((browser, h)) = open(
+        "an_operator_signs_in_and_sees_every_service_and_queue",
+        Options {
+            herder: true,
+            ..Options::default()
+        },
+    )
+    .await
     else {
         return;
     };
-    let h = Harness::start_with(Options {
-        herder: true,
-        ..Options::default()
-    })
-    .await;
     browser.goto(&format!("{}/", h.url)).await;
     assert!(browser.current_url().await.contains("/login?next="));
     browser.screenshot("login").await;
@@ -104,12 +113,10 @@ async fn an_operator_signs_in_and_sees_every_service_and_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_found_inspected_replayed_and_processed_in_the_browser() {
-    let Some(browser) =
-        chromium("a_poison_message_is_found_inspected_replayed_and_processed_in_the_browser").await
-    else {
+    let test = "a_poison_message_is_found_inspected_replayed_and_processed_in_the_browser";
+    let Some((browser, h)) = open(test, Options::default()).await else {
         return;
     };
-    let h = Harness::start().await;
     let consumer = PoisonConsumer::start(&h).await;
     consumer.park(&h, &["order-7", "order-8"]).await;
     let work = consumer.spec.name.clone();
@@ -164,14 +171,17 @@ async fn a_poison_message_is_found_inspected_replayed_and_processed_in_the_brows
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_herder_is_paused_and_resumed_in_the_browser() {
-    let Some(browser) = chromium("the_herder_is_paused_and_resumed_in_the_browser").await else {
+    let Some((browser, h)) = open(
+        "the_herder_is_paused_and_resumed_in_the_browser",
+        Options {
+            herder: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
         return;
     };
-    let h = Harness::start_with(Options {
-        herder: true,
-        ..Options::default()
-    })
-    .await;
     sign_in(&browser, &h, "alice", common::ALICE_PASSWORD).await;
     browser.goto(&format!("{}/herder", h.url)).await;
     browser.wait_for_text("Retrying").await;
@@ -192,15 +202,17 @@ async fn the_herder_is_paused_and_resumed_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_has_no_buttons_and_forged_posts_are_refused() {
-    let Some(browser) = chromium("a_viewer_has_no_buttons_and_forged_posts_are_refused").await
+    let Some((browser, h)) = open(
+        "a_viewer_has_no_buttons_and_forged_posts_are_refused",
+        Options {
+            herder: true,
+            ..Options::default()
+        },
+    )
+    .await
     else {
         return;
     };
-    let h = Harness::start_with(Options {
-        herder: true,
-        ..Options::default()
-    })
-    .await;
     let consumer = PoisonConsumer::start(&h).await;
     consumer.park(&h, &["stay-1"]).await;
     let work = consumer.spec.name.clone();
@@ -257,5 +269,93 @@ async fn a_viewer_has_no_buttons_and_forged_posts_are_refused() {
     assert_eq!(status, 403);
     assert!(text.contains("CSRF token is missing"), "{text}");
     consumer.wait_parked(&h, 1).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_becomes_an_incident_that_is_approved_in_the_browser() {
+    let options = Options {
+        alerts: true,
+        ..Options::default()
+    };
+    let test = "an_alert_becomes_an_incident_that_is_approved_in_the_browser";
+    let Some((browser, h)) = open(test, options).await else {
+        return;
+    };
+    let stack = h.alerts.as_ref().unwrap();
+    stack.fire("web-9").await;
+    let id = stack.incident_in("awaiting_approval").await;
+    sign_in(&browser, &h, "alice", common::ALICE_PASSWORD).await;
+
+    browser.goto(&format!("{}/incidents", h.url)).await;
+    let open = browser.find(&format!("a[href=\"/incidents/{id}\"]")).await;
+    browser.screenshot("incidents").await;
+    browser.click(&open).await;
+    browser
+        .wait_for_text("pod web-9 answers 5xx since the 10:00 deploy")
+        .await;
+    browser.screenshot("incident").await;
+    let approve = browser
+        .find("form[action$=\"/approve\"] button[type=submit]")
+        .await;
+    browser.click(&approve).await;
+    browser
+        .wait_for_text("Approved restart-web: its run has started.")
+        .await;
+    eventually_async("the action to restart web-9", WAIT, || async {
+        (stack.restarted() == ["web-9"]).then_some(())
+    })
+    .await;
+    // Its outcome appears on the incident's page.
+    eventually_async("the outcome on the page", WAIT, || async {
+        browser.goto(&format!("{}/incidents/{id}", h.url)).await;
+        browser
+            .source()
+            .await
+            .contains("restarted web-9")
+            .then_some(())
+    })
+    .await;
+    browser.wait_for_text("approved by api:console:alice").await;
+    browser.screenshot("incident-approved").await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_and_a_cluster_in_the_browser() {
+    let Some((browser, h)) = open(
+        "the_fleet_and_a_cluster_in_the_browser",
+        Options {
+            fleet: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let fleet = h.fleet.as_ref().unwrap();
+    fleet.cluster("c-eu-1", json!({"env": "prod"})).await;
+    let dev = fleet.cluster("c-eu-2", json!({"env": "dev"})).await;
+    fleet.report_available(&dev, 1).await;
+    sign_in(&browser, &h, "alice", common::ALICE_PASSWORD).await;
+    browser.goto(&format!("{}/fleet", h.url)).await;
+    browser.wait_for_text("c-eu-1").await;
+    browser.wait_for_text("not reconciled").await;
+    browser.screenshot("fleet").await;
+    let unreconciled = browser.find("#f-unreconciled").await;
+    browser.click(&unreconciled).await;
+    let filter = browser.find("form.filters button[type=submit]").await;
+    browser.click(&filter).await;
+    eventually_async("only the unreconciled cluster listed", WAIT, || async {
+        let source = browser.source().await;
+        (source.contains("c-eu-1") && !source.contains("c-eu-2")).then_some(())
+    })
+    .await;
+    browser
+        .goto(&format!("{}/fleet/clusters/{dev}", h.url))
+        .await;
+    browser.wait_for_text("Adapters' last reports").await;
+    browser.screenshot("cluster").await;
     h.stop().await;
 }

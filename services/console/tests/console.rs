@@ -596,3 +596,391 @@ async fn the_overview_shows_readiness_and_queues_and_refreshes_live() {
     .await;
     assert!(ended.is_ok(), "the live stream ends at shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_is_approved_from_the_console_and_a_used_approval_says_why_not() {
+    let h = Harness::start_with(Options {
+        alerts: true,
+        ..Options::default()
+    })
+    .await;
+    let stack = h.alerts.as_ref().unwrap();
+    stack.fire("web-1").await;
+    let id = stack.incident_in("awaiting_approval").await;
+    let mut alice = h.signed_in("alice").await;
+
+    let list = alice.get("/incidents").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.contains(&format!(r#"href="/incidents/{id}""#)),
+        "{}",
+        list.body
+    );
+    assert!(list.contains("awaiting approval (1)"));
+    let overview = alice.get("/").await;
+    assert!(overview.contains("incidents open") && overview.contains("awaiting approval"));
+
+    let page = alice.get(&format!("/incidents/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for text in [
+        "alert HighErrorRate firing",
+        "recipe check-errors successful",
+        "pod web-1 answers 5xx since the 10:00 deploy",
+        "Approve restart-web",
+    ] {
+        assert!(
+            page.contains(text),
+            "{text} on the incident page: {}",
+            page.body
+        );
+    }
+
+    // A viewer sees the incident but no button, and cannot approve by posting.
+    let mut victor = h.signed_in("victor").await;
+    let seen = victor.get(&format!("/incidents/{id}")).await;
+    assert!(seen.contains("restart-web") && !seen.contains("Approve restart-web"));
+    let refused = victor
+        .submit(
+            &format!("/incidents/{id}"),
+            &format!("/incidents/{id}/approve"),
+            &[("action", "restart-web")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(stack.restarted().is_empty());
+
+    let approved = alice
+        .submit(
+            &format!("/incidents/{id}"),
+            &format!("/incidents/{id}/approve"),
+            &[("action", "restart-web")],
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER);
+    let shown = alice.get(&approved.location.unwrap()).await;
+    assert!(
+        shown.contains("Approved restart-web: its run has started."),
+        "{}",
+        shown.body
+    );
+    eventually_async("the action to restart web-1", WAIT, || async {
+        (stack.restarted() == ["web-1"]).then_some(())
+    })
+    .await;
+    let after = eventually_async("the action's outcome on the page", WAIT, || {
+        let mut browser = Browser::new(&h.url);
+        browser.cookies = alice.cookies.clone();
+        let path = format!("/incidents/{id}");
+        async move {
+            let page = browser.get(&path).await;
+            page.contains("restarted web-1").then_some(page)
+        }
+    })
+    .await;
+    assert!(
+        after.contains("action restart-web approved by api:console:alice"),
+        "{}",
+        after.body
+    );
+
+    // The approval is single-use: the console shows the reconciler's reason.
+    let again = alice
+        .submit(
+            &format!("/incidents/{id}"),
+            &format!("/incidents/{id}/approve"),
+            &[("action", "restart-web")],
+        )
+        .await;
+    let shown = alice.get(&again.location.unwrap()).await;
+    assert!(
+        shown.contains("Refused: ") && shown.contains("console:alice"),
+        "{}",
+        shown.body
+    );
+    assert_eq!(stack.restarted(), ["web-1"], "nothing ran twice");
+
+    for (path, says) in [
+        (
+            "/incidents/0190a5b2-0000-7000-8000-000000000000".to_owned(),
+            "The alert-reconciler has no incident `0190a5b2-0000-7000-8000-000000000000`.",
+        ),
+        (
+            "/incidents/not-an-id".to_owned(),
+            "has no incident `not-an-id`",
+        ),
+    ] {
+        let page = alice.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.contains(says), "{path}: {}", page.body);
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_or_expired_approval_cannot_be_approved_and_the_page_says_why() {
+    let h = Harness::start_with(Options {
+        alerts: true,
+        approval_ttl: Some(Duration::from_secs(3)),
+        ..Options::default()
+    })
+    .await;
+    let stack = h.alerts.as_ref().unwrap();
+    stack.fire("web-2").await;
+    let id = stack.incident_in("awaiting_approval").await;
+    let mut alice = h.signed_in("alice").await;
+    let page = format!("/incidents/{id}");
+
+    let rejected = alice
+        .submit(
+            &page,
+            &format!("/incidents/{id}/reject"),
+            &[
+                ("action", "restart-web"),
+                ("reason", "the deploy is being rolled back"),
+            ],
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::SEE_OTHER);
+    let shown = alice.get(&rejected.location.unwrap()).await;
+    assert!(shown.contains("Rejected restart-web."), "{}", shown.body);
+    assert!(shown.contains("action restart-web rejected by api:console:alice"));
+    assert!(shown.contains("the deploy is being rolled back"));
+    let late = alice
+        .submit(
+            &page,
+            &format!("/incidents/{id}/approve"),
+            &[("action", "restart-web")],
+        )
+        .await;
+    let shown = alice.get(&late.location.unwrap()).await;
+    assert!(
+        shown.contains("Refused: ") && shown.contains("rejected"),
+        "{}",
+        shown.body
+    );
+
+    // A second incident whose approval runs out before anyone answers.
+    stack.fire("web-3").await;
+    let second = eventually_async("a second incident awaiting approval", WAIT, || async {
+        stack
+            .incidents()
+            .await
+            .into_iter()
+            .find(|i| i["state"] == "awaiting_approval" && i["id"] != id.as_str())
+            .and_then(|i| i["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    eventually_async("the approval to expire", WAIT, || async {
+        let page = stack.incidents().await;
+        page.iter()
+            .any(|i| i["id"] == second.as_str() && i["state"] == "expired")
+            .then_some(())
+    })
+    .await;
+    let expired = alice
+        .submit(
+            &format!("/incidents/{second}"),
+            &format!("/incidents/{second}/approve"),
+            &[("action", "restart-web")],
+        )
+        .await;
+    let shown = alice.get(&expired.location.unwrap()).await;
+    assert!(
+        shown.contains("Refused: ") && shown.contains("expired"),
+        "{}",
+        shown.body
+    );
+    assert!(stack.restarted().is_empty(), "nothing ran");
+    h.stop().await;
+}
+
+/// Records a decision in the herder's ledger through the herder's own code.
+async fn record_decision(
+    ledger: &pipeline_herder::ledger::Ledger,
+    job_id: u64,
+    project: &str,
+    matcher: Option<&str>,
+    action: pipeline_herder::decide::DecidedAction,
+    log_line: Option<&str>,
+) -> i64 {
+    let job = pipeline_herder::hook::Job {
+        instance: "gitlab.test".into(),
+        project_id: 7,
+        project_path: project.into(),
+        job_id,
+        name: "build-x86_64".into(),
+        stage: "build".into(),
+        status: "failed".into(),
+        failure_reason: Some("script_failure".into()),
+        allow_failure: false,
+        pipeline_id: 100,
+        git_ref: "main".into(),
+        web_url: format!("https://gitlab.test/{project}/-/jobs/{job_id}"),
+        retries_count: None,
+    };
+    let decision = pipeline_herder::decide::Decision {
+        matcher: matcher.map(str::to_owned),
+        matcher_action: None,
+        action,
+        reason: "recorded by the console test".into(),
+        attempt: 1,
+        retry_limit: Some(3),
+        delay: None,
+        log_line: log_line.map(str::to_owned),
+    };
+    ledger
+        .record(&job, &format!("evt-{job_id}"), &decision, None)
+        .await
+        .unwrap()
+        .expect("a new decision")
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_herders_decisions_are_listed_filtered_and_shown_with_their_log_line() {
+    use pipeline_herder::decide::DecidedAction;
+    let h = Harness::start_with(Options {
+        herder: true,
+        ..Options::default()
+    })
+    .await;
+    let herder = h.herder.as_ref().unwrap();
+    let ledger =
+        pipeline_herder::ledger::Ledger::connect(&herder.database.url, Duration::from_secs(10))
+            .await
+            .unwrap();
+    let pulled = record_decision(
+        &ledger,
+        501,
+        "kernel/ark",
+        Some("image-pull"),
+        DecidedAction::Report,
+        Some("ERROR: Job failed: failed to pull image \"quay.io/cki/builder:latest\""),
+    )
+    .await;
+    record_decision(
+        &ledger,
+        502,
+        "kernel/other",
+        None,
+        DecidedAction::None,
+        None,
+    )
+    .await;
+    let mut alice = h.signed_in("alice").await;
+
+    let all = alice.get("/herder").await;
+    assert!(
+        all.contains("kernel/ark") && all.contains("kernel/other"),
+        "{}",
+        all.body
+    );
+    let filtered = alice.get("/herder?matcher=image-pull").await;
+    assert!(filtered.contains("kernel/ark") && !filtered.contains("kernel/other"));
+    let by_project = alice.get("/herder?project=kernel%2Fother").await;
+    assert!(by_project.contains("kernel/other") && !by_project.contains("kernel/ark"));
+    let none = alice.get("/herder?state=nonexistent").await;
+    assert!(none.contains("No decisions match."));
+
+    let detail = alice.get(&format!("/herder/decisions/{pulled}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(
+        detail.contains("failed to pull image &quot;quay.io/cki/builder:latest&quot;"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.contains("This job and its retries"));
+    assert!(detail.contains(r#"href="https://gitlab.test/kernel/ark/-/jobs/501""#));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_shows_what_is_not_reconciled_and_when_the_sentinel_published() {
+    let h = Harness::start_with(Options {
+        fleet: true,
+        ..Options::default()
+    })
+    .await;
+    let fleet = h.fleet.as_ref().unwrap();
+    let prod = fleet
+        .cluster("c-prod", serde_json::json!({"env": "prod"}))
+        .await;
+    let dev = fleet
+        .cluster(
+            "c-dev",
+            serde_json::json!({"env": "dev", "team": "o'brien"}),
+        )
+        .await;
+    fleet.report_available(&dev, 1).await;
+    let mut alice = h.signed_in("alice").await;
+
+    // The sentinel polls every 100 ms; once it has published for both, the page says so.
+    let page = eventually_async(
+        "the sentinel's publish for c-prod on the fleet page",
+        WAIT,
+        || {
+            let mut browser = Browser::new(&h.url);
+            browser.cookies = alice.cookies.clone();
+            async move {
+                let page = browser.get("/fleet").await;
+                page.contains("published <time").then_some(page)
+            }
+        },
+    )
+    .await;
+    assert!(
+        page.contains("c-prod") && page.contains("c-dev"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.contains("not reconciled") && page.contains(">reconciled<"),
+        "{}",
+        page.body
+    );
+    // A reconciled cluster gives the sentinel nothing to publish.
+    assert!(page.contains("not published"), "{}", page.body);
+
+    let prod_only = alice.get("/fleet?label=env%3Dprod").await;
+    assert!(prod_only.contains("c-prod") && !prod_only.contains("c-dev"));
+    let quoted = alice.get("/fleet?label=team%3Do%27brien").await;
+    assert!(
+        quoted.contains("c-dev") && !quoted.contains("c-prod"),
+        "{}",
+        quoted.body
+    );
+    let unreconciled = alice.get("/fleet?unreconciled=1").await;
+    assert!(unreconciled.contains("c-prod") && !unreconciled.contains("c-dev"));
+    let bad = alice.get("/fleet?label=env").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("`env` is not a label filter: write key=value"));
+    let bad_page = alice.get("/fleet?page=0").await;
+    assert_eq!(bad_page.status, StatusCode::BAD_REQUEST);
+
+    let detail = alice.get(&format!("/fleet/clusters/{dev}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    for text in ["Reconciled", "validator", "Available=True", "No nodepools."] {
+        assert!(detail.contains(text), "{text}: {}", detail.body);
+    }
+    let prod_detail = alice.get(&format!("/fleet/clusters/{prod}")).await;
+    for text in [
+        "not reconciled since",
+        "No adapter has reported yet.",
+        "last published",
+    ] {
+        assert!(prod_detail.contains(text), "{text}: {}", prod_detail.body);
+    }
+    let missing = alice
+        .get("/fleet/clusters/0190a5b2-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("The HyperFleet API has no cluster"));
+
+    let overview = alice.get("/").await;
+    assert!(
+        overview.contains(r#"<span class="number bad">1</span><span class="label"><a href="/fleet?unreconciled=1">clusters not reconciled"#),
+        "{}",
+        overview.body
+    );
+    h.stop().await;
+}

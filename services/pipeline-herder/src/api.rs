@@ -20,12 +20,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use steadfast_service_kit::auth::bearer_matches;
-use steadfast_service_kit::problem::{Problem, parse_json_body};
+use steadfast_service_kit::problem::{Problem, bearer_refusal, parse_json_body};
 
 use crate::ledger::{DecisionFilter, DecisionRow, Ledger};
 use crate::pause::PauseSwitch;
@@ -60,24 +59,11 @@ pub fn router(pause: PauseSwitch, ledger: Ledger, admin_token: Option<String>) -
 
 /// The refusal, unless the request carries the admin token.
 fn refusal(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    match &state.admin_token {
-        None => Some(
-            Problem::new(
-                StatusCode::FORBIDDEN,
-                "the admin API is disabled: set HERDER_ADMIN_TOKEN to enable it",
-            )
-            .into_response(),
-        ),
-        Some(token) if bearer_matches(headers, token) => None,
-        Some(_) => {
-            let mut response = Problem::unauthorized().into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                "Bearer".parse().expect("static header"),
-            );
-            Some(response)
-        }
-    }
+    bearer_refusal(
+        headers,
+        state.admin_token.as_deref(),
+        "the admin API is disabled: set HERDER_ADMIN_TOKEN to enable it",
+    )
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Response {

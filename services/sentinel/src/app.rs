@@ -1,4 +1,5 @@
-//! The sentinel as a service: API client, broker, poll loop, probes and listeners.
+//! The sentinel as a service: API client, broker, poll loop, probes, the read API and
+//! listeners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -165,9 +166,10 @@ impl App {
     /// at once by the next), until `shutdown`; then not ready, the cycle in progress is
     /// abandoned, the listeners stop and the broker connection closes.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let api = crate::api::router(self.poller.activity.clone(), self.config.api_token.clone());
         let serving = self
             .endpoints
-            .serve_probes(&self.probes, self.registry.clone());
+            .serve(api, &self.probes, self.registry.clone());
         tracing::info!(
             name = %self.config.name,
             resource_type = %self.config.resource_type,
@@ -175,6 +177,7 @@ impl App {
             poll_interval_ms = self.config.poll_interval.as_millis() as u64,
             selector = %self.config.selector_label(),
             shard = ?self.config.shard,
+            read_api = self.config.api_token.is_some(),
             "sentinel started"
         );
         let mut ticker = tokio::time::interval(self.config.poll_interval);

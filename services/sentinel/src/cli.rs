@@ -99,4 +99,7 @@ pub struct RunArgs {
     pub broker_config_file: Option<PathBuf>,
     #[arg(long, env = "BROKER_RABBITMQ_URL", hide_env_values = true)]
     pub broker_rabbitmq_url: Option<String>,
+    /// Bearer token of the read API (`GET /api/resources`); unset, the API answers 403.
+    #[arg(long, env = "SENTINEL_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }

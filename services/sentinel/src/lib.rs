@@ -11,8 +11,12 @@
 //! * [`client`] — the API, page by page, with HyperFleet's retry schedule.
 //! * [`poller`] — one poll cycle; [`events`] — the CloudEvent and publishing it.
 //! * [`shard`] — splitting a fleet between replicas; [`metrics`] — HyperFleet's metrics.
+//! * [`activity`] — what the last cycles did per resource; [`api`] — serving it at
+//!   `GET /api/resources`.
 //! * [`app`] — the service: listeners, broker, the poll loop, and its shutdown order.
 
+pub mod activity;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod client;

@@ -6,6 +6,9 @@
 //! A publish that fails is counted and the cycle goes on; if the broker is unreachable, the
 //! rest of the cycle's events are not attempted (each would wait out the publish deadline)
 //! — the sentinel keeps no state, so the next cycle decides and publishes them again.
+//!
+//! What each cycle decided and published is recorded in [`Activity`] for the read API; it
+//! is a record only, never read back by a decision.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -18,6 +21,7 @@ use steadfast_telemetry::trace;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::activity::{Activity, DecisionRecord, NOT_ATTEMPTED, Observation, Published};
 use crate::client::{ApiClient, FetchError};
 use crate::config::{Clock, Config};
 use crate::decision::{Decision, DecisionEngine, MessageTemplate, REASON_FAILED};
@@ -76,6 +80,8 @@ pub struct Poller {
     tracing: bool,
     metrics: SentinelMetrics,
     pub state: Arc<PollState>,
+    /// What the last cycles did per resource, for the read API.
+    pub activity: Activity,
 }
 
 /// A decision ready to publish.
@@ -83,6 +89,8 @@ struct Outgoing {
     id: String,
     kind: String,
     data: Json,
+    /// Its evaluation in the page's observations, where the outcome is written.
+    observation: usize,
 }
 
 impl Poller {
@@ -107,6 +115,7 @@ impl Poller {
             tracing: config.tracing_enabled && config.otlp_endpoint.is_some(),
             metrics,
             state: Arc::new(PollState::default()),
+            activity: Activity::new(&config.resource_type),
         }
     }
 
@@ -118,10 +127,19 @@ impl Poller {
     pub async fn cycle(&mut self) -> Result<CycleStats, FetchError> {
         let span = tracing::info_span!("sentinel.poll", resource_type = %self.resource_type, otel.name = "sentinel.poll");
         let started = Instant::now();
+        self.activity.begin_cycle();
         let result = self.pages().instrument(span).await;
         let base = [self.resource_type.as_str(), self.selector.as_str()];
         match &result {
             Ok(stats) => {
+                let untracked = self.activity.complete_cycle((self.clock)());
+                if untracked > 0 {
+                    tracing::warn!(
+                        untracked,
+                        limit = crate::activity::MAX_TRACKED,
+                        "more resources than the read API keeps; the rest are not shown in /api/resources"
+                    );
+                }
                 self.metrics
                     .pending_resources
                     .with_label_values(&base)
@@ -174,10 +192,11 @@ impl Poller {
                 break;
             }
             stats.resources += page.items.len() as u64;
-            let outgoing = self.decide_page(&page.items, &mut stats);
+            let (outgoing, mut observations) = self.decide_page(&page.items, &mut stats);
             drop(page.items);
-            self.publish_all(outgoing, &mut stats, &mut broker_down)
+            self.publish_all(outgoing, &mut observations, &mut stats, &mut broker_down)
                 .await;
+            self.activity.record(observations);
             if stats.resources >= page.total {
                 break;
             }
@@ -187,10 +206,15 @@ impl Poller {
     }
 
     /// Decides for every resource of a page (synchronously: no await while the CEL scopes
-    /// borrow the page).
-    fn decide_page(&self, items: &[Json], stats: &mut CycleStats) -> Vec<Outgoing> {
+    /// borrow the page): the events to publish, and every evaluation for the record.
+    fn decide_page(
+        &self,
+        items: &[Json],
+        stats: &mut CycleStats,
+    ) -> (Vec<Outgoing>, Vec<Observation>) {
         let now = (self.clock)();
         let mut outgoing = Vec::new();
+        let mut observations = Vec::with_capacity(items.len());
         for resource in items {
             let Some(id) = resource
                 .get("id")
@@ -215,6 +239,12 @@ impl Poller {
                     if let Some(span) = &span {
                         span.record("hyperfleet.decision_reason", decision.reason());
                     }
+                    let record = DecisionRecord {
+                        publish: decision == Decision::Publish,
+                        reason: decision.reason(),
+                        error: None,
+                    };
+                    observations.push(Observation::of(resource, id, record, now));
                     match decision {
                         Decision::Publish => outgoing.push(Outgoing {
                             id: id.to_owned(),
@@ -228,6 +258,7 @@ impl Poller {
                                 resource,
                                 decision.reason(),
                             ),
+                            observation: observations.len() - 1,
                         }),
                         Decision::Skip => {
                             stats.skipped += 1;
@@ -239,6 +270,12 @@ impl Poller {
                     }
                 }
                 Err(error) => {
+                    let record = DecisionRecord {
+                        publish: false,
+                        reason: REASON_FAILED,
+                        error: Some(error.to_string()),
+                    };
+                    observations.push(Observation::of(resource, id, record, now));
                     stats.failed_evaluations += 1;
                     self.metrics
                         .resources_skipped
@@ -248,12 +285,14 @@ impl Poller {
                 }
             }
         }
-        outgoing
+        (outgoing, observations)
     }
 
+    /// Publishes `outgoing`, writing each outcome into its evaluation in `observations`.
     async fn publish_all(
         &self,
         outgoing: Vec<Outgoing>,
+        observations: &mut [Observation],
         stats: &mut CycleStats,
         broker_down: &mut bool,
     ) {
@@ -263,12 +302,18 @@ impl Poller {
         if *broker_down {
             for item in &outgoing {
                 self.count_publish_error(&item.id, "publish_error", None);
+                observations[item.observation].published = Published::Failed(NOT_ATTEMPTED.into());
             }
             stats.publish_errors += outgoing.len() as u64;
             return;
         }
         let results = join_all(outgoing.iter().map(|item| self.publish_one(item))).await;
+        let confirmed_at = (self.clock)();
         for (item, result) in outgoing.iter().zip(results) {
+            observations[item.observation].published = match &result {
+                Ok(()) => Published::At(confirmed_at),
+                Err(error) => Published::Failed(error.to_string()),
+            };
             match result {
                 Ok(()) => {
                     stats.published += 1;

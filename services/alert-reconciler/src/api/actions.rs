@@ -3,6 +3,13 @@
 //! Body: `{"uuid": "<incident id or its debugging run id>", "actions": [{"name": "...",
 //! "data": {...}}], "force": false, "approver": "who"}`. Every action is approved or none is;
 //! `202` lists the runs started.
+//!
+//! `POST /api/actions/reject`: `{"uuid": "...", "action": "...", "approver": "who", "reason":
+//! "why"}` closes that suggested action's approval as rejected; `200` returns the approval.
+//!
+//! Either way the audit's actor is `api:<approver>` (`api` alone when an approval names none):
+//! the reconciler cannot check who stands behind the token, so the entry says by which door
+//! the name came in.
 
 use axum::Json;
 use axum::body::Body;
@@ -17,7 +24,7 @@ use uuid::Uuid;
 use super::{
     ApiState, MAX_API_BYTES, approval_error, deny_unless_bearer, problem, read_body, unavailable,
 };
-use crate::approvals::{ActionRequest, Via, approve as approve_actions};
+use crate::approvals::{ActionRequest, Via, approve as approve_actions, reject as reject_action};
 use crate::store::incidents;
 
 #[derive(Deserialize)]
@@ -40,23 +47,46 @@ struct ActionItem {
     data: Option<Value>,
 }
 
-pub async fn approve(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(response) = deny_unless_bearer(&headers, &state.api_token) {
+/// Longest `approver` of a rejection, in characters.
+pub const MAX_APPROVER_CHARS: usize = 200;
+/// Longest `reason` of a rejection, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectRequest {
+    uuid: String,
+    action: String,
+    /// Who rejects: required, a rejection is a person's decision.
+    approver: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The token checked (a refusal counted as an unauthorized approval), the body read within
+/// its limit and parsed: what approving and rejecting both start with.
+async fn authorised_request<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Box<Response>> {
+    if let Some(response) = deny_unless_bearer(headers, &state.api_token) {
         state
             .ctx
             .metrics
             .approvals
             .with_label_values(&["api", "unauthorized"])
             .inc();
-        return response;
+        return Err(Box::new(response));
     }
-    let body = match read_body(body, MAX_API_BYTES).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let request: ActionsRequest = match parse_json_body(&headers, &body) {
+    let body = read_body(body, MAX_API_BYTES).await.map_err(Box::new)?;
+    parse_json_body(headers, &body).map_err(|problem| Box::new(problem.into_response()))
+}
+
+pub async fn approve(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let request: ActionsRequest = match authorised_request(&state, &headers, body).await {
         Ok(request) => request,
-        Err(problem) => return problem.into_response(),
+        Err(response) => return *response,
     };
     if request.actions.is_empty() {
         return problem(
@@ -79,15 +109,8 @@ pub async fn approve(State(state): State<ApiState>, headers: HeaderMap, body: Bo
             );
         }
     }
-    let Ok(id) = request.uuid.parse::<Uuid>() else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("`uuid` `{}` is not a UUID", request.uuid),
-        );
-    };
-    let incident = match resolve_incident(&state, id).await {
-        Ok(Some(incident)) => incident,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, format!("no incident `{id}`")),
+    let incident = match incident_named(&state, &request.uuid).await {
+        Ok(incident) => incident,
         Err(response) => return response,
     };
     let approver = request
@@ -137,6 +160,89 @@ pub async fn approve(State(state): State<ApiState>, headers: HeaderMap, body: Bo
             tracing::warn!(%error, %actor, incident_id = %incident, "API approval refused");
             approval_error(&error)
         }
+    }
+}
+
+/// `POST /api/actions/reject`
+pub async fn reject(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let request: RejectRequest = match authorised_request(&state, &headers, body).await {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let action = request.action.trim();
+    if action.is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "`action` is empty: name the action to reject",
+        );
+    }
+    let approver = request.approver.trim();
+    if approver.is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "`approver` is empty: say who rejects the action",
+        );
+    }
+    let approver_chars = approver.chars().count();
+    if approver_chars > MAX_APPROVER_CHARS {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("`approver` is {approver_chars} characters long; at most {MAX_APPROVER_CHARS}"),
+        );
+    }
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if let Some(reason) = reason {
+        let chars = reason.chars().count();
+        if chars > MAX_REASON_CHARS {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("`reason` is {chars} characters long; at most {MAX_REASON_CHARS}"),
+            );
+        }
+    }
+    let incident = match incident_named(&state, &request.uuid).await {
+        Ok(incident) => incident,
+        Err(response) => return response,
+    };
+    let actor = format!("api:{approver}");
+    match reject_action(&state.ctx, incident, action, &actor, reason, Via::Api).await {
+        Ok(approval) => Json(json!({
+            "message": "Action rejected",
+            "incident": incident,
+            "approval": approval,
+        }))
+        .into_response(),
+        Err(error) => {
+            state
+                .ctx
+                .metrics
+                .approvals
+                .with_label_values(&["api", error.decision()])
+                .inc();
+            tracing::warn!(%error, %actor, incident_id = %incident, "API rejection refused");
+            approval_error(&error)
+        }
+    }
+}
+
+/// The incident `uuid` names (see [`resolve_incident`]), or the 400/404/503 to answer.
+async fn incident_named(state: &ApiState, uuid: &str) -> Result<Uuid, Response> {
+    let Ok(id) = uuid.parse::<Uuid>() else {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("`uuid` `{uuid}` is not a UUID"),
+        ));
+    };
+    match resolve_incident(state, id).await? {
+        Some(incident) => Ok(incident),
+        None => Err(problem(
+            StatusCode::NOT_FOUND,
+            format!("no incident `{id}`"),
+        )),
     }
 }
 

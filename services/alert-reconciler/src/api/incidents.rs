@@ -26,16 +26,36 @@ fn store_unavailable(error: StoreError) -> Response {
     unavailable("the incident store is unavailable; try again")
 }
 
-/// `GET /api/incidents?state=&limit=`
+/// The query parameters `GET /api/incidents` knows.
+const LIST_PARAMETERS: [&str; 3] = ["state", "limit", "before"];
+
+/// `GET /api/incidents?state=&limit=&before=`: newest first, `limit` of them (of one `state`),
+/// after incident `before`; with `counts` of every state and `next_before`, the `before` of
+/// the next page (null on the last one).
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Some(response) = deny_unless_bearer(&headers, &state.api_token) {
         return response;
     }
-    let filter = match query.get("state") {
+    let mut given: HashMap<&str, &str> = HashMap::new();
+    for (name, value) in &query {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("unknown query parameter `{name}`; expected state, limit or before"),
+            );
+        }
+        if given.insert(name, value).is_some() {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("query parameter `{name}` is given more than once"),
+            );
+        }
+    }
+    let filter = match given.get("state") {
         None => None,
         Some(text) => match IncidentState::parse(text) {
             Some(state) => Some(state),
@@ -48,7 +68,7 @@ pub async fn list(
             }
         },
     };
-    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+    let limit = match given.get("limit").map(|l| l.parse::<i64>()) {
         None => DEFAULT_LIMIT,
         Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
         Some(_) => {
@@ -58,14 +78,72 @@ pub async fn list(
             );
         }
     };
-    let mut conn = match state.ctx.pool.acquire().await {
-        Ok(conn) => conn,
-        Err(error) => return store_unavailable(error.into()),
+    let before = match given.get("before") {
+        None => None,
+        Some(text) => match text.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("`before` must be an incident id (a UUID), not `{text}`"),
+                );
+            }
+        },
     };
-    match incidents::list(&mut conn, filter, limit).await {
-        Ok(rows) => Json(json!({"incidents": rows})).into_response(),
+    match page(&state, filter, before, limit).await {
+        Ok(Some(body)) => Json(body).into_response(),
+        Ok(None) => problem(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`before` names no incident: `{}` does not exist",
+                before.unwrap_or_default()
+            ),
+        ),
         Err(error) => store_unavailable(error),
     }
+}
+
+/// One page and the counts, from one snapshot (so they agree); `None` when `before` names no
+/// incident.
+async fn page(
+    state: &ApiState,
+    filter: Option<IncidentState>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Option<Value>, StoreError> {
+    let mut tx = state.ctx.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let cursor = match before {
+        None => None,
+        Some(id) => match incidents::cursor(&mut tx, id).await? {
+            Some(cursor) => Some(cursor),
+            None => return Ok(None),
+        },
+    };
+    // One more than asked says whether another page follows.
+    let mut rows = incidents::list(&mut tx, filter, cursor, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_before = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    let mut counts: serde_json::Map<String, Value> = IncidentState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), json!(0)))
+        .collect();
+    for (state, count) in incidents::count_by_state(&mut tx).await? {
+        counts.insert(state, json!(count));
+    }
+    tx.commit().await?;
+    Ok(Some(json!({
+        "incidents": rows,
+        "counts": counts,
+        "next_before": next_before,
+    })))
 }
 
 /// `GET /api/incidents/{id}`: the incident, its alerts, runs with recipe results, approvals,

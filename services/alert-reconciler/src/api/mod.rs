@@ -4,9 +4,11 @@
 //! |---|---|---|
 //! | `POST /webhook` | `RECONCILER_WEBHOOK_TOKEN` if set | Euphrosyne's alert intake: split, published to the alert queue, then 200 |
 //! | `POST /webex/attachment-actions` | `X-Spark-Signature` | Webex approval button callbacks |
-//! | `POST /api/actions` | bearer | Euphrosyne's approval interface, `{uuid, actions: [{name, data}], force?}` |
+//! | `POST /api/actions` | bearer | Euphrosyne's approval interface, `{uuid, actions: [{name, data}], force?, approver?}` |
+//! | `POST /api/actions/reject` | bearer | rejects a suggested action, `{uuid, action, approver, reason?}` |
 //! | `POST /api/status` | bearer | Euphrosyne's recipe status (also pushed to its bot) |
-//! | `GET /api/incidents`, `GET /api/incidents/{id}` | bearer | incidents; one with runs, results, approvals, audit, deliveries |
+//! | `GET /api/incidents?state=&limit=&before=` | bearer | incidents newest first, a page at a time, with counts per state |
+//! | `GET /api/incidents/{id}` | bearer | one incident with alerts, runs, results, approvals, audit, deliveries |
 //! | `GET /api/recipes` | bearer | the registry in force and the last refused version |
 //!
 //! Errors are RFC 9457 problems naming the reason; nothing a sender can send yields a 500.
@@ -65,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/webhook", post(webhook::receive))
         .route("/webex/attachment-actions", post(webex::callback))
         .route("/api/actions", post(actions::approve))
+        .route("/api/actions/reject", post(actions::reject))
         .route("/api/status", post(incidents::status))
         .route("/api/incidents", get(incidents::list))
         .route("/api/incidents/{id}", get(incidents::show))
@@ -134,8 +137,12 @@ pub fn approval_error(error: &crate::approvals::ApprovalError) -> Response {
     let status = match error {
         E::IncidentNotFound { .. } | E::ApprovalNotFound(_) => StatusCode::NOT_FOUND,
         E::IncidentClosed { .. } | E::Expired { .. } | E::Cancelled { .. } => StatusCode::GONE,
-        E::StillInvestigating(_) | E::AlreadyApproved { .. } => StatusCode::CONFLICT,
-        E::NotSuggested { .. } | E::UnknownAction { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        E::StillInvestigating(_) | E::AlreadyApproved { .. } | E::Rejected { .. } => {
+            StatusCode::CONFLICT
+        }
+        E::NotSuggested { .. } | E::UnknownAction { .. } | E::NothingToReject { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         E::WrongMessage => StatusCode::FORBIDDEN,
         E::Store(error) => {
             tracing::error!(%error, "approval failed on the database");

@@ -1,5 +1,6 @@
-//! Suggested actions and their approval. An approval is a row moving `pending → approved`
-//! exactly once, under a row lock, so two clicks racing cannot both run the action.
+//! Suggested actions and their approval. An approval is a row leaving `pending` exactly once —
+//! `approved` or `rejected` by someone, or `expired`/`cancelled` with its incident — under a
+//! row lock, so two clicks racing cannot both decide it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -25,13 +26,15 @@ pub struct ApprovalRow {
     pub decided_by: Option<String>,
     pub message_id: Option<String>,
     pub run_id: Option<Uuid>,
+    /// Why it was rejected, when the rejecter said.
+    pub reason: Option<String>,
     /// The trace context of the span that sent the card (see [`set_message`]).
     #[serde(skip_serializing)]
     pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, incident_id, action, data, suggested_by, state, forced, created_at, \
-                       expires_at, decided_at, decided_by, message_id, run_id, traceparent";
+                       expires_at, decided_at, decided_by, message_id, run_id, reason, traceparent";
 
 /// A suggested action, pending approval until `expires_at`.
 pub struct Suggestion<'a> {
@@ -131,6 +134,24 @@ pub async fn approve(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// `pending → rejected`, if still pending and not expired: the updated row, or `None`.
+pub async fn reject(
+    conn: &mut PgConnection,
+    id: Uuid,
+    decided_by: &str,
+    reason: Option<&str>,
+) -> Result<Option<ApprovalRow>, StoreError> {
+    Ok(sqlx::query_as::<_, ApprovalRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE approvals SET state = 'rejected', decided_at = now(), decided_by = $2, reason = $3 \
+         WHERE id = $1 AND state = 'pending' AND expires_at > now() RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(decided_by)
+    .bind(reason)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The approval that started action run `run`.

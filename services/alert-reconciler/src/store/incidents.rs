@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -125,22 +125,54 @@ pub async fn get_for_update(
     )
 }
 
-/// Newest first, optionally of one state.
+/// Where a page of [`list`] starts: just after this incident in the list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Cursor {
+    pub opened_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// The position of incident `id` in [`list`]'s order; `None` when there is no such incident.
+pub async fn cursor(conn: &mut PgConnection, id: Uuid) -> Result<Option<Cursor>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, Cursor>("SELECT opened_at, id FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Newest first (`opened_at`, then `id`, both descending: a total order, so pages neither
+/// skip nor repeat incidents opened in the same instant), optionally of one state, after
+/// `before`.
 pub async fn list(
     conn: &mut PgConnection,
     state: Option<IncidentState>,
+    before: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<IncidentRow>, StoreError> {
-    Ok(
-        sqlx::query_as::<_, IncidentRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM incidents WHERE ($1::text IS NULL OR state = $1) \
-         ORDER BY opened_at DESC, id DESC LIMIT $2"
-        )))
-        .bind(state.map(IncidentState::as_str))
-        .bind(limit)
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM incidents WHERE true"));
+    // Only the conditions given are written, so each combination gets its own plan, served by
+    // `incidents_newest` or `incidents_by_state_newest` (migration 0004).
+    if let Some(state) = state {
+        query.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(before) = before {
+        query
+            .push(" AND (opened_at, id) < (")
+            .push_bind(before.opened_at)
+            .push(", ")
+            .push_bind(before.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY opened_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    Ok(query
+        .build_query_as::<IncidentRow>()
         .fetch_all(conn)
-        .await?,
-    )
+        .await?)
 }
 
 /// Moves the incident to `to` if the state machine allows it from its current state; false

@@ -105,6 +105,16 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> H
     .expect("cookie values are hex")
 }
 
+/// The session cookie for session `id`, living as long as the session.
+pub fn session_cookie(state: &AppState, id: &str) -> HeaderValue {
+    set_cookie(
+        SESSION_COOKIE,
+        id,
+        state.sessions.ttl().as_secs(),
+        state.config.auth.secure_cookies,
+    )
+}
+
 /// The user an authenticating proxy vouches for, if the connection comes from one we trust.
 fn proxy_user(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> Option<(String, Role)> {
     let proxy = state.config.auth.proxy.as_ref()?;
@@ -182,15 +192,9 @@ pub async fn authenticate(
     });
     let mut response = next.run(request).await;
     if let Some(id) = new_cookie {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(
-                SESSION_COOKIE,
-                &id,
-                state.sessions.ttl().as_secs(),
-                state.config.auth.secure_cookies,
-            ),
-        );
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, session_cookie(&state, &id));
     }
     response
 }

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 use super::bare_page;
 use crate::app::AppState;
 use crate::auth::session::random_token;
-use crate::auth::{Principal, SESSION_COOKIE, cookie, set_cookie};
+use crate::auth::{Principal, SESSION_COOKIE, cookie, session_cookie, set_cookie};
 use crate::form::FormFields;
 
 const LOGIN_COOKIE: &str = "console_login";
@@ -152,15 +152,7 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
             tracing::info!(user = %verified.name, role = verified.role.as_str(), "console sign-in");
             let mut response = Redirect::to(&next).into_response();
             let headers = response.headers_mut();
-            headers.append(
-                header::SET_COOKIE,
-                set_cookie(
-                    SESSION_COOKIE,
-                    &id,
-                    state.sessions.ttl().as_secs(),
-                    state.config.auth.secure_cookies,
-                ),
-            );
+            headers.append(header::SET_COOKIE, session_cookie(&state, &id));
             headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, false));
             response
         }

@@ -2,7 +2,9 @@
 //! Forms post and redirect back with a notice, so everything works without JavaScript;
 //! `assets/console.js` only adds live refresh and "select all".
 
+pub mod fleet;
 pub mod herder;
+pub mod incidents;
 pub mod login;
 pub mod overview;
 pub mod parked;
@@ -19,12 +21,16 @@ use crate::auth::Principal;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Overview,
+    Incidents,
+    Fleet,
     Parked,
     Herder,
 }
 
-const SECTIONS: [(Section, &str, &str); 3] = [
+const SECTIONS: [(Section, &str, &str); 5] = [
     (Section::Overview, "/", "Overview"),
+    (Section::Incidents, "/incidents", "Incidents"),
+    (Section::Fleet, "/fleet", "Fleet"),
     (Section::Parked, "/parked", "Parked messages"),
     (Section::Herder, "/herder", "Pipeline herder"),
 ];

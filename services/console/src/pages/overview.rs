@@ -1,6 +1,7 @@
 //! The overview: is every service ready, and where are messages piling up? Refreshed live
 //! over server-sent events; without JavaScript, reloading the page does the same.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use axum::Extension;
@@ -12,9 +13,11 @@ use maud::{Markup, html};
 use steadfast_messaging::admin::management::QueueInfo;
 use steadfast_messaging::topology::{PARKED_SUFFIX, is_waiting_queue};
 
+use super::incidents::OPEN_STATES;
 use super::{Flash, Section, page};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::upstream::fleet::RECONCILED;
 use crate::upstream::herder::PauseState;
 use crate::upstream::probes::{Readiness, ServiceState, probe_all};
 
@@ -42,6 +45,10 @@ pub struct Snapshot {
     pub services: Vec<ServiceState>,
     pub queues: Result<Vec<QueueInfo>, String>,
     pub pause: Option<Result<PauseState, String>>,
+    /// Incidents per state, when the reconciler is configured.
+    pub incidents: Option<Result<BTreeMap<String, u64>, String>>,
+    /// How many clusters are not reconciled, when the HyperFleet API is configured.
+    pub unreconciled: Option<Result<i64, String>>,
 }
 
 impl Snapshot {
@@ -52,15 +59,42 @@ impl Snapshot {
                 None => None,
             }
         };
-        let (services, queues, pause) = tokio::join!(
+        let incidents = async {
+            match &state.reconciler {
+                // One incident is enough: the counts come with every page.
+                Some(api) => Some(
+                    api.incidents(None, None, 1)
+                        .await
+                        .map(|page| page.counts)
+                        .map_err(|e| e.to_string()),
+                ),
+                None => None,
+            }
+        };
+        let unreconciled = async {
+            match &state.fleet {
+                Some(api) => Some(
+                    api.clusters(Some(&format!("status.conditions.{RECONCILED}='False'")), 1)
+                        .await
+                        .map(|page| page.total)
+                        .map_err(|e| e.to_string()),
+                ),
+                None => None,
+            }
+        };
+        let (services, queues, pause, incidents, unreconciled) = tokio::join!(
             probe_all(&state.http, &state.config.probes),
             state.management.namespace_queues(&state.config.namespace),
             herder,
+            incidents,
+            unreconciled,
         );
         Self {
             services,
             queues: queues.map_err(|e| e.to_string()),
             pause,
+            incidents,
+            unreconciled,
         }
     }
 
@@ -103,6 +137,34 @@ pub fn fragment(snapshot: &Snapshot) -> Markup {
             div.card {
                 span.number { (number(snapshot.total(QueueKind::Work))) }
                 span.label { "in work queues" }
+            }
+            @if let Some(incidents) = &snapshot.incidents {
+                @match incidents {
+                    Ok(counts) => {
+                        @let open: u64 = OPEN_STATES.iter().filter_map(|s| counts.get(*s)).sum();
+                        @let waiting = counts.get("awaiting_approval").copied().unwrap_or(0);
+                        div.card {
+                            span.number { (open) }
+                            span.label { a href="/incidents" { "incidents open" } }
+                        }
+                        div.card {
+                            span.number.bad[waiting > 0] { (waiting) }
+                            span.label { a href="/incidents?state=awaiting_approval" { "awaiting approval" } }
+                        }
+                    }
+                    Err(_) => {
+                        div.card { span.number.warn { "?" } span.label { a href="/incidents" { "incidents" } } }
+                    }
+                }
+            }
+            @if let Some(unreconciled) = &snapshot.unreconciled {
+                div.card {
+                    @match unreconciled {
+                        Ok(n) => { span.number.bad[*n > 0] { (n) } }
+                        Err(_) => { span.number.warn { "?" } }
+                    }
+                    span.label { a href="/fleet?unreconciled=1" { "clusters not reconciled" } }
+                }
             }
             @if let Some(pause) = &snapshot.pause {
                 div.card {

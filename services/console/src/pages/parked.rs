@@ -342,6 +342,46 @@ fn selection(form: &FormFields) -> Result<(ReplayFilter, String), String> {
     ))
 }
 
+/// What a replay or discard form asks for, checked: the work queue, the page to go back to,
+/// the filter and how to describe it in the log.
+struct Selection {
+    work: String,
+    here: String,
+    filter: ReplayFilter,
+    described: String,
+}
+
+/// Why a replay or discard form was not acted on.
+enum Refusal {
+    /// Not a queue of ours: an error page.
+    Page(PageError),
+    /// Nothing or something unreadable selected: back to the list, saying so.
+    Back { to: String, problem: String },
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Page(error) => error.into_response(),
+            Self::Back { to, problem } => back(&to, Err(problem)),
+        }
+    }
+}
+
+fn selected(state: &AppState, queue: &str, form: &FormFields) -> Result<Selection, Refusal> {
+    let work = work_queue(state, queue).map_err(Refusal::Page)?;
+    let here = format!("/parked/{work}");
+    match selection(form) {
+        Ok((filter, described)) => Ok(Selection {
+            work,
+            here,
+            filter,
+            described,
+        }),
+        Err(problem) => Err(Refusal::Back { to: here, problem }),
+    }
+}
+
 /// `POST /parked/{queue}/replay` (operators).
 pub async fn replay(
     State(state): State<AppState>,
@@ -349,14 +389,14 @@ pub async fn replay(
     Extension(form): Extension<FormFields>,
     Path(queue): Path<String>,
 ) -> Response {
-    let work = match work_queue(&state, &queue) {
-        Ok(work) => work,
+    let Selection {
+        work,
+        here,
+        filter,
+        described,
+    } = match selected(&state, &queue, &form) {
+        Ok(selection) => selection,
         Err(refusal) => return refusal.into_response(),
-    };
-    let here = format!("/parked/{work}");
-    let (filter, described) = match selection(&form) {
-        Ok(selected) => selected,
-        Err(problem) => return back(&here, Err(problem)),
     };
     let outcome = admin::replay(&state.broker, &work, &filter).await;
     state
@@ -397,14 +437,14 @@ pub async fn discard(
     Extension(form): Extension<FormFields>,
     Path(queue): Path<String>,
 ) -> Response {
-    let work = match work_queue(&state, &queue) {
-        Ok(work) => work,
+    let Selection {
+        work,
+        here,
+        filter,
+        described,
+    } = match selected(&state, &queue, &form) {
+        Ok(selection) => selection,
         Err(refusal) => return refusal.into_response(),
-    };
-    let here = format!("/parked/{work}");
-    let (filter, described) = match selection(&form) {
-        Ok(selected) => selected,
-        Err(problem) => return back(&here, Err(problem)),
     };
     if form.get("confirm") != Some("yes") {
         return confirm_discard(&state, &principal, &work, &form, &filter, &described).await;

@@ -1,8 +1,10 @@
 //! The other services, as the console reads and steers them: their HTTP APIs (with their
 //! tokens) and their `/readyz`.
 
+pub mod fleet;
 pub mod herder;
 pub mod probes;
+pub mod reconciler;
 
 use std::time::Duration;
 
@@ -70,6 +72,15 @@ impl Api {
             .expect("paths are static and relative")
     }
 
+    /// With the bearer token, when this API has one (the HyperFleet API may not).
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.upstream.token.is_empty() {
+            request
+        } else {
+            request.bearer_auth(&self.upstream.token)
+        }
+    }
+
     pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -78,11 +89,7 @@ impl Api {
         let url = self.url(path);
         let response = self
             .http
-            .send(|c| {
-                c.get(url.clone())
-                    .query(query)
-                    .bearer_auth(&self.upstream.token)
-            })
+            .send(|c| self.authorised(c.get(url.clone()).query(query)))
             .await?;
         response
             .json()
@@ -98,11 +105,7 @@ impl Api {
         let url = self.url(path);
         let response = self
             .http
-            .send(|c| {
-                c.post(url.clone())
-                    .json(body)
-                    .bearer_auth(&self.upstream.token)
-            })
+            .send(|c| self.authorised(c.post(url.clone()).json(body)))
             .await?;
         response
             .json()

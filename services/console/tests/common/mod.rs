@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod alerts;
+pub mod fleet;
 pub mod poison;
 
 use std::collections::BTreeMap;
@@ -31,7 +33,12 @@ pub struct Options {
     pub herder: bool,
     /// Trust `X-Forwarded-User` from these ranges; these proxy users are operators.
     pub proxy: Option<(Vec<&'static str>, Vec<&'static str>)>,
-    /// Build the config, then change it.
+    /// Start the real alert-reconciler and webhook-receiver and point the console at them.
+    pub alerts: bool,
+    /// Start the HyperFleet API stand-in and the real sentinel, and point the console at them.
+    pub fleet: bool,
+    /// How long the reconciler's approvals last (default an hour).
+    pub approval_ttl: Option<Duration>,
     pub session_ttl: Option<Duration>,
 }
 
@@ -48,6 +55,8 @@ pub struct Harness {
     pub url: String,
     pub metrics: String,
     pub herder: Option<Herder>,
+    pub alerts: Option<alerts::AlertStack>,
+    pub fleet: Option<fleet::FleetStack>,
     pub config: Config,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -100,7 +109,7 @@ matchers:\n  - name: image-pull\n    retry_delays: [1s]\n    messages:\n      - 
     }
 }
 
-async fn wait_ready(url: &str) {
+pub async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     eventually_async(&format!("{url} to be ready"), WAIT, || async {
         let response = client.get(format!("{url}/readyz")).send().await.ok()?;
@@ -119,6 +128,22 @@ impl Harness {
         let broker = TestBroker::new().await;
         let herder = if options.herder {
             Some(start_herder(&broker).await)
+        } else {
+            None
+        };
+        let alerts = if options.alerts {
+            Some(
+                alerts::AlertStack::start(
+                    &broker,
+                    options.approval_ttl.unwrap_or(Duration::from_secs(3600)),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        let fleet = if options.fleet {
+            Some(fleet::FleetStack::start(&broker).await)
         } else {
             None
         };
@@ -147,13 +172,40 @@ impl Harness {
                 url: h.url.parse().unwrap(),
                 token: HERDER_TOKEN.into(),
             }),
-            reconciler: None,
+            reconciler: alerts.as_ref().map(|a| Upstream {
+                url: a.reconciler_url.parse().unwrap(),
+                token: alerts::RECONCILER_TOKEN.into(),
+            }),
+            fleet: fleet.as_ref().map(|f| Upstream {
+                url: f.api_url().parse().unwrap(),
+                token: String::new(),
+            }),
+            sentinel: fleet.as_ref().map(|f| Upstream {
+                url: f.sentinel_url.parse().unwrap(),
+                token: fleet::SENTINEL_TOKEN.into(),
+            }),
             probes: herder
                 .iter()
                 .map(|h| ProbeTarget {
                     name: "pipeline-herder",
                     url: h.url.parse().unwrap(),
                 })
+                .chain(alerts.iter().flat_map(|a| {
+                    [
+                        ProbeTarget {
+                            name: "webhook-receiver",
+                            url: a.receiver_url.parse().unwrap(),
+                        },
+                        ProbeTarget {
+                            name: "alert-reconciler",
+                            url: a.reconciler_url.parse().unwrap(),
+                        },
+                    ]
+                }))
+                .chain(fleet.iter().map(|f| ProbeTarget {
+                    name: "sentinel",
+                    url: f.sentinel_url.parse().unwrap(),
+                }))
                 .collect(),
             management_url: None,
             refresh: Duration::from_secs(1),
@@ -170,6 +222,8 @@ impl Harness {
             url,
             metrics,
             herder,
+            alerts,
+            fleet,
             config,
             shutdown,
             task: Some(task),
@@ -204,6 +258,12 @@ impl Harness {
         if let Some(herder) = self.herder.take() {
             herder.shutdown.cancel();
             let _ = herder.task.await;
+        }
+        if let Some(alerts) = self.alerts.take() {
+            alerts.stop().await;
+        }
+        if let Some(fleet) = self.fleet.take() {
+            fleet.stop().await;
         }
     }
 }

@@ -191,6 +191,13 @@ impl Config {
             shutdown_timeout: args.common.shutdown_timeout,
             clock: Arc::new(Utc::now),
             otlp_endpoint: args.common.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+            // Trimmed: a token from a mounted file often ends in a newline. Blank is unset.
+            api_token: args
+                .api_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
         })
     }
 }

@@ -6,8 +6,9 @@
 //! * Precedence: flags > `HYPERFLEET_*` environment > file > defaults.
 //! * Broker: `BROKER_RABBITMQ_URL`, else HyperFleet's `broker.yaml` (`BROKER_CONFIG_FILE` or
 //!   `./broker.yaml`), else `AMQP_URL`.
-//! * Our one addition: `shard: {index, count}` splits the fleet between replicas by a stable
-//!   hash of the resource id.
+//! * Our additions: `shard: {index, count}` splits the fleet between replicas by a stable
+//!   hash of the resource id; `SENTINEL_API_TOKEN` (`--api-token`) enables the read API.
+//!   Neither is in HyperFleet's file format.
 
 mod build;
 mod error;
@@ -84,6 +85,8 @@ pub struct Config {
     pub clock: Clock,
     /// Where spans go, when tracing is on.
     pub otlp_endpoint: Option<String>,
+    /// The bearer token of the read API; `None` disables it. Never in [`Config::dump`].
+    pub api_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {

@@ -76,6 +76,21 @@ impl Fleet {
         self.send_json(reqwest::Method::PATCH, path, body).await
     }
 
+    /// Deletes the resource at `path` for good: marked for deletion, then force-deleted (as if
+    /// its adapters had finished), so it leaves the API's lists.
+    pub async fn remove(&self, path: &str) {
+        let marked = self.client.delete(self.url(path)).send().await.unwrap();
+        assert_eq!(marked.status().as_u16(), 202, "DELETE {path}");
+        let removed = self
+            .client
+            .post(self.url(&format!("{path}/force-delete")))
+            .json(&json!({"reason": "test clean-up"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(removed.status().as_u16(), 204, "force-delete {path}");
+    }
+
     /// The `validator` adapter reports `Available=True` at `generation`, observed now.
     pub async fn report_available(&self, path: &str, generation: i64) {
         let response = self
