@@ -76,6 +76,8 @@ for overlay in k8s/overlays/*/; do
   kinds=$(printf '%s\n' "$out" | grep -c '^kind:' || true)
   echo "$overlay: renders $kinds objects"
 done
+# Every in-cluster URL the ConfigMaps give a service names a Service port that exists.
+python3 scripts/check-service-urls.py k8s/overlays/dev k8s/overlays/prod
 # The monitoring component is optional: prod renders without any Prometheus Operator kind,
 # prod-monitoring adds the ServiceMonitors, the PrometheusRule and the dashboards.
 python3 scripts/monitoring/check-component.py

@@ -30,6 +30,7 @@ use crate::metrics::ConsoleMetrics;
 use crate::pages::{self, fleet, herder, incidents, login, overview, parked};
 use crate::upstream::fleet::{FleetApi, SentinelApi};
 use crate::upstream::herder::HerderApi;
+use crate::upstream::receiver::ReceiverRate;
 use crate::upstream::reconciler::ReconcilerApi;
 use crate::upstream::{self, Api};
 use crate::{SERVICE, assets};
@@ -74,6 +75,8 @@ pub struct AppState {
     pub reconciler: Option<ReconcilerApi>,
     pub fleet: Option<FleetApi>,
     pub sentinel: Option<SentinelApi>,
+    /// Webhooks per minute and the spool, from the receiver's metrics.
+    pub receiver: Option<Arc<ReceiverRate>>,
     pub metrics: ConsoleMetrics,
     /// Ends the live-refresh streams, which would otherwise hold graceful shutdown open.
     pub shutdown: CancellationToken,
@@ -122,6 +125,11 @@ impl App {
             .clone()
             .map(|u| SentinelApi(Api::new(http.clone(), u)));
 
+        let receiver = config
+            .receiver_metrics
+            .clone()
+            .map(|url| Arc::new(ReceiverRate::new(url, http.clone())));
+
         let probes = Probes::new();
         let health = broker.clone();
         probes.readiness("broker", move || health.health().into());
@@ -147,6 +155,7 @@ impl App {
                 reconciler,
                 fleet,
                 sentinel,
+                receiver,
                 metrics,
                 shutdown: CancellationToken::new(),
             },
@@ -179,15 +188,38 @@ impl App {
             redis_check,
             state.shutdown.clone(),
         ));
+        let sampler = state.receiver.clone().map(|receiver| {
+            tokio::spawn(sample_receiver(
+                receiver,
+                state.config.refresh,
+                state.shutdown.clone(),
+            ))
+        });
         let mut serving = endpoints.serve(router(state.clone()), &probes, registry);
         shutdown.cancelled().await;
         tracing::info!("console shutting down");
         state.shutdown.cancel();
         serving.stop_api(state.config.shutdown_timeout).await;
         let _ = watch.await;
+        if let Some(sampler) = sampler {
+            let _ = sampler.await;
+        }
         state.broker.close().await;
         serving.stop().await;
         Ok(())
+    }
+}
+
+/// Reads the receiver's metrics every `every`, so the overview has a rate on its first load.
+async fn sample_receiver(receiver: Arc<ReceiverRate>, every: Duration, stop: CancellationToken) {
+    loop {
+        if let Err(error) = receiver.read().await {
+            tracing::debug!(%error, "the receiver's metrics did not answer");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }
 

@@ -85,6 +85,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RECEIVER_URL")]
     pub receiver_url: Option<String>,
 
+    /// The webhook-receiver's metrics listener (e.g. `http://webhook-receiver:9090`): webhooks
+    /// per minute and the spool on the overview.
+    #[arg(long, env = "RECEIVER_METRICS_URL")]
+    pub receiver_metrics_url: Option<String>,
+
     /// The sentinel's HTTP listener (its `/readyz` on the overview; with SENTINEL_API_TOKEN,
     /// when it last published for each cluster on the fleet page).
     #[arg(long, env = "SENTINEL_URL")]

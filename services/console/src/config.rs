@@ -100,6 +100,8 @@ pub struct Config {
     pub fleet: Option<Upstream>,
     /// The sentinel's read API.
     pub sentinel: Option<Upstream>,
+    /// The receiver's metrics listener.
+    pub receiver_metrics: Option<url::Url>,
     /// Every service the overview probes, in display order.
     pub probes: Vec<ProbeTarget>,
     pub management_url: Option<String>,
@@ -192,6 +194,9 @@ impl Config {
             }
             _ => None,
         };
+        let receiver_metrics = present(&args.receiver_metrics_url)
+            .map(|url| http_url("RECEIVER_METRICS_URL", &url))
+            .transpose()?;
         let mut probes = Vec::new();
         let targets: [(&'static str, &'static str, Option<String>); 5] = [
             (
@@ -235,6 +240,7 @@ impl Config {
             reconciler,
             fleet,
             sentinel,
+            receiver_metrics,
             probes,
             management_url: present(&args.management_url),
             refresh: args.refresh,

@@ -619,6 +619,20 @@ async fn an_incident_is_approved_from_the_console_and_a_used_approval_says_why_n
     assert!(list.contains("awaiting approval (1)"));
     let overview = alice.get("/").await;
     assert!(overview.contains("incidents open") && overview.contains("awaiting approval"));
+    // The receiver accepted the notification: the overview counts it per minute.
+    eventually_async("webhooks per minute on the overview", WAIT, || {
+        let mut browser = Browser::new(&h.url);
+        browser.cookies = alice.cookies.clone();
+        async move {
+            let page = browser.get("/").await;
+            let at = page.body.find("webhooks/min")?;
+            let before = &page.body[..at];
+            let number = before.rsplit("<span class=\"number\">").next()?;
+            let value: f64 = number.split('<').next()?.parse().ok()?;
+            (value > 0.0).then_some(())
+        }
+    })
+    .await;
 
     let page = alice.get(&format!("/incidents/{id}")).await;
     assert_eq!(page.status, StatusCode::OK);

@@ -20,6 +20,7 @@ use crate::auth::Principal;
 use crate::upstream::fleet::RECONCILED;
 use crate::upstream::herder::PauseState;
 use crate::upstream::probes::{Readiness, ServiceState, probe_all};
+use crate::upstream::receiver::ReceiverStats;
 
 /// What a queue is for, as the overview groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub struct Snapshot {
     pub incidents: Option<Result<BTreeMap<String, u64>, String>>,
     /// How many clusters are not reconciled, when the HyperFleet API is configured.
     pub unreconciled: Option<Result<i64, String>>,
+    /// The receiver's spool and webhooks per minute (`None` until two readings exist), when its
+    /// metrics are configured.
+    pub receiver: Option<Result<(ReceiverStats, Option<f64>), String>>,
 }
 
 impl Snapshot {
@@ -82,12 +86,19 @@ impl Snapshot {
                 None => None,
             }
         };
-        let (services, queues, pause, incidents, unreconciled) = tokio::join!(
+        let receiver = async {
+            match &state.receiver {
+                Some(rate) => Some(rate.read().await.map(|stats| (stats, rate.per_minute()))),
+                None => None,
+            }
+        };
+        let (services, queues, pause, incidents, unreconciled, receiver) = tokio::join!(
             probe_all(&state.http, &state.config.probes),
             state.management.namespace_queues(&state.config.namespace),
             herder,
             incidents,
             unreconciled,
+            receiver,
         );
         Self {
             services,
@@ -95,6 +106,7 @@ impl Snapshot {
             pause,
             incidents,
             unreconciled,
+            receiver,
         }
     }
 
@@ -125,6 +137,25 @@ pub fn fragment(snapshot: &Snapshot) -> Markup {
                     (ready) "/" (snapshot.services.len())
                 }
                 span.label { "services ready" }
+            }
+            @if let Some(receiver) = &snapshot.receiver {
+                @match receiver {
+                    Ok((stats, rate)) => {
+                        div.card {
+                            span.number { @match rate { Some(r) => (format!("{r:.0}")), None => "…" } }
+                            span.label { "webhooks/min" }
+                        }
+                        @if let Some(depth) = stats.spool_depth {
+                            div.card {
+                                span.number.bad[depth > 0.0] { (depth) }
+                                span.label { "in the receiver's spool" }
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        div.card { span.number.warn { "?" } span.label { "webhooks/min" } }
+                    }
+                }
             }
             div.card {
                 span.number.bad[parked.unwrap_or(0) > 0] { (number(parked)) }

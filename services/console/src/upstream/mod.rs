@@ -4,6 +4,7 @@
 pub mod fleet;
 pub mod herder;
 pub mod probes;
+pub mod receiver;
 pub mod reconciler;
 
 use std::time::Duration;

@@ -96,6 +96,8 @@ actions:
 pub struct AlertStack {
     pub reconciler_url: String,
     pub receiver_url: String,
+    /// The receiver's metrics listener.
+    pub receiver_metrics_url: String,
     pub dir: PathBuf,
     /// The reconciler's database (the benchmark fills it).
     pub database: TestDatabase,
@@ -143,6 +145,7 @@ impl AlertStack {
             .await
             .expect("build the receiver");
         let receiver_url = format!("http://{}", receiver.http_addr());
+        let receiver_metrics_url = format!("http://{}", receiver.metrics_addr());
 
         let stop = CancellationToken::new();
         let (a, b) = (stop.clone(), stop.clone());
@@ -160,6 +163,7 @@ impl AlertStack {
         Self {
             reconciler_url,
             receiver_url,
+            receiver_metrics_url,
             dir,
             database,
             stop,

@@ -180,6 +180,9 @@ impl Harness {
                 url: f.api_url().parse().unwrap(),
                 token: String::new(),
             }),
+            receiver_metrics: alerts
+                .as_ref()
+                .map(|a| a.receiver_metrics_url.parse().unwrap()),
             sentinel: fleet.as_ref().map(|f| Upstream {
                 url: f.sentinel_url.parse().unwrap(),
                 token: fleet::SENTINEL_TOKEN.into(),
