@@ -46,14 +46,11 @@ fn summary(name: &str, samples: &mut [Duration]) -> Duration {
 }
 
 fn write_recipe(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("answer.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec \"$RECIPE_BIN\" report --status successful --analysis \"nothing wrong\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    steadfast_test_support::write_script(
+        dir,
+        "answer.sh",
+        "exec \"$RECIPE_BIN\" report --status successful --analysis \"nothing wrong\"",
+    );
     let mut yaml = String::from("debugging:\n");
     for i in 0..RECIPES {
         yaml.push_str(&format!(

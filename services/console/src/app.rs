@@ -22,6 +22,7 @@ use steadfast_service_kit::host::Endpoints;
 use steadfast_service_kit::http_client::HttpClient;
 use steadfast_service_kit::probes::{Check, Probes};
 use steadfast_service_kit::server;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Sessions};
@@ -78,6 +79,8 @@ pub struct AppState {
     /// Webhooks per minute and the spool, from the receiver's metrics.
     pub receiver: Option<Arc<ReceiverRate>>,
     pub metrics: ConsoleMetrics,
+    /// The overview's live fragment, rendered once per refresh for every viewer.
+    pub live: Arc<watch::Sender<Arc<str>>>,
     /// Ends the live-refresh streams, which would otherwise hold graceful shutdown open.
     pub shutdown: CancellationToken,
 }
@@ -157,6 +160,7 @@ impl App {
                 sentinel,
                 receiver,
                 metrics,
+                live: Arc::new(watch::Sender::new(Arc::from(""))),
                 shutdown: CancellationToken::new(),
             },
             probes,
@@ -188,37 +192,38 @@ impl App {
             redis_check,
             state.shutdown.clone(),
         ));
-        let sampler = state.receiver.clone().map(|receiver| {
-            tokio::spawn(sample_receiver(
-                receiver,
-                state.config.refresh,
-                state.shutdown.clone(),
-            ))
-        });
+        let refresher = tokio::spawn(refresh(state.clone()));
         let mut serving = endpoints.serve(router(state.clone()), &probes, registry);
         shutdown.cancelled().await;
         tracing::info!("console shutting down");
         state.shutdown.cancel();
         serving.stop_api(state.config.shutdown_timeout).await;
         let _ = watch.await;
-        if let Some(sampler) = sampler {
-            let _ = sampler.await;
-        }
+        let _ = refresher.await;
         state.broker.close().await;
         serving.stop().await;
         Ok(())
     }
 }
 
-/// Reads the receiver's metrics every `every`, so the overview has a rate on its first load.
-async fn sample_receiver(receiver: Arc<ReceiverRate>, every: Duration, stop: CancellationToken) {
+/// Once per `CONSOLE_REFRESH`: scrapes the receiver (its rate needs readings whether or not a
+/// page is open), and, while anyone watches the overview live, reads the overview once and hands
+/// the same fragment to every viewer — the upstream calls follow the clock, not the number of
+/// open browsers.
+async fn refresh(state: AppState) {
     loop {
-        if let Err(error) = receiver.read().await {
-            tracing::debug!(%error, "the receiver's metrics did not answer");
+        if let Some(receiver) = &state.receiver {
+            receiver.sample().await;
+        }
+        if state.live.receiver_count() > 0 {
+            let snapshot = overview::Snapshot::read(&state).await;
+            state
+                .live
+                .send_replace(Arc::from(overview::fragment(&snapshot).into_string()));
         }
         tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(state.config.refresh) => {}
         }
     }
 }

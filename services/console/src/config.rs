@@ -382,35 +382,6 @@ impl std::str::FromStr for IpRange {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_match_what_they_cover() {
-        let range: IpRange = "10.1.0.0/16".parse().unwrap();
-        assert!(range.contains("10.1.200.3".parse().unwrap()));
-        assert!(!range.contains("10.2.0.1".parse().unwrap()));
-        assert!(range.contains("::ffff:10.1.0.9".parse().unwrap()));
-        let one: IpRange = "127.0.0.1".parse().unwrap();
-        assert!(one.contains("127.0.0.1".parse().unwrap()));
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        let all: IpRange = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("192.0.2.1".parse().unwrap()));
-        let v6: IpRange = "fd00::/8".parse().unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(!v6.contains("fe80::1".parse().unwrap()));
-        assert_eq!(
-            "10.0.0.0/33".parse::<IpRange>().unwrap_err(),
-            "the prefix length must be 0 to 32, not `33`"
-        );
-        assert_eq!(
-            "proxy.local".parse::<IpRange>().unwrap_err(),
-            "`proxy.local` is not an IP address"
-        );
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
     use clap::Parser;
 
     use super::*;
@@ -524,6 +495,30 @@ mod config_tests {
             "no secrets in the summary: {summary}"
         );
         assert!(summary.contains("APIs: pipeline-herder"), "{summary}");
+    }
+
+    #[test]
+    fn ranges_match_what_they_cover() {
+        let range: IpRange = "10.1.0.0/16".parse().unwrap();
+        assert!(range.contains("10.1.200.3".parse().unwrap()));
+        assert!(!range.contains("10.2.0.1".parse().unwrap()));
+        assert!(range.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one: IpRange = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all: IpRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: IpRange = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert_eq!(
+            "10.0.0.0/33".parse::<IpRange>().unwrap_err(),
+            "the prefix length must be 0 to 32, not `33`"
+        );
+        assert_eq!(
+            "proxy.local".parse::<IpRange>().unwrap_err(),
+            "`proxy.local` is not an IP address"
+        );
     }
 
     /// A file that is deleted when dropped (no tempfile crate for one test helper).

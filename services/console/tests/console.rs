@@ -354,12 +354,9 @@ async fn the_herder_is_paused_and_resumed_saying_who_and_why() {
     let refused = alice
         .submit("/herder", "/herder/pause", &[("reason", &long)])
         .await;
-    assert!(
-        alice
-            .get(&refused.location.unwrap())
-            .await
-            .contains("longer than 500")
-    );
+    assert!(alice.get(&refused.location.unwrap()).await.contains(
+        "The herder did not pause: 400 Bad Request: `reason` is longer than 500 characters"
+    ));
 
     let paused = alice
         .submit("/herder", "/herder/pause", &[("reason", "GitLab upgrade")])
@@ -744,6 +741,21 @@ async fn a_rejected_or_expired_approval_cannot_be_approved_and_the_page_says_why
     let mut alice = h.signed_in("alice").await;
     let page = format!("/incidents/{id}");
 
+    // The reconciler judges the reason's length; the page shows its refusal.
+    let long = "x".repeat(501);
+    let too_long = alice
+        .submit(
+            &page,
+            &format!("/incidents/{id}/reject"),
+            &[("action", "restart-web"), ("reason", &long)],
+        )
+        .await;
+    let shown = alice.get(&too_long.location.unwrap()).await;
+    assert!(
+        shown.contains("Refused: `reason` is 501 characters long; at most 500"),
+        "{}",
+        shown.body
+    );
     let rejected = alice
         .submit(
             &page,

@@ -24,7 +24,9 @@ use uuid::Uuid;
 use super::{
     ApiState, MAX_API_BYTES, approval_error, deny_unless_bearer, problem, read_body, unavailable,
 };
-use crate::approvals::{ActionRequest, Via, approve as approve_actions, reject as reject_action};
+use crate::approvals::{
+    ActionRequest, ApprovalError, Via, approve as approve_actions, reject as reject_action,
+};
 use crate::store::incidents;
 
 #[derive(Deserialize)]
@@ -150,16 +152,7 @@ pub async fn approve(State(state): State<ApiState>, headers: HeaderMap, body: Bo
             })),
         )
             .into_response(),
-        Err(error) => {
-            state
-                .ctx
-                .metrics
-                .approvals
-                .with_label_values(&["api", error.decision()])
-                .inc();
-            tracing::warn!(%error, %actor, incident_id = %incident, "API approval refused");
-            approval_error(&error)
-        }
+        Err(error) => refused(&state, &error, &actor, incident, "API approval refused"),
     }
 }
 
@@ -216,17 +209,26 @@ pub async fn reject(State(state): State<ApiState>, headers: HeaderMap, body: Bod
             "approval": approval,
         }))
         .into_response(),
-        Err(error) => {
-            state
-                .ctx
-                .metrics
-                .approvals
-                .with_label_values(&["api", error.decision()])
-                .inc();
-            tracing::warn!(%error, %actor, incident_id = %incident, "API rejection refused");
-            approval_error(&error)
-        }
+        Err(error) => refused(&state, &error, &actor, incident, "API rejection refused"),
     }
+}
+
+/// A refused approval or rejection: counted, logged with who asked, answered with its reason.
+fn refused(
+    state: &ApiState,
+    error: &ApprovalError,
+    actor: &str,
+    incident: Uuid,
+    what: &'static str,
+) -> Response {
+    state
+        .ctx
+        .metrics
+        .approvals
+        .with_label_values(&["api", error.decision()])
+        .inc();
+    tracing::warn!(%error, %actor, incident_id = %incident, "{what}");
+    approval_error(error)
 }
 
 /// The incident `uuid` names (see [`resolve_incident`]), or the 400/404/503 to answer.

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use alert_reconciler::config::{ExecutorConfig, RecipeSource, SinksConfig, WebexConfig};
@@ -161,13 +161,7 @@ impl Drop for Harness {
     }
 }
 
-pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
+pub use steadfast_test_support::write_script;
 
 /// A running App.
 pub struct Running {

@@ -18,7 +18,7 @@ use crate::form::FormFields;
 use crate::upstream::UpstreamError;
 use crate::upstream::herder::{Decision, DecisionFilter, HerderApi, PAGE_SIZE, PauseState};
 
-/// A pause reason longer than this is refused here, before the herder refuses it.
+/// The herder's limit on a pause reason, as a hint to the browser (the herder enforces it).
 const MAX_REASON_CHARS: usize = 500;
 
 fn herder(state: &AppState) -> Result<&HerderApi, PageError> {
@@ -295,15 +295,8 @@ pub async fn pause(
         Ok(api) => api,
         Err(refusal) => return refusal.into_response(),
     };
+    // Its length is the service's to judge: a refusal comes back in its own words.
     let reason = form.get("reason");
-    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return back(
-            "/herder",
-            Err(format!(
-                "The reason is longer than {MAX_REASON_CHARS} characters."
-            )),
-        );
-    }
     let outcome = api.pause(reason, &principal.audit_name()).await;
     state
         .metrics

@@ -38,7 +38,7 @@ pub const OPEN_STATES: [&str; 4] = [
     "awaiting_approval",
     "executing",
 ];
-/// A rejection reason longer than this is refused here, before the reconciler refuses it.
+/// The reconciler's limit on a rejection reason, as a hint to the browser (it enforces it).
 const MAX_REASON_CHARS: usize = 500;
 
 fn reconciler(state: &AppState) -> Result<&ReconcilerApi, PageError> {
@@ -464,15 +464,8 @@ pub async fn reject(
     let Some(action) = form.get("action") else {
         return back(&here, Err("Name the action.".to_owned()));
     };
+    // Its length is the service's to judge: a refusal comes back in its own words.
     let reason = form.get("reason");
-    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return back(
-            &here,
-            Err(format!(
-                "The reason is longer than {MAX_REASON_CHARS} characters."
-            )),
-        );
-    }
     let outcome = api
         .reject(&id, action, &principal.audit_name(), reason)
         .await;

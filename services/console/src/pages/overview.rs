@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::upstream::fleet::RECONCILED;
 use crate::upstream::herder::PauseState;
 use crate::upstream::probes::{Readiness, ServiceState, probe_all};
-use crate::upstream::receiver::ReceiverStats;
+use crate::upstream::receiver::{LatestReading, ReceiverReading};
 
 /// What a queue is for, as the overview groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +50,9 @@ pub struct Snapshot {
     pub incidents: Option<Result<BTreeMap<String, u64>, String>>,
     /// How many clusters are not reconciled, when the HyperFleet API is configured.
     pub unreconciled: Option<Result<i64, String>>,
-    /// The receiver's spool and webhooks per minute (`None` until two readings exist), when its
-    /// metrics are configured.
-    pub receiver: Option<Result<(ReceiverStats, Option<f64>), String>>,
+    /// When the receiver's metrics are configured: its last reading (`None` before the first
+    /// scrape) — the spool, and webhooks per minute once two readings exist.
+    pub receiver: Option<LatestReading>,
 }
 
 impl Snapshot {
@@ -86,19 +86,12 @@ impl Snapshot {
                 None => None,
             }
         };
-        let receiver = async {
-            match &state.receiver {
-                Some(rate) => Some(rate.read().await.map(|stats| (stats, rate.per_minute()))),
-                None => None,
-            }
-        };
-        let (services, queues, pause, incidents, unreconciled, receiver) = tokio::join!(
+        let (services, queues, pause, incidents, unreconciled) = tokio::join!(
             probe_all(&state.http, &state.config.probes),
             state.management.namespace_queues(&state.config.namespace),
             herder,
             incidents,
             unreconciled,
-            receiver,
         );
         Self {
             services,
@@ -106,7 +99,8 @@ impl Snapshot {
             pause,
             incidents,
             unreconciled,
-            receiver,
+            // The refresher's last scrape: a page never scrapes the receiver itself.
+            receiver: state.receiver.as_ref().map(|rate| rate.latest()),
         }
     }
 
@@ -140,9 +134,12 @@ pub fn fragment(snapshot: &Snapshot) -> Markup {
             }
             @if let Some(receiver) = &snapshot.receiver {
                 @match receiver {
-                    Ok((stats, rate)) => {
+                    None => {
+                        div.card { span.number { "…" } span.label { "webhooks/min" } }
+                    }
+                    Some(Ok(ReceiverReading { stats, per_minute })) => {
                         div.card {
-                            span.number { @match rate { Some(r) => (format!("{r:.0}")), None => "…" } }
+                            span.number { @match per_minute { Some(r) => (format!("{r:.0}")), None => "…" } }
                             span.label { "webhooks/min" }
                         }
                         @if let Some(depth) = stats.spool_depth {
@@ -152,7 +149,7 @@ pub fn fragment(snapshot: &Snapshot) -> Markup {
                             }
                         }
                     }
-                    Err(_) => {
+                    Some(Err(_)) => {
                         div.card { span.number.warn { "?" } span.label { "webhooks/min" } }
                     }
                 }
@@ -293,19 +290,24 @@ pub async fn show(
     .into_response()
 }
 
-/// `GET /live/overview`: the fragment again every `CONSOLE_REFRESH`, until the browser goes
-/// away or the console shuts down.
+/// `GET /live/overview`: the fragment the console's refresher renders every `CONSOLE_REFRESH`
+/// (one reading for all viewers), until the browser goes away or the console shuts down.
 pub async fn live(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let every = state.config.refresh;
-    let stream = futures_util::stream::unfold(state, move |state| async move {
-        tokio::select! {
-            () = state.shutdown.cancelled() => None,
-            () = tokio::time::sleep(every) => {
-                let snapshot = Snapshot::read(&state).await;
-                let event = Event::default().event("refresh").data(fragment(&snapshot).into_string());
-                Some((Ok(event), state))
+    let viewer = state.live.subscribe();
+    let stop = state.shutdown.clone();
+    let stream = futures_util::stream::unfold(viewer, move |mut viewer| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = stop.cancelled() => None,
+                changed = viewer.changed() => {
+                    changed.ok()?;
+                    let fragment = viewer.borrow_and_update().clone();
+                    let event = Event::default().event("refresh").data(&*fragment);
+                    Some((Ok(event), viewer))
+                }
             }
         }
     });

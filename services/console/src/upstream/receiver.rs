@@ -2,9 +2,10 @@
 //! the spool — read from its Prometheus endpoint. That endpoint is on the receiver's internal
 //! metrics listener, so nothing is added to the listener that faces GitLab and Alertmanager.
 //!
-//! A rate needs two readings: [`ReceiverRate`] keeps the last minute of readings (taken by the
-//! overview and by a sampler every refresh interval), and the rate is the accepted count's rise
-//! over that window, per minute. A receiver restart resets its counter; the readings start over.
+//! A rate needs two readings: [`ReceiverRate`] keeps the last minute of readings, taken by the
+//! console's refresher once per refresh interval (pages read the latest, they never scrape),
+//! and the rate is the accepted count's rise over that window, per minute. A receiver restart
+//! resets its counter; the readings start over.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -54,11 +55,31 @@ pub fn parse(text: &str) -> ReceiverStats {
     stats
 }
 
+/// The last reading, and the rate over the last minute's (`None` until two readings at least
+/// a second apart exist).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiverReading {
+    pub stats: ReceiverStats,
+    pub per_minute: Option<f64>,
+}
+
+/// What the overview knows of the receiver: nothing before the first scrape, or the last
+/// reading, or why the last scrape failed.
+pub type LatestReading = Option<Result<ReceiverReading, String>>;
+
 /// The readings of the last minute, for the rate.
 pub struct ReceiverRate {
     metrics_url: url::Url,
     http: HttpClient,
-    readings: Mutex<VecDeque<(Instant, f64)>>,
+    readings: Mutex<Readings>,
+}
+
+#[derive(Default)]
+struct Readings {
+    /// When, and the accepted count then.
+    window: VecDeque<(Instant, f64)>,
+    /// The last reading, or why the last scrape failed.
+    latest: Option<Result<ReceiverStats, String>>,
 }
 
 impl ReceiverRate {
@@ -66,53 +87,70 @@ impl ReceiverRate {
         Self {
             metrics_url,
             http,
-            readings: Mutex::new(VecDeque::new()),
+            readings: Mutex::new(Readings::default()),
         }
     }
 
-    /// Reads the receiver's metrics now and keeps the reading.
-    pub async fn read(&self) -> Result<ReceiverStats, String> {
+    /// Reads the receiver's metrics now and keeps the reading (or the failure).
+    pub async fn sample(&self) {
         let url = self.metrics_url.join("/metrics").expect("a static path");
-        let response = self
-            .http
-            .send(|c| c.get(url.clone()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let stats = parse(&text);
-        self.keep(Instant::now(), stats.accepted_total);
-        Ok(stats)
+        let read = async {
+            let response = self
+                .http
+                .send(|c| c.get(url.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = response.text().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(parse(&text))
+        };
+        match read.await {
+            Ok(stats) => self.keep(Instant::now(), stats),
+            Err(error) => self.lock().latest = Some(Err(error)),
+        }
     }
 
-    fn keep(&self, at: Instant, total: f64) {
-        let mut readings = self
-            .readings
+    fn lock(&self) -> std::sync::MutexGuard<'_, Readings> {
+        self.readings
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn keep(&self, at: Instant, stats: ReceiverStats) {
+        let mut readings = self.lock();
+        let total = stats.accepted_total;
         // A lower count than the last: the receiver restarted; earlier readings mean nothing.
-        if readings.back().is_some_and(|(_, last)| total < *last) {
-            readings.clear();
+        if readings
+            .window
+            .back()
+            .is_some_and(|(_, last)| total < *last)
+        {
+            readings.window.clear();
         }
-        readings.push_back((at, total));
+        readings.window.push_back((at, total));
         while readings
+            .window
             .front()
             .is_some_and(|(first, _)| at.duration_since(*first) > WINDOW)
         {
-            readings.pop_front();
+            readings.window.pop_front();
         }
+        readings.latest = Some(Ok(stats));
     }
 
-    /// Webhooks accepted per minute over the readings of the last minute; `None` until two
-    /// readings at least a second apart exist.
-    pub fn per_minute(&self) -> Option<f64> {
-        let readings = self
-            .readings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (first_at, first) = *readings.front()?;
-        let (last_at, last) = *readings.back()?;
-        let span = last_at.duration_since(first_at);
-        (span >= Duration::from_secs(1)).then(|| (last - first) / span.as_secs_f64() * 60.0)
+    /// The last reading with the webhooks accepted per minute over the last minute's readings.
+    pub fn latest(&self) -> LatestReading {
+        let readings = self.lock();
+        let per_minute = match (readings.window.front(), readings.window.back()) {
+            (Some(&(first_at, first)), Some(&(last_at, last))) => {
+                let span = last_at.duration_since(first_at);
+                (span >= Duration::from_secs(1)).then(|| (last - first) / span.as_secs_f64() * 60.0)
+            }
+            _ => None,
+        };
+        readings
+            .latest
+            .clone()
+            .map(|latest| latest.map(|stats| ReceiverReading { stats, per_minute }))
     }
 }
 
@@ -148,16 +186,23 @@ webhook_receiver_spool_oldest_age_seconds 12.5
             "http://receiver:9090".parse().unwrap(),
             crate::upstream::http_client().unwrap(),
         );
+        let reading = |accepted_total| ReceiverStats {
+            accepted_total,
+            spool_depth: Some(0.0),
+        };
+        let per_minute = |rate: &ReceiverRate| rate.latest().unwrap().unwrap().per_minute;
+        assert_eq!(rate.latest(), None, "nothing read yet");
         let start = Instant::now();
-        rate.keep(start, 100.0);
-        assert_eq!(rate.per_minute(), None, "one reading is no rate");
-        rate.keep(start + Duration::from_secs(30), 130.0);
-        assert_eq!(rate.per_minute(), Some(60.0));
+        rate.keep(start, reading(100.0));
+        assert_eq!(per_minute(&rate), None, "one reading is no rate");
+        rate.keep(start + Duration::from_secs(30), reading(130.0));
+        assert_eq!(per_minute(&rate), Some(60.0));
         // Past the window, the oldest reading goes.
-        rate.keep(start + Duration::from_secs(75), 160.0);
-        assert_eq!(rate.per_minute(), Some(40.0));
+        rate.keep(start + Duration::from_secs(75), reading(160.0));
+        assert_eq!(per_minute(&rate), Some(40.0));
+        assert_eq!(rate.latest().unwrap().unwrap().stats, reading(160.0));
         // The receiver restarted: its counter began again.
-        rate.keep(start + Duration::from_secs(80), 2.0);
-        assert_eq!(rate.per_minute(), None);
+        rate.keep(start + Duration::from_secs(80), reading(2.0));
+        assert_eq!(per_minute(&rate), None);
     }
 }

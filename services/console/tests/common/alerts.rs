@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use alert_reconciler::config::{ExecutorConfig, RecipeSource};
 use serde_json::{Value, json};
-use steadfast_test_support::{TestBroker, TestDatabase, eventually_async, redis_url, unique_name};
+use steadfast_test_support::{
+    TestBroker, TestDatabase, eventually_async, redis_url, unique_name, write_script,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -46,13 +48,6 @@ fn recipe_bin() -> PathBuf {
         bin
     })
     .clone()
-}
-
-fn write_script(dir: &Path, name: &str, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// One debugging recipe that finds the failing pod and suggests `restart-web`, and that action.
